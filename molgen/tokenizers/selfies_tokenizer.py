@@ -1,0 +1,65 @@
+"""SELFIES tokenizer.
+
+SELFIES (Krenn et al., "Self-referencing embedded strings (SELFIES): A 100%
+robust molecular string representation", Mach. Learn.: Sci. Technol. 2020)
+encodes a molecule as a sequence of bracketed symbols such that *every*
+symbol sequence decodes to a valid molecule. This tokenizer turns SMILES into
+SELFIES symbols with the ``selfies`` package and back.
+
+Unsupported inputs: SMILES that ``selfies`` cannot encode (unparsable strings,
+atoms violating its default valence constraints) raise
+:class:`~molgen.errors.InvalidSmilesError` with reason ``"selfies"``; so does
+decoding a symbol that is not a SELFIES symbol (e.g. ``<unk>``).
+
+Example::
+
+    >>> SelfiesTokenizer().tokenize("C=O")
+    ['[C]', '[=O]']
+    >>> SelfiesTokenizer().detokenize(['[C]', '[=O]'])
+    'C=O'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import selfies as sf
+
+from molgen.errors import InvalidSmilesError
+
+__all__ = ["SelfiesTokenizer"]
+
+
+class SelfiesTokenizer:
+    """SMILES -> SELFIES symbols (``tokenize``) and symbols -> SMILES (``detokenize``)."""
+
+    name = "selfies"
+
+    def encode_smiles(self, smiles: str) -> str:
+        """Return the SELFIES string of ``smiles``."""
+        if not smiles:
+            raise InvalidSmilesError(smiles, "selfies", "empty string")
+        try:
+            return sf.encoder(smiles)
+        except sf.EncoderError as exc:
+            raise InvalidSmilesError(smiles, "selfies", _first_line(exc)) from None
+
+    def tokenize(self, smiles: str) -> list[str]:
+        """SELFIES symbols of ``smiles`` (e.g. ``['[C]', '[=O]']``)."""
+        return list(sf.split_selfies(self.encode_smiles(smiles)))
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Decode SELFIES symbols to a SMILES string (``""`` for no symbols)."""
+        selfies_string = "".join(tokens)
+        try:
+            return sf.decoder(selfies_string)
+        except sf.DecoderError as exc:
+            raise InvalidSmilesError(selfies_string, "selfies", _first_line(exc)) from None
+
+    def __repr__(self) -> str:
+        return "SelfiesTokenizer()"
+
+
+def _first_line(exc: Exception) -> str:
+    # selfies puts the offending string on a second line; our messages are one line.
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
