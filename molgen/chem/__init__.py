@@ -1,0 +1,94 @@
+"""The RDKit layer of molgen: parsing, properties, fingerprints, parallel map.
+
+Every other molgen module goes through this package for chemistry, so that
+validity, canonical forms and property definitions are the same everywhere.
+
+* :mod:`molgen.chem.molecules` -- parsing with per-molecule failure reasons,
+  canonical SMILES, standardisation;
+* :mod:`molgen.chem.properties` -- QED, logP, SA score, penalized logP and
+  simple descriptors, by name in :data:`PROPERTIES`;
+* :mod:`molgen.chem.fingerprints` -- Morgan fingerprints and Tanimoto
+  similarity;
+* :mod:`molgen.chem._pool` -- :func:`pmap`, the process pool used for large
+  inputs.
+
+Example::
+
+    >>> from molgen import chem
+    >>> chem.canonical_smiles("C(C)O")
+    'CCO'
+    >>> chem.try_parse("C1CC")
+    (None, 'parse')
+"""
+
+from molgen.chem._pool import pmap
+from molgen.chem.fingerprints import (
+    bulk_tanimoto,
+    fingerprint_array,
+    morgan_fingerprint,
+    tanimoto,
+    tanimoto_matrix,
+)
+from molgen.chem.molecules import (
+    FAILURE_REASONS,
+    canonical_smiles,
+    canonicalize_many,
+    explain_failure,
+    is_valid,
+    parse_smiles,
+    standardize,
+    try_parse,
+)
+from molgen.chem.properties import (
+    PROPERTIES,
+    ZINC250K_PLOGP_STATS,
+    compute_properties,
+    hba,
+    hbd,
+    logp,
+    mol_weight,
+    num_aromatic_rings,
+    num_heavy_atoms,
+    num_rings,
+    penalized_logp,
+    penalized_logp_normalized,
+    qed,
+    ring_size_penalty,
+    rotatable_bonds,
+    sa_score,
+    tpsa,
+)
+
+__all__ = [
+    "FAILURE_REASONS",
+    "parse_smiles",
+    "try_parse",
+    "explain_failure",
+    "canonical_smiles",
+    "is_valid",
+    "standardize",
+    "canonicalize_many",
+    "qed",
+    "logp",
+    "sa_score",
+    "penalized_logp",
+    "penalized_logp_normalized",
+    "ring_size_penalty",
+    "mol_weight",
+    "tpsa",
+    "hbd",
+    "hba",
+    "rotatable_bonds",
+    "num_rings",
+    "num_aromatic_rings",
+    "num_heavy_atoms",
+    "ZINC250K_PLOGP_STATS",
+    "PROPERTIES",
+    "compute_properties",
+    "morgan_fingerprint",
+    "fingerprint_array",
+    "tanimoto",
+    "bulk_tanimoto",
+    "tanimoto_matrix",
+    "pmap",
+]

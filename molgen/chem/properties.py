@@ -1,0 +1,219 @@
+"""Molecular properties used as optimisation targets and benchmark statistics.
+
+Drug-likeness and synthesisability:
+
+* QED, the quantitative estimate of drug-likeness (Bickerton et al., 2012,
+  *Nat. Chem.* 4:90), RDKit's implementation;
+* SA score, the synthetic accessibility score of Ertl & Schuffenhauer (2009,
+  *J. Cheminform.* 1:8), 1 (easy) to 10 (hard), from the implementation in
+  RDKit's ``Contrib/SA_Score`` with its fragment-score table;
+* Crippen logP (Wildman & Crippen, 1999, *J. Chem. Inf. Comput. Sci.* 39:868).
+
+Penalized logP (Gómez-Bombarelli et al., 2018; Kusner et al., 2017;
+Jin et al., 2018) is ``logP - SA - cycle``, where ``cycle`` is the number of
+atoms by which the largest ring exceeds six (0 if no ring is larger).
+:func:`penalized_logp` is this raw sum, the quantity tabulated for the
+constrained-optimisation benchmark (JT-VAE's ``opt.test.logP-SA``, GCPN,
+MolDQN). :func:`penalized_logp_normalized` standardises each of the three
+terms by its mean and standard deviation over ZINC-250k, as in the
+Bayesian-optimisation experiments of JT-VAE (``bo/gen_latent.py``) and in
+GCPN's reward; the constants are in :data:`ZINC250K_PLOGP_STATS`.
+
+Every property function takes a sanitized RDKit ``Mol`` and returns a float;
+:data:`PROPERTIES` maps the names used on the command line to them, and
+:func:`compute_properties` evaluates several over many SMILES.
+
+Example::
+
+    >>> from molgen.chem import parse_smiles
+    >>> round(mol_weight(parse_smiles("CCO")), 2)
+    46.07
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+import pandas as pd
+from rdkit import Chem, RDConfig
+from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
+
+from molgen.chem._pool import pmap
+from molgen.chem.molecules import try_parse
+from molgen.errors import ConfigError
+
+__all__ = [
+    "qed",
+    "logp",
+    "sa_score",
+    "penalized_logp",
+    "penalized_logp_normalized",
+    "ring_size_penalty",
+    "mol_weight",
+    "tpsa",
+    "hbd",
+    "hba",
+    "rotatable_bonds",
+    "num_rings",
+    "num_aromatic_rings",
+    "num_heavy_atoms",
+    "ZINC250K_PLOGP_STATS",
+    "PROPERTIES",
+    "compute_properties",
+]
+
+#: Mean and standard deviation of logP, -SA and -cycle over ZINC-250k, the
+#: constants of JT-VAE ``bo/gen_latent.py`` (Jin et al., 2018), reused by GCPN
+#: (You et al., 2018) for its penalized-logP reward.
+ZINC250K_PLOGP_STATS: dict[str, tuple[float, float]] = {
+    "logp": (2.4570953396190123, 1.434324401111988),
+    "neg_sa": (-3.0525811293166134, 0.8335207024513095),
+    "neg_cycle": (-0.0485696876403053, 0.2860212110245455),
+}
+
+
+def qed(mol: Chem.Mol) -> float:
+    """Quantitative estimate of drug-likeness, 0 (unlike drugs) to 1."""
+    return float(QED.qed(mol))
+
+
+def logp(mol: Chem.Mol) -> float:
+    """Crippen octanol/water partition coefficient estimate."""
+    return float(Crippen.MolLogP(mol))
+
+
+def sa_score(mol: Chem.Mol) -> float:
+    """Synthetic accessibility score, 1 (easy) to 10 (hard)."""
+    return float(_sascorer().calculateScore(mol))
+
+
+def ring_size_penalty(mol: Chem.Mol) -> float:
+    """Atoms by which the largest ring exceeds six; 0 without such a ring."""
+    sizes = [len(ring) for ring in mol.GetRingInfo().AtomRings()]
+    return float(max([0] + [size - 6 for size in sizes]))
+
+
+def penalized_logp(mol: Chem.Mol) -> float:
+    """Raw penalized logP, ``logP - SA - cycle`` (JT-VAE/GCPN/MolDQN tables)."""
+    return logp(mol) - sa_score(mol) - ring_size_penalty(mol)
+
+
+def penalized_logp_normalized(mol: Chem.Mol) -> float:
+    """Penalized logP with each term standardised over ZINC-250k (JT-VAE BO)."""
+    terms = {"logp": logp(mol), "neg_sa": -sa_score(mol), "neg_cycle": -ring_size_penalty(mol)}
+    return sum((value - ZINC250K_PLOGP_STATS[k][0]) / ZINC250K_PLOGP_STATS[k][1] for k, value in terms.items())
+
+
+def mol_weight(mol: Chem.Mol) -> float:
+    """Average molecular weight in g/mol."""
+    return float(Descriptors.MolWt(mol))
+
+
+def tpsa(mol: Chem.Mol) -> float:
+    """Topological polar surface area (Ertl et al., 2000), in square angstrom."""
+    return float(rdMolDescriptors.CalcTPSA(mol))
+
+
+def hbd(mol: Chem.Mol) -> float:
+    """Hydrogen-bond donors (Lipinski definition)."""
+    return float(rdMolDescriptors.CalcNumHBD(mol))
+
+
+def hba(mol: Chem.Mol) -> float:
+    """Hydrogen-bond acceptors (Lipinski definition)."""
+    return float(rdMolDescriptors.CalcNumHBA(mol))
+
+
+def rotatable_bonds(mol: Chem.Mol) -> float:
+    """Rotatable bonds (RDKit's default, strict definition)."""
+    return float(rdMolDescriptors.CalcNumRotatableBonds(mol))
+
+
+def num_rings(mol: Chem.Mol) -> float:
+    """Rings in the smallest set of smallest rings."""
+    return float(rdMolDescriptors.CalcNumRings(mol))
+
+
+def num_aromatic_rings(mol: Chem.Mol) -> float:
+    """Aromatic rings."""
+    return float(rdMolDescriptors.CalcNumAromaticRings(mol))
+
+
+def num_heavy_atoms(mol: Chem.Mol) -> float:
+    """Atoms other than hydrogen."""
+    return float(mol.GetNumHeavyAtoms())
+
+
+PROPERTIES: dict[str, Callable[[Chem.Mol], float]] = {
+    "qed": qed,
+    "logp": logp,
+    "sa": sa_score,
+    "plogp": penalized_logp,
+    "plogp_norm": penalized_logp_normalized,
+    "mw": mol_weight,
+    "tpsa": tpsa,
+    "hbd": hbd,
+    "hba": hba,
+    "rotb": rotatable_bonds,
+    "rings": num_rings,
+    "arom_rings": num_aromatic_rings,
+    "heavy_atoms": num_heavy_atoms,
+}
+
+
+def compute_properties(
+    smiles: Iterable[object], names: Sequence[str] | None = None, n_jobs: int | None = None
+) -> pd.DataFrame:
+    """Evaluate properties over many SMILES.
+
+    Args:
+        smiles: input strings, used as given (no standardisation).
+        names: keys of :data:`PROPERTIES`; ``None`` means all of them.
+        n_jobs: worker processes for large inputs (see
+            :func:`molgen.chem._pool.pmap`).
+
+    Returns:
+        A frame with a ``smiles`` column (the inputs) and one float column per
+        property, in the order of ``names``; rows of invalid SMILES are NaN.
+
+    Raises:
+        ConfigError: a name is not in :data:`PROPERTIES`.
+    """
+    selected = list(PROPERTIES) if names is None else list(names)
+    unknown = [n for n in selected if n not in PROPERTIES]
+    if unknown:
+        raise ConfigError(f"unknown propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; choose from {', '.join(PROPERTIES)}")
+    inputs = list(smiles)
+    rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs)
+    frame = pd.DataFrame(rows, columns=selected, dtype=float)
+    frame.insert(0, "smiles", inputs)
+    return frame
+
+
+def _property_row(smiles: object, names: tuple[str, ...]) -> list[float]:
+    mol, _ = try_parse(smiles)
+    if mol is None:
+        return [math.nan] * len(names)
+    return [PROPERTIES[name](mol) for name in names]
+
+
+@functools.lru_cache(maxsize=1)
+def _sascorer():
+    """RDKit's SA-score module, from the ``rdkit.Contrib`` package or the Contrib folder."""
+    try:
+        return importlib.import_module("rdkit.Contrib.SA_Score.sascorer")
+    except ImportError:
+        path = os.path.join(RDConfig.RDContribDir, "SA_Score", "sascorer.py")
+        if not os.path.exists(path):
+            raise ConfigError(
+                f"RDKit's SA_Score contribution is missing (looked in {path}); install the rdkit wheel from PyPI"
+            ) from None
+        spec = importlib.util.spec_from_file_location("_molgen_sascorer", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
