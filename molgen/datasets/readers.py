@@ -1,0 +1,399 @@
+"""Read molecule files robustly; write them atomically.
+
+:func:`read_molecules` accepts the formats molecules usually arrive in:
+
+* ``.smi`` / ``.txt`` (and any other suffix): one SMILES per line, optionally
+  followed by whitespace-separated columns (a name or id), optionally with a
+  header line whose first field is ``smiles`` (any case). A file whose first
+  field contains a comma is read as CSV, since SMILES never contain commas;
+* ``.csv`` / ``.tsv``: a header row, then records; the SMILES column is
+  ``smiles_column`` or, when not given, a column with a SMILES-like name
+  (``smiles``, ``canonical_smiles``, ``mol``, ...), else the column whose
+  first rows parse best as molecules. A file whose first row already parses
+  as molecules in that column is taken to have no header;
+* any of them gzipped (detected from the magic bytes, not the suffix).
+
+Files are streamed and validated in chunks (in a process pool for large
+files), so memory holds the kept molecules, not the raw text. Bad records are
+skipped and counted by reason: the :data:`molgen.chem.FAILURE_REASONS` of
+:func:`molgen.chem.try_parse`, plus ``"encoding"`` (bytes that are not UTF-8;
+the line is decoded with replacement characters for the report) and
+``"too_long"`` (longer than ``max_length`` characters). Blank lines are not
+records and are not counted. A truncated gzip is read up to the damage and
+flagged in :meth:`ReadResult.summary`.
+
+Example::
+
+    >>> result = read_molecules("molecules.csv", max_length=100)
+    >>> print(result.summary())
+    molecules.csv: read 1000 records, kept 996, skipped 4 (parse: 3, too_long: 1)
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import io
+import itertools
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from molgen.chem import canonical_smiles, try_parse
+from molgen.chem._pool import pmap
+from molgen.errors import DataError
+
+__all__ = ["ReadResult", "read_molecules", "write_smiles", "SMILES_COLUMN_NAMES"]
+
+#: Header names recognised as the SMILES column, in order of preference.
+SMILES_COLUMN_NAMES: tuple[str, ...] = (
+    "smiles",
+    "canonical_smiles",
+    "isomeric_smiles",
+    "can_smiles",
+    "smi",
+    "mol",
+    "molecule",
+    "molecules",
+    "structure",
+)
+
+#: Records validated per batch: big enough to amortise a process pool start,
+#: small enough that the raw text of one batch is negligible in memory.
+_CHUNK = 50_000
+#: Rows inspected when guessing the SMILES column from content.
+_SNIFF_ROWS = 20
+#: Cap on stored reject examples; the per-reason counts stay exact beyond it.
+MAX_REJECTS_KEPT = 10_000
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class ReadResult:
+    """Outcome of :func:`read_molecules`.
+
+    ``n_read`` counts data records (header and blank lines excluded), so
+    ``n_read == len(smiles) + sum(skipped.values())``. ``rejects`` holds
+    ``(line_no, text, reason)`` for the first :data:`MAX_REJECTS_KEPT` bad
+    records, with 1-based physical line numbers.
+    """
+
+    path: Path
+    smiles: list[str] = field(default_factory=list)
+    n_read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    column: str | None = None
+    truncated: bool = False
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        """One line: counts read/kept/skipped by reason, and damage if any."""
+        text = f"{self.path.name}: read {self.n_read} records, kept {len(self.smiles)}, skipped {self.n_skipped}"
+        if self.skipped:
+            text += " (" + ", ".join(f"{r}: {n}" for r, n in sorted(self.skipped.items())) + ")"
+        if self.truncated:
+            text += "; truncated gzip: the file ends early, only its readable part was used"
+        return text
+
+    def _reject(self, line_no: int, text: str, reason: str, strict: bool) -> None:
+        if strict:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise DataError(
+                f"{self.path}, line {line_no}: {reason} ({shown!r}); "
+                "fix or remove the line, or read without strict mode to skip bad lines"
+            )
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(self.rejects) < MAX_REJECTS_KEPT:
+            self.rejects.append((line_no, text, reason))
+
+
+def read_molecules(
+    path: str | os.PathLike[str],
+    smiles_column: str | None = None,
+    strict: bool = False,
+    max_length: int | None = None,
+    canonicalize: bool = True,
+    n_jobs: int | None = None,
+) -> ReadResult:
+    """Read, validate and (by default) canonicalize the molecules in ``path``.
+
+    Args:
+        path: a ``.smi``/``.txt``/``.csv``/``.tsv`` file, optionally gzipped.
+        smiles_column: header name of the SMILES column; guessed when ``None``.
+        strict: raise :class:`DataError` at the first bad record instead of
+            skipping it.
+        max_length: skip molecules whose (canonical) SMILES has more
+            characters than this (reason ``"too_long"``).
+        canonicalize: return RDKit canonical SMILES; otherwise the input text
+            of each valid record.
+        n_jobs: worker processes for validation (``None``: all CPUs).
+
+    Raises:
+        DataError: missing path, a directory, an empty file, no SMILES column,
+            or (``strict``) the first bad record or a truncated gzip.
+    """
+    path = Path(path)
+    _check_readable(path)
+    result = ReadResult(path=path)
+    source = _LineSource(path)
+    with source:
+        records, column = _data_records(source, path, smiles_column)
+        result.column = column
+        check = functools.partial(_canonical_or_reason, canonicalize=canonicalize)
+        for chunk in _batched(records, _CHUNK):
+            _process_chunk(chunk, check, result, strict, max_length, n_jobs)
+    result.truncated = source.truncated
+    if result.truncated and strict:
+        raise DataError(f"{path} is a truncated gzip (it ends after line {source.line_no}); re-download or re-create the file")
+    if result.n_read == 0:
+        what = "has a header but no records" if column is not None else "is empty"
+        if result.truncated:
+            what = "is a truncated gzip with no readable records"
+        raise DataError(f"{path} {what}; give a file with one SMILES per line or a CSV with a SMILES column")
+    return result
+
+
+def write_smiles(
+    path: str | os.PathLike[str],
+    smiles: Sequence[str],
+    extra_columns: Mapping[str, Sequence[object]] | None = None,
+) -> Path:
+    """Write molecules to ``path`` atomically and return the path.
+
+    ``.csv`` (``.tsv``) gets a header ``smiles,<extra names>``; any other
+    suffix gets one SMILES per line, extra columns tab-separated after it and
+    no header. A trailing ``.gz`` compresses the output. The file is written
+    to a temporary file in the same folder, flushed, fsynced and renamed, so
+    readers never see a half-written file.
+    """
+    path = Path(path)
+    extra = dict(extra_columns or {})
+    for name, values in extra.items():
+        if len(values) != len(smiles):
+            raise DataError(f"column {name!r} has {len(values)} values for {len(smiles)} molecules; pass equal-length columns")
+    suffix = _format_suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                    _write_rows(gz, suffix, smiles, extra)
+            else:
+                _write_rows(raw, suffix, smiles, extra)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# -- reading internals ---------------------------------------------------------
+
+
+class _LineSource:
+    """Decoded lines of a possibly gzipped file, with encoding and damage flags.
+
+    Yields each line as text ending in ``"\\n"`` (CRLF normalised, BOM
+    removed). Lines that are not valid UTF-8 are decoded with replacement
+    characters and their numbers kept in ``bad_lines``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.line_no = 0
+        self.bad_lines: set[int] = set()
+        self.truncated = False
+        self._fh: BinaryIO | None = None
+
+    def __enter__(self) -> _LineSource:
+        with open(self.path, "rb") as probe:
+            is_gzip = probe.read(2) == _GZIP_MAGIC
+        self._fh = gzip.open(self.path, "rb") if is_gzip else open(self.path, "rb")  # noqa: SIM115
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+    def __iter__(self) -> Iterator[str]:
+        assert self._fh is not None, "use _LineSource as a context manager"
+        while True:
+            try:
+                raw = self._fh.readline()
+            except (EOFError, gzip.BadGzipFile, zlib.error):
+                self.truncated = True
+                return
+            if not raw:
+                return
+            self.line_no += 1
+            yield self._decode(raw)
+
+    def _decode(self, raw: bytes) -> str:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad_lines.add(self.line_no)
+            text = raw.decode("utf-8", errors="replace")
+        if self.line_no == 1:
+            text = text.removeprefix("\ufeff")
+        return text.rstrip("\r\n") + "\n"
+
+
+# (line_no, cells, bad_encoding)
+_Record = tuple[int, list[str], bool]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"molecule file {path} not found; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass a .smi, .csv or .tsv file inside it")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"molecule file {path} is not readable; check its permissions")
+
+
+def _format_suffix(path: Path) -> str:
+    """``.csv``, ``.tsv`` or ``""`` (whitespace-separated), ignoring a ``.gz``."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    suffix = Path(name).suffix.lower()
+    return suffix if suffix in (".csv", ".tsv") else ""
+
+
+def _records(source: _LineSource, delimiter: str | None, lines: Iterable[str]) -> Iterator[_Record]:
+    """Non-blank records; ``delimiter=None`` splits on whitespace."""
+    if delimiter is None:
+        for line in lines:
+            cells = line.split()
+            if cells:
+                yield source.line_no, cells, source.line_no in source.bad_lines
+        return
+    reader = csv.reader(lines, delimiter=delimiter)
+    last = 0
+    for cells in reader:
+        first, last = last + 1, reader.line_num
+        if len(cells) > 1 or (cells and cells[0].strip()):
+            bad = any(n in source.bad_lines for n in range(first, last + 1))
+            yield first, cells, bad
+
+
+def _data_records(source: _LineSource, path: Path, smiles_column: str | None) -> tuple[Iterator[tuple[int, str, bool]], str | None]:
+    """Data records as ``(line_no, smiles_text, bad_encoding)`` and the column name."""
+    lines = iter(source)
+    leading: list[str] = []
+    for line in lines:
+        leading.append(line)
+        if line.strip():
+            break
+    delimiter = {".csv": ",", ".tsv": "\t"}.get(_format_suffix(path))
+    first_field = leading[-1].split(maxsplit=1)[0] if leading and leading[-1].strip() else ""
+    if delimiter is None and "," in first_field:
+        delimiter = ","
+    records = _records(source, delimiter, itertools.chain(leading, lines))
+    head = list(itertools.islice(records, _SNIFF_ROWS + 1))
+    if not head:
+        if source.truncated:
+            raise DataError(f"{path} is a truncated gzip with no readable records; re-download or re-create the file")
+        raise DataError(f"{path} is empty; give a file with one SMILES per line or a CSV with a SMILES column")
+    index, name, has_header = _choose_column(head, delimiter, smiles_column, path)
+    body = itertools.chain(head[1:] if has_header else head, records)
+    return ((line_no, cells[index] if index < len(cells) else "", bad) for line_no, cells, bad in body), name
+
+
+def _choose_column(head: list[_Record], delimiter: str | None, smiles_column: str | None, path: Path) -> tuple[int, str | None, bool]:
+    """``(column index, column name, first record is a header)``."""
+    header = [c.strip() for c in head[0][1]]
+    lowered = [h.lower() for h in header]
+    if smiles_column is not None:
+        if smiles_column in header:
+            return header.index(smiles_column), smiles_column, True
+        if smiles_column.lower() in lowered:
+            index = lowered.index(smiles_column.lower())
+            return index, header[index], True
+        raise DataError(f"{path} has no column {smiles_column!r} (columns: {', '.join(header)}); pass one of those as the SMILES column")
+    for name in SMILES_COLUMN_NAMES:
+        if name in lowered:
+            return lowered.index(name), header[lowered.index(name)], True
+    named = [i for i, h in enumerate(lowered) if "smiles" in h]
+    if named:
+        return named[0], header[named[0]], True
+    if delimiter is None:
+        # Plain SMILES files carry the molecule first and have no header.
+        return 0, None, False
+    return _sniff_column(head, header, path)
+
+
+def _sniff_column(head: list[_Record], header: list[str], path: Path) -> tuple[int, str | None, bool]:
+    width = max(len(cells) for _, cells, _ in head)
+    rows = [cells for _, cells, _ in head[1:]]
+    scores = [sum(1 for cells in rows if i < len(cells) and try_parse(cells[i].strip())[0] is not None) for i in range(width)]
+    best = max(range(width), key=lambda i: (scores[i], -i))
+    header_parses = best < len(header) and try_parse(header[best])[0] is not None
+    if scores[best] == 0 and not header_parses:
+        raise DataError(
+            f"no SMILES column found in {path} (columns: {', '.join(header)}); "
+            "name the column 'smiles' or pass the SMILES column name explicitly"
+        )
+    if header_parses:
+        return best, None, False
+    return best, header[best] if best < len(header) else None, True
+
+
+def _batched(items: Iterator[tuple[int, str, bool]], size: int) -> Iterator[list[tuple[int, str, bool]]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _canonical_or_reason(text: str, canonicalize: bool) -> tuple[str | None, str | None]:
+    """``(smiles_to_keep, None)`` for a valid molecule, ``(None, reason)`` otherwise."""
+    mol, reason = try_parse(text)
+    if mol is None:
+        return None, reason
+    return (canonical_smiles(mol) if canonicalize else text), None
+
+
+def _process_chunk(chunk, check, result: ReadResult, strict: bool, max_length: int | None, n_jobs: int | None) -> None:
+    texts = [text.strip() for _, text, bad in chunk if not bad]
+    outcomes = iter(pmap(check, texts, n_jobs=n_jobs))
+    for line_no, text, bad in chunk:
+        result.n_read += 1
+        if bad:
+            result._reject(line_no, text.strip(), "encoding", strict)
+            continue
+        kept, reason = next(outcomes)
+        if kept is not None and max_length is not None and len(kept) > max_length:
+            kept, reason = None, "too_long"
+        if kept is None:
+            result._reject(line_no, text.strip(), reason or "parse", strict)
+        else:
+            result.smiles.append(kept)
+
+
+# -- writing internals ---------------------------------------------------------
+
+
+def _write_rows(sink: BinaryIO, suffix: str, smiles: Sequence[str], extra: dict[str, Sequence[object]]) -> None:
+    text = io.TextIOWrapper(sink, encoding="utf-8", newline="")
+    columns = list(extra.values())
+    if suffix in (".csv", ".tsv"):
+        writer = csv.writer(text, delimiter="," if suffix == ".csv" else "\t", lineterminator="\n")
+        writer.writerow(["smiles", *extra])
+        writer.writerows([s, *(col[i] for col in columns)] for i, s in enumerate(smiles))
+    else:
+        for i, s in enumerate(smiles):
+            text.write("\t".join([s, *(str(col[i]) for col in columns)]) + "\n")
+    text.flush()
+    # Detach so that dropping the wrapper does not close the caller's file.
+    text.detach()
