@@ -64,7 +64,7 @@ def pmap(
     items: Iterable[T],
     n_jobs: int | None = None,
     chunksize: int | None = None,
-    threshold: int = DEFAULT_THRESHOLD,
+    threshold: int | None = None,
 ) -> list[R]:
     """Apply ``func`` to every item, in parallel for large inputs; keep order.
 
@@ -76,13 +76,16 @@ def pmap(
             forces serial execution.
         chunksize: items sent to a worker at a time; by default the input is
             split into about four chunks per worker.
-        threshold: inputs with fewer items than this run serially.
+        threshold: inputs with fewer items than this run serially; ``None``
+            means the module's :data:`DEFAULT_THRESHOLD`, read at call time.
 
     Returns:
         ``[func(x) for x in items]``, in input order.
     """
     data = list(items)
     workers = min(resolve_n_jobs(n_jobs), len(data))
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD
     if workers <= 1 or len(data) < threshold:
         return [func(x) for x in data]
     if chunksize is None:
