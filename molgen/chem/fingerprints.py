@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 
-def morgan_fingerprint(mol: Chem.Mol | str, radius: int = 2, n_bits: int = 2048) -> DataStructs.ExplicitBitVect:
+def morgan_fingerprint(
+    mol: Chem.Mol | str, radius: int = 2, n_bits: int = 2048
+) -> DataStructs.ExplicitBitVect:
     """Morgan fingerprint bit vector of a molecule (or a SMILES string).
 
     Raises:
@@ -68,7 +70,8 @@ def fingerprint_array(
     items = list(mols_or_smiles)
     if not items:
         return np.zeros((0, n_bits), dtype=np.uint8)
-    packed = pmap(functools.partial(_packed_row, radius=radius, n_bits=n_bits), items, n_jobs=n_jobs)
+    row_func = functools.partial(_packed_row, radius=radius, n_bits=n_bits)
+    packed = pmap(row_func, items, n_jobs=n_jobs)
     for item, row in zip(items, packed):
         if row is None:
             # Raised here rather than in the worker: our error type does not
@@ -82,7 +85,9 @@ def tanimoto(fp_a: DataStructs.ExplicitBitVect, fp_b: DataStructs.ExplicitBitVec
     return float(DataStructs.TanimotoSimilarity(fp_a, fp_b))
 
 
-def bulk_tanimoto(fp: DataStructs.ExplicitBitVect, fps: list[DataStructs.ExplicitBitVect]) -> np.ndarray:
+def bulk_tanimoto(
+    fp: DataStructs.ExplicitBitVect, fps: list[DataStructs.ExplicitBitVect]
+) -> np.ndarray:
     """Tanimoto similarity of ``fp`` to each of ``fps``, as a float64 array."""
     return np.asarray(DataStructs.BulkTanimotoSimilarity(fp, list(fps)), dtype=np.float64)
 

@@ -106,7 +106,10 @@ def penalized_logp(mol: Chem.Mol) -> float:
 def penalized_logp_normalized(mol: Chem.Mol) -> float:
     """Penalized logP with each term standardised over ZINC-250k (JT-VAE BO)."""
     terms = {"logp": logp(mol), "neg_sa": -sa_score(mol), "neg_cycle": -ring_size_penalty(mol)}
-    return sum((value - ZINC250K_PLOGP_STATS[k][0]) / ZINC250K_PLOGP_STATS[k][1] for k, value in terms.items())
+    return sum(
+        (value - ZINC250K_PLOGP_STATS[k][0]) / ZINC250K_PLOGP_STATS[k][1]
+        for k, value in terms.items()
+    )
 
 
 def mol_weight(mol: Chem.Mol) -> float:
@@ -187,7 +190,10 @@ def compute_properties(
     selected = list(PROPERTIES) if names is None else list(names)
     unknown = [n for n in selected if n not in PROPERTIES]
     if unknown:
-        raise ConfigError(f"unknown propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; choose from {', '.join(PROPERTIES)}")
+        noun = "property" if len(unknown) == 1 else "properties"
+        raise ConfigError(
+            f"unknown {noun} {', '.join(unknown)}; choose from {', '.join(PROPERTIES)}"
+        )
     inputs = list(smiles)
     rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs)
     frame = pd.DataFrame(rows, columns=selected, dtype=float)
@@ -211,7 +217,8 @@ def _sascorer():
         path = os.path.join(RDConfig.RDContribDir, "SA_Score", "sascorer.py")
         if not os.path.exists(path):
             raise ConfigError(
-                f"RDKit's SA_Score contribution is missing (looked in {path}); install the rdkit wheel from PyPI"
+                f"RDKit's SA_Score contribution is missing (looked in {path}); "
+                "install the rdkit wheel from PyPI"
             ) from None
         spec = importlib.util.spec_from_file_location("_molgen_sascorer", path)
         module = importlib.util.module_from_spec(spec)
