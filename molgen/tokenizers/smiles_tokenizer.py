@@ -42,7 +42,7 @@ _TOKEN_PATTERN = re.compile(
       | %\(\d+\)              # RDKit extended ring-bond label
       | %\d{2}                # two-digit ring-bond label
       | \d                    # one-digit ring-bond label
-      | [-=\#$:/\\~]          # bonds, including directional / and \
+      | [-=\#$:/\\~]          # bonds, including the directional ones
       | [()]                  # branches
       | \.                    # disconnected fragments
     )
