@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from molgen.chem import canonical_smiles, try_parse
-from molgen.chem._pool import pmap
+from molgen.chem._pool import DEFAULT_THRESHOLD, pmap
 from molgen.errors import DataError
 
 __all__ = ["ReadResult", "read_molecules", "write_smiles", "SMILES_COLUMN_NAMES"]
@@ -66,6 +66,8 @@ SMILES_COLUMN_NAMES: tuple[str, ...] = (
 #: Records validated per batch: big enough to amortise a process pool start,
 #: small enough that the raw text of one batch is negligible in memory.
 _CHUNK = 50_000
+#: Chunks smaller than this are validated serially (pool start-up would dominate).
+_PARALLEL_MIN = DEFAULT_THRESHOLD
 #: Rows inspected when guessing the SMILES column from content.
 _SNIFF_ROWS = 20
 #: Cap on stored reject examples; the per-reason counts stay exact beyond it.
@@ -366,7 +368,7 @@ def _canonical_or_reason(text: str, canonicalize: bool) -> tuple[str | None, str
 
 def _process_chunk(chunk, check, result: ReadResult, strict: bool, max_length: int | None, n_jobs: int | None) -> None:
     texts = [text.strip() for _, text, bad in chunk if not bad]
-    outcomes = iter(pmap(check, texts, n_jobs=n_jobs))
+    outcomes = iter(pmap(check, texts, n_jobs=n_jobs, threshold=_PARALLEL_MIN))
     for line_no, text, bad in chunk:
         result.n_read += 1
         if bad:
