@@ -39,7 +39,7 @@ import itertools
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -366,7 +366,14 @@ def _canonical_or_reason(text: str, canonicalize: bool) -> tuple[str | None, str
     return (canonical_smiles(mol) if canonicalize else text), None
 
 
-def _process_chunk(chunk, check, result: ReadResult, strict: bool, max_length: int | None, n_jobs: int | None) -> None:
+def _process_chunk(
+    chunk: list[tuple[int, str, bool]],
+    check: Callable[[str], tuple[str | None, str | None]],
+    result: ReadResult,
+    strict: bool,
+    max_length: int | None,
+    n_jobs: int | None,
+) -> None:
     texts = [text.strip() for _, text, bad in chunk if not bad]
     outcomes = iter(pmap(check, texts, n_jobs=n_jobs, threshold=_PARALLEL_MIN))
     for line_no, text, bad in chunk:
