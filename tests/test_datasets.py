@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -414,3 +415,8 @@ def test_dataloader_end_to_end() -> None:
         assert (ids[:, 0] == 1).all() and int((ids != 0).sum()) == int(lengths.sum())
         seen += len(lengths)
     assert seen == 100
+
+
+def test_readers_do_not_import_torch() -> None:
+    code = "import sys, molgen.datasets as d; d.read_molecules; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

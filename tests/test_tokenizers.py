@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rdkit import Chem
 
 from molgen.datasets import default_training_smiles
@@ -229,3 +231,14 @@ def test_full_pipeline_round_trip(name: str, moses_sample: list[str]) -> None:
     batch = vocab.encode_batch(token_lists)
     for smiles, row in zip(moses_sample, batch):
         assert _canon(tok.detokenize(vocab.decode(row))) == _canon(smiles)
+
+
+_ALPHABET = ["C", "c", "N", "n", "O", "Cl", "Br", "[nH]", "[C@@H]", "[N+]", "[13C]", "(", ")", "=", "#", "/", "\\", ".", "1", "2", "%10", "%(123)"]
+
+
+@given(st.lists(st.sampled_from(_ALPHABET), max_size=30))
+def test_smiles_tokenize_is_lossless_on_any_token_string(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    tokens = SmilesTokenizer().tokenize(text)
+    assert "".join(tokens) == text
+    assert len(tokens) <= len(pieces)  # pieces can only merge ("%1" + "0"), never split
