@@ -1,0 +1,205 @@
+"""``molgen benchmark``: score generated molecules and write a report folder.
+
+:func:`run_benchmark` computes the MOSES metrics (:mod:`molgen.metrics`) and
+writes to ``out_dir``:
+
+* ``metrics.json`` -- the metrics, the reference, sample sizes and timing;
+* ``metrics.md`` -- a Markdown table with our row beside the MOSES baseline
+  rows for the same reference (Polykovskiy et al. 2020; scaffold-test rows use
+  the ``TestSF`` FCD column, the only scaffold-test column published there);
+* ``properties.png`` -- histograms of logP, SA, QED and molecular weight,
+  generated vs reference;
+* ``molecules.png`` -- a grid of random valid generated molecules.
+
+Example::
+
+    >>> from molgen.benchmark import run_benchmark
+    >>> report = run_benchmark("samples.smi", reference="moses-test", out_dir="report/")  # doctest: +SKIP
+    >>> report["metrics"]["FCD/Test"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from molgen.metrics.compute import Evaluation, evaluate, reference_suffix
+
+__all__ = ["run_benchmark", "MAIN_COLUMNS", "load_baselines"]
+
+#: Metric columns of the main table (MOSES's README layout).
+MAIN_COLUMNS = ("valid", "unique@1000", "unique@10000", "FCD", "SNN", "Frag", "Scaf", "IntDiv", "IntDiv2", "Filters", "Novelty")
+_EXTRA_COLUMNS = ("logP", "SA", "QED", "weight", "KL")
+_BASELINE_NAMES = {"unique@1000": "unique@1k", "unique@10000": "unique@10k"}
+_PROPERTY_PANELS = (("logP", "logP"), ("SA", "SA score"), ("QED", "QED"), ("weight", "molecular weight"))
+_GRID_SIZE = 24
+
+
+def run_benchmark(
+    generated: Sequence[str] | str | os.PathLike,
+    reference: str | os.PathLike | Sequence[str] = "moses-test",
+    train: Sequence[str] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    baselines: bool = True,
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    label: str = "molgen",
+) -> dict:
+    """Score ``generated`` against ``reference`` and, with ``out_dir``, write the report.
+
+    Args:
+        generated, reference, train, n_jobs, device, batch_size, cache_dir:
+            as for :func:`molgen.metrics.compute_metrics`.
+        out_dir: report folder (created); ``None`` writes nothing.
+        baselines: put the MOSES baseline rows in ``metrics.md`` (only for
+            the named MOSES references).
+        seed: picks the molecules of the grid image.
+        label: name of our row in the table.
+
+    Returns:
+        ``{"metrics", "reference", "seconds", "files"}``; ``files`` lists the
+        written paths.
+
+    Raises:
+        DataError: as :func:`molgen.metrics.compute_metrics`.
+    """
+    start = time.perf_counter()
+    result = evaluate(generated, reference, train, n_jobs, device, batch_size, cache_dir)
+    report = {
+        "metrics": result.metrics,
+        "reference": str(reference) if isinstance(reference, (str, os.PathLike)) else f"{len(reference)} SMILES",
+        "seconds": round(time.perf_counter() - start, 2),
+        "files": [],
+    }
+    if out_dir is None:
+        return report
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = load_baselines(reference_suffix(reference)) if baselines and _is_moses(reference) else []
+    files = {
+        "metrics.md": lambda p: p.write_text(_markdown(result.metrics, reference_suffix(reference), rows, label)),
+        "properties.png": lambda p: _plot_properties(result, p),
+        "molecules.png": lambda p: _plot_molecules(result.valid_smiles, p, seed),
+    }
+    for name, write in files.items():
+        write(out / name)
+        report["files"].append(str(out / name))
+    report["files"].insert(0, str(out / "metrics.json"))
+    (out / "metrics.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    return report
+
+
+def load_baselines(suffix: str = "Test") -> list[dict[str, float | str]]:
+    """MOSES baseline rows as ``{"model": name, column: value}``, for ``Test`` or ``TestSF``.
+
+    Only FCD has a published scaffold-test column; the other similarity
+    columns are missing (NaN) for ``TestSF``.
+    """
+    text = (resources.files("molgen.metrics") / "data" / "moses_baselines.csv").read_text(encoding="utf-8")
+    rows = []
+    for record in csv.DictReader(text.splitlines()):
+        row: dict[str, float | str] = {"model": record["model"]}
+        for column in MAIN_COLUMNS:
+            key = _BASELINE_NAMES.get(column, column)
+            if column in ("FCD", "SNN", "Frag", "Scaf"):
+                key = f"{column}/{suffix}"
+            row[column] = float(record[key]) if record.get(key) else math.nan
+        rows.append(row)
+    return rows
+
+
+def _is_moses(reference: object) -> bool:
+    return reference in ("moses-test", "moses-test-scaffolds")
+
+
+def _markdown(metrics: dict[str, float], suffix: str, baselines: list[dict], label: str) -> str:
+    ours = {"model": f"**{label}**"}
+    for column in MAIN_COLUMNS:
+        key = f"{column}/{suffix}" if column in ("FCD", "SNN", "Frag", "Scaf") else column
+        ours[column] = metrics.get(key, math.nan)
+    header = ["model", *[c if c not in ("FCD", "SNN", "Frag", "Scaf") else f"{c}/{suffix}" for c in MAIN_COLUMNS]]
+    lines = [
+        f"# Benchmark against the {'MOSES ' if baselines else ''}{suffix} reference",
+        "",
+        f"{int(metrics['n_generated'])} generated, {int(metrics['n_valid'])} valid; "
+        f"FCD from {int(metrics['fcd_sample_size'])} generated vs {int(metrics['fcd_reference_size'])} "
+        "reference molecules (FCD is biased upwards for small samples: compare only at equal sample size).",
+        "",
+        _table(header, [ours, *baselines], ["model", *MAIN_COLUMNS]),
+        "",
+        "Distribution distances (Wasserstein-1 of logP, SA, QED, molecular weight; lower is better) "
+        "and the GuacaMol KL-divergence score (higher is better):",
+        "",
+        _table(["model", *_EXTRA_COLUMNS], [{"model": f"**{label}**", **metrics}], ["model", *_EXTRA_COLUMNS]),
+    ]
+    if baselines:
+        lines += ["", "Baseline rows: MOSES README (Polykovskiy et al. 2020), 30,000 samples per model; — = not published."]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[dict], keys: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["model"]] + [_cell(row.get(k, math.nan)) for k in keys[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _plot_properties(result: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for column, (ax, (_, title)) in enumerate(zip(axes, _PROPERTY_PANELS)):
+        ref = result.reference.properties[:, column]
+        gen = result.generated.properties[:, column]
+        bins = np.histogram_bin_edges(np.concatenate([ref, gen]), bins=50)
+        ax.hist(ref, bins=bins, weights=result.reference.counts, density=True, alpha=0.5, label="reference")
+        ax.hist(gen, bins=bins, weights=result.generated.counts, density=True, alpha=0.5, label="generated")
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_molecules(smiles: list[str], path: Path, seed: int) -> None:
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    distinct = sorted(set(smiles))
+    chosen = random.Random(seed).sample(distinct, min(_GRID_SIZE, len(distinct)))
+    mols = [Chem.MolFromSmiles(s) for s in chosen]
+    image = Draw.MolsToGridImage(mols, molsPerRow=6, subImgSize=(250, 250))
+    image.save(str(path))
+
+
+def _json_safe(value: object) -> object:
+    """NaN becomes ``null`` (JSON has no NaN); NumPy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,279 @@
+"""Statistics of a set of molecules, and the on-disk cache for reference sets.
+
+:class:`SetStatistics` holds everything the metrics compare between the
+generated and the reference set: per distinct molecule its multiplicity,
+packed Morgan fingerprint, properties and filter result; the ChemNet Gaussian
+(FCD); BRICS fragment and scaffold counts; and the GuacaMol KL sample
+(descriptors and internal nearest-neighbour similarities).
+
+Statistics of a reference set are computed once and saved as ``.npz`` (no
+pickles) under ``<cache_dir>/metrics/``, keyed by a hash of the reference file's
+bytes (or of the SMILES list) and :data:`METRICS_VERSION`; a later run against
+the same reference loads them.
+
+Example::
+
+    >>> stats = reference_statistics(["CCO", "c1ccccc1O", "CC(=O)Nc1ccccc1"], cache_dir="/tmp/x")
+    >>> stats.n_molecules
+    3
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from molgen.chem._pool import pmap
+from molgen.errors import DataError
+from molgen.metrics import _features
+from molgen.metrics.fcd import chemnet_activations, gaussian_statistics
+from molgen.metrics.kl import KL_SAMPLE_SIZE
+from molgen.metrics.similarity import nearest_similarity
+
+__all__ = [
+    "METRICS_VERSION",
+    "REFERENCE_NAMES",
+    "SetStatistics",
+    "summarize",
+    "reference_statistics",
+    "resolve_reference",
+    "read_smiles_file",
+    "default_cache_dir",
+]
+
+#: Bump when a definition changes, so cached reference statistics are rebuilt.
+METRICS_VERSION = "1"
+#: Reference sets known by name, and the MOSES split each one stands for.
+REFERENCE_NAMES = {"moses-test": "test", "moses-test-scaffolds": "test_scaffolds"}
+_KL_SEED = 42
+_SMILES_HEADERS = frozenset({"smiles", "smile", "canonical_smiles"})
+
+
+@dataclass
+class SetStatistics:
+    """Statistics of one molecule set (see the module docstring)."""
+
+    n_molecules: int
+    counts: np.ndarray
+    fingerprints: np.ndarray
+    properties: np.ndarray
+    passes_filters: np.ndarray
+    fcd_mu: np.ndarray
+    fcd_sigma: np.ndarray
+    fragment_keys: np.ndarray
+    fragment_counts: np.ndarray
+    scaffold_keys: np.ndarray
+    scaffold_counts: np.ndarray
+    kl_descriptors: np.ndarray
+    kl_max_similarity: np.ndarray
+
+    def save(self, path: Path) -> None:
+        """Write the statistics to ``path`` atomically, as an ``.npz`` without pickles."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+            np.savez(handle, **arrays)
+        os.replace(handle.name, path)
+
+    @classmethod
+    def load(cls, path: Path) -> SetStatistics:
+        """Read statistics written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            values = {f.name: data[f.name] for f in fields(cls)}
+        values["n_molecules"] = int(values["n_molecules"])
+        return cls(**values)
+
+
+def summarize(
+    canonical: Sequence[str],
+    flat: Sequence[str],
+    kl_pick: Literal["first", "random"],
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+) -> SetStatistics:
+    """Statistics of a multiset of valid molecules.
+
+    Args:
+        canonical: canonical isomeric SMILES, duplicates included.
+        flat: the same molecules as canonical SMILES without stereochemistry.
+        kl_pick: which :data:`~molgen.metrics.kl.KL_SAMPLE_SIZE` distinct
+            stereo-free molecules form the KL sample: the first ones
+            (generated sets, as GuacaMol) or a seeded random choice (reference).
+        n_jobs: worker processes for RDKit work (``None``: all CPUs).
+        device: torch device for ChemNet and the similarity products.
+        batch_size: ChemNet batch size.
+    """
+    multiplicity = Counter(canonical)
+    distinct = list(multiplicity)
+    counts = np.array([multiplicity[s] for s in distinct], dtype=np.int64)
+    features = pmap(_features.featurize, distinct, n_jobs=n_jobs)
+    fragments: Counter[str] = Counter()
+    scaffolds: Counter[str] = Counter()
+    for feature, count in zip(features, counts):
+        for piece in feature.fragments:
+            fragments[piece] += int(count)
+        if feature.scaffold is not None:
+            scaffolds[feature.scaffold] += int(count)
+    mu, sigma = _fcd_statistics([f.fcd_smiles for f in features], counts, device, batch_size)
+    kl_descriptors, kl_similarity = _kl_sample(flat, kl_pick, n_jobs, device)
+    return SetStatistics(
+        n_molecules=int(counts.sum()),
+        counts=counts,
+        fingerprints=np.frombuffer(b"".join(f.fingerprint for f in features), dtype=np.uint8).reshape(
+            len(features), _features.FP_BITS // 8
+        ),
+        properties=np.array([f.properties for f in features], dtype=np.float64).reshape(-1, 4),
+        passes_filters=np.array([f.passes_filters for f in features], dtype=bool),
+        fcd_mu=mu,
+        fcd_sigma=sigma,
+        fragment_keys=np.array(list(fragments), dtype=np.str_),
+        fragment_counts=np.array(list(fragments.values()), dtype=np.int64),
+        scaffold_keys=np.array(list(scaffolds), dtype=np.str_),
+        scaffold_counts=np.array(list(scaffolds.values()), dtype=np.int64),
+        kl_descriptors=kl_descriptors,
+        kl_max_similarity=kl_similarity,
+    )
+
+
+def reference_statistics(
+    reference: str | os.PathLike | Sequence[str],
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+    cache_dir: str | os.PathLike | None = None,
+) -> SetStatistics:
+    """Statistics of a reference set, from the cache when they are there.
+
+    Args:
+        reference: ``'moses-test'``, ``'moses-test-scaffolds'``, a SMILES file
+            (``.smi``/``.txt``/``.csv``, optionally gzipped) or a list of SMILES.
+        n_jobs, device, batch_size: as for :func:`summarize`.
+        cache_dir: where the ``metrics/`` cache folder lives; default
+            :func:`default_cache_dir`.
+
+    Raises:
+        DataError: the reference is missing or has no valid molecule.
+    """
+    if isinstance(reference, (str, os.PathLike)):
+        path = resolve_reference(reference, cache_dir)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        smiles_source: Sequence[str] | Path = path
+        label = path.name
+    else:
+        smiles_source = list(reference)
+        digest = hashlib.sha256("\n".join(smiles_source).encode()).hexdigest()
+        label = f"{len(smiles_source)} SMILES"
+    cache_file = Path(cache_dir or default_cache_dir()) / "metrics" / f"reference-v{METRICS_VERSION}-{digest[:24]}.npz"
+    if cache_file.exists():
+        return SetStatistics.load(cache_file)
+    smiles = read_smiles_file(smiles_source) if isinstance(smiles_source, Path) else smiles_source
+    pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs) if c.smiles is not None]
+    if not pairs:
+        raise DataError(f"reference set {label} has no valid SMILES; pass a file with one SMILES per line")
+    stats = summarize([p.smiles for p in pairs], [p.flat for p in pairs], "random", n_jobs, device, batch_size)
+    stats.save(cache_file)
+    return stats
+
+
+def resolve_reference(reference: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of a named reference set or of a reference file.
+
+    Raises:
+        DataError: the file does not exist.
+    """
+    if isinstance(reference, str) and reference in REFERENCE_NAMES:
+        from molgen.datasets import moses_split  # late: only named references need it
+
+        return Path(moses_split(REFERENCE_NAMES[reference], cache_dir=cache_dir))
+    path = Path(reference)
+    if not path.is_file():
+        names = ", ".join(REFERENCE_NAMES)
+        raise DataError(f"reference {str(reference)!r} is neither a file nor one of {names}; check the path")
+    return path
+
+
+def read_smiles_file(path: str | os.PathLike) -> list[str]:
+    """Every record of a SMILES file, garbage included (one sample per line).
+
+    Text files give the first whitespace-separated field of each line (an
+    empty line gives an empty string); CSV files give the ``SMILES`` column
+    (any case), else the first column. A header line naming a SMILES column is
+    skipped. Gzipped files (``.gz``) are read transparently.
+
+    Raises:
+        DataError: the file is missing or not text.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError as exc:
+        raise DataError(f"SMILES file {path} does not exist; check the path") from exc
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"cannot read {path} as text ({exc.__class__.__name__}); pass a SMILES file") from exc
+    stem_suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    if stem_suffix == ".csv":
+        return _csv_column(lines)
+    records = [line.split()[0] if line.strip() else "" for line in lines]
+    if records and records[0].lower() in _SMILES_HEADERS:
+        records = records[1:]
+    return records
+
+
+def default_cache_dir() -> Path:
+    """``$MOLGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/molgen``, else ``~/.cache/molgen``."""
+    if os.environ.get("MOLGEN_CACHE_DIR"):
+        return Path(os.environ["MOLGEN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "molgen"
+
+
+def _csv_column(lines: list[str]) -> list[str]:
+    import csv
+
+    rows = list(csv.reader(lines))
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((i for i, name in enumerate(header) if name in _SMILES_HEADERS), None)
+    body = rows[1:] if column is not None else rows
+    column = column or 0
+    return [row[column].strip() if len(row) > column else "" for row in body]
+
+
+def _fcd_statistics(
+    smiles: list[str], counts: np.ndarray, device: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if counts.sum() < 2:
+        return np.full(512, np.nan), np.full((512, 512), np.nan)
+    activations = chemnet_activations(smiles, batch_size=batch_size, device=device)
+    return gaussian_statistics(activations, counts)
+
+
+def _kl_sample(
+    flat: Sequence[str], pick: Literal["first", "random"], n_jobs: int | None, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    distinct = list(dict.fromkeys(flat))
+    if pick == "first" or len(distinct) <= KL_SAMPLE_SIZE:
+        sample = distinct[:KL_SAMPLE_SIZE]
+    else:
+        chosen = np.random.default_rng(_KL_SEED).choice(len(distinct), KL_SAMPLE_SIZE, replace=False)
+        sample = [distinct[i] for i in np.sort(chosen)]
+    rows = pmap(_features.kl_featurize, sample, n_jobs=n_jobs)
+    descriptors = np.array([r[0] for r in rows], dtype=np.float64).reshape(-1, len(_features.KL_DESCRIPTORS))
+    packed = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(
+        len(rows), _features.KL_FP_BITS // 8
+    )
+    similarity = nearest_similarity(packed, packed, _features.KL_FP_BITS, exclude_self=True, device=device)
+    return descriptors, similarity.astype(np.float64)
