@@ -1,0 +1,230 @@
+"""Tests of molgen.metrics and molgen.benchmark.
+
+Agreement with the original MOSES code is checked against values that
+``scripts/moses_reference.py`` computed on the fixed inputs in ``tests/data``
+(the command is stored in each ``moses_reference_*.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from molgen.benchmark import load_baselines, run_benchmark
+from molgen.errors import DataError
+from molgen.metrics import (
+    compute_metrics,
+    frechet_distance,
+    internal_diversity,
+    nearest_similarity,
+    read_smiles_file,
+    reference_statistics,
+)
+from molgen.metrics import reference as reference_module
+from molgen.metrics.fcd import encode_for_chemnet
+
+DATA = Path(__file__).parent / "data"
+MOSES_KEYS = (
+    "valid", "unique@1000", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test",
+    "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight",
+)  # fmt: skip
+
+
+def _assert_agrees(ours: dict, expected: dict) -> None:
+    for key in MOSES_KEYS:
+        if key == "FCD/Test":
+            assert ours[key] == pytest.approx(expected[key], rel=0.02), key
+        else:
+            assert round(ours[key], 3) == pytest.approx(round(expected[key], 3), abs=1e-3), key
+
+
+def _reference_case(name: str, generated: str, reference: str, tmp_path: Path) -> tuple[dict, dict]:
+    expected = json.loads((DATA / f"moses_reference_{name}.json").read_text())["metrics"]
+    train = read_smiles_file(DATA / "metrics_train_3k.smi")
+    ours = compute_metrics(DATA / generated, reference=DATA / reference, train=train, n_jobs=1, cache_dir=tmp_path)
+    return ours, expected
+
+
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_agrees_with_moses_on_tiny_fixed_set(tmp_path):
+    ours, expected = _reference_case("tiny", "metrics_generated_150.smi", "metrics_reference_300.smi", tmp_path)
+    _assert_agrees(ours, expected)
+    assert ours["n_generated"] == 150
+    assert ours["fcd_sample_size"] == ours["n_valid"] == round(150 * expected["valid"])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_agrees_with_moses_on_small_fixed_set(tmp_path):
+    ours, expected = _reference_case("small", "metrics_generated_1k.smi", "metrics_reference_2k.smi", tmp_path)
+    _assert_agrees(ours, expected)
+
+
+def test_garbage_is_invalid_and_duplicates_count(tmp_path):
+    generated = ["CCO", "CCO", "OCC", "c1ccccc1", "C1CC", "", "garbage((", None, "CC(=O)O"]
+    metrics = compute_metrics(generated, reference=["CCN", "c1ccncc1", "CC(=O)N"], n_jobs=1, cache_dir=tmp_path)
+    assert metrics["n_generated"] == 9
+    assert metrics["n_valid"] == 5
+    assert metrics["valid"] == pytest.approx(5 / 9)
+    # 5 valid molecules, 3 distinct (OCC is ethanol again).
+    assert metrics["unique@1000"] == pytest.approx(3 / 5)
+    assert "Novelty" not in metrics
+
+
+def test_empty_or_all_invalid_generated_set_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        compute_metrics([], reference=["CCO", "CCN"], cache_dir=tmp_path)
+    with pytest.raises(DataError, match="none of the 2"):
+        compute_metrics(["xx", "C1CC"], reference=["CCO", "CCN"], cache_dir=tmp_path)
+
+
+def test_novelty_compares_canonical_forms(tmp_path):
+    metrics = compute_metrics(["OCC", "CCN", "CCCl"], reference=["CCO", "CCN"], train=["CCO", "CCN"], n_jobs=1, cache_dir=tmp_path)
+    assert metrics["Novelty"] == pytest.approx(1 / 3)
+
+
+def test_identical_sets_score_perfectly(tmp_path):
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:120]
+    metrics = compute_metrics(smiles, reference=smiles, n_jobs=1, cache_dir=tmp_path)
+    assert metrics["SNN/Test"] == pytest.approx(1.0)
+    assert metrics["Frag/Test"] == pytest.approx(1.0)
+    assert metrics["KL"] == pytest.approx(1.0)
+    assert metrics["FCD/Test"] == pytest.approx(0.0, abs=1e-4)
+    for name in ("logP", "SA", "QED", "weight"):
+        assert metrics[name] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_reference_statistics_are_cached_as_plain_npz(tmp_path, monkeypatch):
+    reference = DATA / "metrics_reference_300.smi"
+    first = reference_statistics(reference, n_jobs=1, cache_dir=tmp_path)
+    cached = list((tmp_path / "metrics").glob("*.npz"))
+    assert len(cached) == 1
+    np.load(cached[0], allow_pickle=False).close()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(reference_module, "summarize", fail)
+    second = reference_statistics(reference, n_jobs=1, cache_dir=tmp_path)
+    assert second.n_molecules == first.n_molecules == 300
+    np.testing.assert_array_equal(second.fingerprints, first.fingerprints)
+    np.testing.assert_allclose(second.fcd_sigma, first.fcd_sigma)
+    assert second.scaffold_keys.tolist() == first.scaffold_keys.tolist()
+
+
+def test_missing_reference_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="neither a file"):
+        compute_metrics(["CCO"], reference=tmp_path / "nope.smi", cache_dir=tmp_path)
+
+
+def _brute_tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = a.astype(float) @ b.T.astype(float)
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    with np.errstate(invalid="ignore"):
+        sim = inter / union
+    return np.where(union == 0, 1.0, sim)
+
+
+def _random_bits(rng: np.random.Generator, n: int, bits: int, density: float) -> np.ndarray:
+    out = (rng.random((n, bits)) < density).astype(np.uint8)
+    out[0] = 0  # an empty fingerprint: MOSES counts two of them as identical
+    return out
+
+
+def test_nearest_similarity_matches_brute_force():
+    rng = np.random.default_rng(1)
+    query, ref = _random_bits(rng, 300, 64, 0.2), _random_bits(rng, 9000, 64, 0.2)
+    got = nearest_similarity(np.packbits(query, axis=1), np.packbits(ref, axis=1), n_bits=64)
+    np.testing.assert_allclose(got, _brute_tanimoto(query, ref).max(1), atol=1e-6)
+
+
+def test_nearest_similarity_exclude_self_ignores_the_diagonal():
+    rng = np.random.default_rng(2)
+    bits = (rng.random((50, 32)) < 0.3).astype(np.uint8)
+    sim = _brute_tanimoto(bits, bits)
+    np.fill_diagonal(sim, 0.0)
+    packed = np.packbits(bits, axis=1)
+    np.testing.assert_allclose(nearest_similarity(packed, packed, 32, exclude_self=True), sim.max(1), atol=1e-6)
+
+
+def test_internal_diversity_with_multiplicities_matches_expanded_set():
+    rng = np.random.default_rng(3)
+    bits = _random_bits(rng, 40, 64, 0.25)
+    bits[1] = 0  # two empty fingerprints
+    counts = rng.integers(1, 4, size=40)
+    expanded = np.repeat(bits, counts, axis=0)
+    sim = _brute_tanimoto(expanded, expanded)
+    want1 = 1 - sim.mean()
+    want2 = 1 - np.sqrt((sim**2).mean(1)).mean()
+    got1, got2 = internal_diversity(np.packbits(bits, axis=1), counts, n_bits=64)
+    assert got1 == pytest.approx(want1, abs=1e-6)
+    assert got2 == pytest.approx(want2, abs=1e-6)
+
+
+def test_similarity_falls_back_to_float32_for_dense_fingerprints():
+    rng = np.random.default_rng(4)
+    bits = (rng.random((20, 1024)) < 0.6).astype(np.uint8)  # ~600 on-bits: bfloat16 would round
+    packed = np.packbits(bits, axis=1)
+    sim = _brute_tanimoto(bits[:10], bits[10:])
+    np.testing.assert_allclose(nearest_similarity(packed[:10], packed[10:], 1024), sim.max(1), atol=1e-6)
+
+
+def test_chemnet_encoding_follows_fcd_torch():
+    codes = encode_for_chemnet("ClC(Br)[Si]")
+    # Cl C ( Br ) [ Si ] then the end symbol "." (index 34), padding -1.
+    assert codes[:9].tolist() == [5, 0, 13, 8, 14, 26, 11, 27, 34]
+    assert (codes[9:] == -1).all()
+    # fcd_torch reads only up to the first "."; "[Na]" is read as [ N a ] with
+    # "a" unknown ("X", 33), as fcd_torch does.
+    assert encode_for_chemnet("CC.O")[:3].tolist() == [0, 0, 34]
+    assert encode_for_chemnet("[Na]")[:5].tolist() == [26, 1, 33, 27, 34]
+    assert encode_for_chemnet("C" * 400)[349] == 34
+
+
+def test_frechet_distance_matches_sqrtm_formula():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(200, 8)), rng.normal(loc=0.5, size=(300, 8)) @ rng.normal(size=(8, 8))
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(s1 @ s2).real
+    want = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_read_smiles_file_keeps_every_sample(tmp_path):
+    path = tmp_path / "gen.smi"
+    path.write_text("SMILES\nCCO mol1\n\nnot_a_smiles\nc1ccccc1\n")
+    assert read_smiles_file(path) == ["CCO", "", "not_a_smiles", "c1ccccc1"]
+    csv_path = tmp_path / "gen.csv"
+    csv_path.write_text("id,SMILES\n1,CCO\n2,\n")
+    assert read_smiles_file(csv_path) == ["CCO", ""]
+
+
+def test_baselines_use_testsf_fcd_for_scaffold_reference():
+    test_rows = {row["model"]: row for row in load_baselines("Test")}
+    sf_rows = {row["model"]: row for row in load_baselines("TestSF")}
+    assert test_rows["CharRNN"]["FCD"] == pytest.approx(0.073)
+    assert sf_rows["CharRNN"]["FCD"] == pytest.approx(0.520)
+    assert math.isnan(sf_rows["CharRNN"]["SNN"])
+    assert test_rows["VAE"]["unique@10000"] == pytest.approx(0.998)
+
+
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_run_benchmark_writes_report(tmp_path):
+    generated = read_smiles_file(DATA / "metrics_generated_150.smi")
+    out = tmp_path / "report"
+    report = run_benchmark(generated, reference=DATA / "metrics_reference_300.smi", out_dir=out, n_jobs=1, cache_dir=tmp_path)
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "metrics.md", "properties.png", "molecules.png"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"]["n_generated"] == 150
+    assert saved["metrics"]["valid"] == pytest.approx(report["metrics"]["valid"])
+    table = (out / "metrics.md").read_text()
+    assert "| **molgen** |" in table and "CharRNN" not in table  # no baselines for a custom reference
+    for name in ("properties.png", "molecules.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
