@@ -228,3 +228,29 @@ def test_run_benchmark_writes_report(tmp_path):
     assert "| **molgen** |" in table and "CharRNN" not in table  # no baselines for a custom reference
     for name in ("properties.png", "molecules.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_filter_screen_changes_no_result():
+    from rdkit import Chem
+
+    from molgen.metrics._features import _filter_patterns, _passes_filters
+
+    patterns, _ = _filter_patterns()
+    rejected = 0
+    smiles = read_smiles_file(DATA / "metrics_generated_150.smi") + [
+        "Oc1ccc(N=Nc2ccccc2)cc1",  # azo (PAINS)
+        "S=C1SC(=Cc2ccccc2)C(=O)N1",  # ene-rhodanine (PAINS)
+        "Cc1ccc(O)c(O)c1",  # catechol (PAINS)
+        "O=C1C=CC(=O)C=C1",  # quinone
+    ]
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s) if s else None
+        if mol is None:
+            continue
+        with_h = Chem.AddHs(mol)
+        unscreened = not any(with_h.HasSubstructMatch(p) for p in patterns)
+        charged_or_odd = any(a.GetFormalCharge() or a.GetSymbol() not in "C N S O F Cl Br H".split() for a in mol.GetAtoms())
+        big_ring = any(len(r) >= 8 for r in mol.GetRingInfo().AtomRings())
+        assert _passes_filters(mol) == (unscreened and not charged_or_odd and not big_ring), s
+        rejected += not unscreened
+    assert rejected >= 4
