@@ -1,0 +1,167 @@
+"""Benchmark molgen.metrics against the original MOSES code: speed and agreement.
+
+Scores 30,000 molecules (by default sampled, seed 0, from the MOSES training
+set, none of them in the test set; or any file given with --generated) against
+the MOSES test and scaffold-test sets, with the MOSES training set for novelty:
+
+* molgen, cold cache (reference statistics computed and saved), then warm
+  (loaded), each in a fresh process;
+* MOSES 0.3.1 ``get_all_metrics`` via ``scripts/moses_reference.py`` (its
+  shipped precomputed test statistics, i.e. its warm path; it always computes
+  the test and scaffold-test metrics together).
+
+Writes docs/bench_metrics.json and prints a Markdown table.
+
+    nice python scripts/bench_metrics.py            # ~15-30 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MOSES_DATA = Path("/tmp/wheels/molsets/moses/dataset/data")
+SPLITS = {"Test": "test.csv.gz", "TestSF": "test_scaffolds.csv.gz"}
+SHARED_KEYS = ("FCD", "SNN", "Frag", "Scaf")
+GLOBAL_KEYS = ("valid", "unique@1000", "unique@10000", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generated", type=Path, help="SMILES file to score (default: a MOSES train sample)")
+    parser.add_argument("--n", type=int, default=30_000, help="sample size when --generated is not given")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moses-data", type=Path, default=DEFAULT_MOSES_DATA)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/molgen-bench-metrics"))
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_metrics.json")
+    parser.add_argument("--skip-moses", action="store_true", help="time molgen only")
+    parser.add_argument("--worker", nargs=3, metavar=("GENERATED", "SPLIT", "CACHE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args, *args.worker)
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    generated = args.generated or _sample_train(args)
+    cache = args.work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    runs = {}
+    for label, split in (("cold", "Test"), ("warm", "Test"), ("cold", "TestSF"), ("warm", "TestSF")):
+        print(f"molgen {split} {label} cache ...", file=sys.stderr, flush=True)
+        runs[f"molgen/{split}/{label}"] = _run_json(
+            [sys.executable, __file__, "--moses-data", str(args.moses_data), "--n-jobs", str(args.n_jobs),
+             "--worker", str(generated), split, str(cache)]
+        )  # fmt: skip
+    moses = None
+    if not args.skip_moses:
+        print("MOSES get_all_metrics ...", file=sys.stderr, flush=True)
+        moses = _run_json(
+            [sys.executable, str(ROOT / "scripts" / "moses_reference.py"), "score", "--generated", str(generated),
+             "--reference", "moses-test", "--train", "moses-train", "--n-jobs", str(args.n_jobs),
+             "--out", str(args.work / "moses.json")]
+        )  # fmt: skip
+    result = _summarize(args, generated, runs, moses)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(_markdown(result))
+
+
+def _sample_train(args: argparse.Namespace) -> Path:
+    test = set(_read_column(args.moses_data / "test.csv.gz"))
+    train = [s for s in _read_column(args.moses_data / "train.csv.gz") if s not in test]
+    sample = random.Random(args.seed).sample(train, args.n)
+    path = args.work / f"moses_train_sample_{args.n}_seed{args.seed}.smi"
+    path.write_text("\n".join(sample) + "\n")
+    return path
+
+
+def _read_column(path: Path) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        lines = handle.read().splitlines()
+    return [line.split(",")[0] for line in lines[1:]]
+
+
+def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) -> None:
+    """Score in this (fresh) process and print ``{"metrics", "seconds"}`` as JSON."""
+    sys.path.insert(0, str(ROOT))
+    import warnings
+
+    from molgen.metrics import compute_metrics
+
+    warnings.simplefilter("ignore")
+    train = _read_column(args.moses_data / "train.csv.gz")
+    start = time.perf_counter()
+    metrics = compute_metrics(
+        generated, reference=args.moses_data / SPLITS[split], train=train, n_jobs=args.n_jobs, cache_dir=cache
+    )
+    seconds = time.perf_counter() - start
+    renamed = {key.replace("/Test", f"/{split}"): value for key, value in metrics.items()}
+    print(json.dumps({"metrics": renamed, "seconds": round(seconds, 2)}))
+
+
+def _run_json(command: list[str]) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{command[1]} failed:\n{done.stderr[-3000:]}")
+    start_of_json = done.stdout.index("{")
+    result = json.loads(done.stdout[start_of_json:])
+    result["process_seconds"] = round(wall, 2)
+    return result
+
+
+def _summarize(args: argparse.Namespace, generated: Path, runs: dict, moses: dict | None) -> dict:
+    import torch
+
+    n = sum(1 for _ in generated.open())
+    timing = {name: {"call_s": run["seconds"], "process_s": run["process_seconds"]} for name, run in runs.items()}
+    result = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch_threads": torch.get_num_threads()},
+        "generated": {"path": str(generated), "n": n},
+        "n_jobs": args.n_jobs,
+        "timing": timing,
+        "molgen": {**runs["molgen/Test/warm"]["metrics"], **runs["molgen/TestSF/warm"]["metrics"]},
+    }
+    if moses is not None:
+        result["timing"]["moses"] = {"call_s": moses["seconds"], "process_s": moses["process_seconds"]}
+        result["moses"] = moses["metrics"]
+        ours_both = runs["molgen/Test/warm"]["seconds"] + runs["molgen/TestSF/warm"]["seconds"]
+        result["speedup_warm"] = {
+            "test_and_testsf": round(moses["seconds"] / ours_both, 2),
+            "test_only_vs_moses_both": round(moses["seconds"] / runs["molgen/Test/warm"]["seconds"], 2),
+        }
+    return result
+
+
+def _markdown(result: dict) -> str:
+    lines = [f"Scoring {result['generated']['n']:,} molecules ({result['generated']['path']}), n_jobs={result['n_jobs']}:", ""]
+    lines += ["| run | compute (s) | process wall (s) |", "|---|---|---|"]
+    for name, t in result["timing"].items():
+        lines.append(f"| {name} | {t['call_s']:.1f} | {t['process_s']:.1f} |")
+    if "moses" in result:
+        lines += ["", "| metric | molgen | MOSES | abs. diff |", "|---|---|---|---|"]
+        keys = [*GLOBAL_KEYS[:3], *(f"{k}/{s}" for s in SPLITS for k in SHARED_KEYS), *GLOBAL_KEYS[3:]]
+        for key in keys:
+            ours, ref = result["molgen"].get(key), result["moses"].get(key)
+            if ours is None or ref is None:
+                continue
+            lines.append(f"| {key} | {ours:.6f} | {ref:.6f} | {abs(ours - ref):.2e} |")
+        lines += ["", f"KL (molgen only, GuacaMol definition): {result['molgen']['KL']:.4f}"]
+        lines += ["", f"Speed-up (warm, MOSES time / molgen time): {result['speedup_warm']}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
