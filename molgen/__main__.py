@@ -1,0 +1,7 @@
+"""``python -m molgen`` (also what ``torchrun -m molgen`` runs)."""
+
+import sys
+
+from molgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,365 @@
+"""The ``molgen`` command line: argument parsing and wiring only.
+
+Every command is a thin call into the library. Domain errors
+(:class:`~molgen.errors.MolgenError`) are printed as one line without a
+traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from molgen.errors import ConfigError, DataError, MolgenError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+out = Console()
+
+MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+
+
+def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False):
+    """Read molecules leniently (or strictly), report skips, optionally write the rejects CSV."""
+    from molgen.datasets import default_training_smiles, read_molecules
+
+    if path is None:
+        if not default_ok:
+            raise DataError("no input file given; pass --input FILE")
+        smiles = default_training_smiles()
+        err.print(f"[dim]using the embedded default data: {len(smiles):,} MOSES training molecules[/dim]")
+        return smiles
+    result = read_molecules(path, smiles_column=smiles_column, strict=strict)
+    err.print(result.summary())
+    if rejects is not None:
+        import csv
+        import io
+
+        from molgen.utils.io import atomic_write_text
+
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["line", "text", "reason"])
+        writer.writerows(result.rejects)
+        atomic_write_text(rejects, buf.getvalue())
+    if not result.smiles:
+        raise DataError(f"{path} contains no valid molecule; check the file and --smiles-column")
+    return result.smiles
+
+
+def _set_threads(threads: int) -> None:
+    # Small recurrent ops gain little from more threads, and OpenMP threads that
+    # spin while another process holds the cores slow training down many times over.
+    if threads < 0:
+        raise ConfigError("--threads must be >= 0")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _write_molecules(path: Path, smiles: list[str], extra: dict[str, list] | None = None) -> None:
+    import pandas as pd
+
+    from molgen.utils.io import atomic_output
+
+    frame = pd.DataFrame({"smiles": smiles, **(extra or {})})
+    with atomic_output(path, "w") as fh:
+        if path.suffix in (".smi", ".txt"):
+            fh.write("".join(s + "\n" for s in smiles))
+        else:
+            frame.to_csv(fh, index=False)
+
+
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="SMILES file (.smi/.csv/.tsv/.txt, optionally .gz); default: embedded MOSES sample"),
+    out_dir: Path = typer.Option(..., "--out", help="run folder to create (or continue with --resume)"),
+    representation: str = typer.Option("selfies", help="smiles or selfies"),
+    smiles_column: Optional[str] = typer.Option(None, help="CSV column holding SMILES (auto-detected by default)"),
+    epochs: int = typer.Option(10, help="maximum number of epochs"),
+    batch_size: int = typer.Option(256),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    latent_dim: int = typer.Option(128),
+    decoder_hidden: int = typer.Option(512),
+    decoder_layers: int = typer.Option(2),
+    encoder_hidden: int = typer.Option(256),
+    embed_dim: int = typer.Option(64),
+    beta: float = typer.Option(0.5, help="final KL weight"),
+    kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
+    kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
+    free_bits: float = typer.Option(0.0, help="KL floor per latent dimension, nats"),
+    word_dropout: float = typer.Option(0.1, help="fraction of decoder inputs replaced by <unk>"),
+    max_length: int = typer.Option(100, help="longest molecule in tokens; longer ones are skipped and counted"),
+    val_fraction: float = typer.Option(0.05),
+    max_minutes: float = typer.Option(0.0, help="stop after this many minutes (0: no limit)"),
+    patience: int = typer.Option(5, help="early-stopping patience in epochs (0 disables)"),
+    checkpoint_every: int = typer.Option(500, help="steps between resumable checkpoints"),
+    limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    strict: bool = typer.Option(False, help="stop at the first invalid input line"),
+    rejects: Optional[Path] = typer.Option(None, help="write skipped input lines and reasons to this CSV"),
+    init_from: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same vocabulary and architecture)"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    _set_threads(threads)
+    train_set_name = None
+    if data is not None and str(data) in ("moses-train",):
+        from molgen.datasets import moses_split
+
+        train_set_name, data = str(data), moses_split("train")
+    smiles = _read(data, smiles_column, strict, rejects, default_ok=True)
+    if limit:
+        smiles = smiles[:limit]
+    config = VAETrainingConfig(
+        representation=representation,
+        model=dict(
+            latent_dim=latent_dim,
+            decoder_hidden=decoder_hidden,
+            decoder_layers=decoder_layers,
+            encoder_hidden=encoder_hidden,
+            embed_dim=embed_dim,
+        ),
+        train=dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            max_minutes=max_minutes,
+            patience=patience,
+            checkpoint_every=checkpoint_every,
+        ),
+        kl=dict(kind=kl_schedule, beta=beta, warmup_steps=kl_warmup, period=max(1, kl_warmup * 2)),
+        free_bits=free_bits,
+        word_dropout=word_dropout,
+        val_fraction=val_fraction,
+        max_length=max_length,
+    )
+    source = {"data": str(data) if data else "embedded:moses_train_50k"}
+    vae, result = train_vae(
+        smiles,
+        out_dir,
+        config,
+        device=device,
+        resume=resume,
+        show_progress=not quiet,
+        data_summary=source,
+        train_set_name=train_set_name,
+        init_from=init_from,
+    )
+    err.print(
+        f"trained {result.epochs_run} epoch(s), {result.steps} steps in {result.seconds / 60:.1f} min "
+        f"(stopped: {result.stopped_because}); best validation loss {result.best_val_loss:.3f}; model: {out_dir / 'model.safetensors'}"
+    )
+
+
+@app.command()
+def sample(
+    n: int = typer.Option(1000, "-n", help="number of molecules to draw from the prior"),
+    output: Path = typer.Option(Path("samples.csv"), "-o", "--output", help=".csv (with columns) or .smi"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    temperature: float = typer.Option(1.0, help="softmax temperature (<1: safer, >1: more diverse)"),
+    top_k: int = typer.Option(0, help="sample among the k most likely tokens (0: all)"),
+    greedy: bool = typer.Option(False, help="argmax decoding instead of sampling"),
+    unique: bool = typer.Option(False, help="keep only the first occurrence of each molecule"),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(1024),
+    device: str = typer.Option("auto"),
+    grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
+) -> None:
+    """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written)."""
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(model, device=device)
+    start = time.perf_counter()
+    smiles = vae.sample(n, temperature=temperature, top_k=top_k, greedy=greedy, seed=seed, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    valid = [s for s in smiles if s]
+    n_unique = len(set(valid))
+    if unique:
+        valid = list(dict.fromkeys(valid))
+    _write_molecules(output, valid)
+    if grid is not None and valid:
+        from molgen.viz import molecule_grid
+
+        molecule_grid(valid[:30], grid)
+    err.print(
+        f"{n:,} sampled in {seconds:.1f} s ({len([s for s in smiles if s]) / max(seconds, 1e-9):,.0f} valid/s): "
+        f"valid {len([s for s in smiles if s]) / max(n, 1):.3f}, unique {n_unique / max(1, len([s for s in smiles if s])):.3f}; "
+        f"wrote {len(valid):,} molecules to {output}"
+    )
+
+
+@app.command()
+def encode(
+    input: Path = typer.Option(..., "--input", "-i", help="SMILES file"),
+    output: Path = typer.Option(Path("z.npy"), "-o", "--output", help=".npy of latent vectors (posterior means)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    smiles_column: Optional[str] = typer.Option(None),
+    sample_posterior: bool = typer.Option(False, "--sample", help="sample z ~ q(z|x) instead of the mean"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Encode molecules to latent vectors; writes Z.npy and Z.smi (the molecules, row by row)."""
+    import numpy as np
+
+    from molgen.utils.io import atomic_output
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(model, device=device)
+    smiles = _read(input, smiles_column, False, None)
+    z, kept = vae.encode(smiles, sample=sample_posterior, seed=seed)
+    with atomic_output(output, "wb") as fh:
+        np.save(fh, z)
+    _write_molecules(output.with_suffix(".smi"), [smiles[i] for i in kept])
+    dropped = len(smiles) - len(kept)
+    err.print(f"encoded {len(kept):,} molecules to {output} {z.shape}" + (f"; {dropped} not representable by this model's vocabulary/length were skipped" if dropped else ""))
+
+
+@app.command()
+def decode(
+    latents: Path = typer.Option(..., "--latents", help=".npy array [n, latent_dim]"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write SMILES here (default: print)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    temperature: float = typer.Option(1.0),
+    sample_tokens: bool = typer.Option(False, "--sample", help="sample tokens instead of greedy decoding"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Decode latent vectors to molecules (greedy by default)."""
+    import numpy as np
+
+    from molgen.generate import DecodeOptions
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(model, device=device)
+    try:
+        z = np.load(latents, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read latent vectors from {latents} ({str(exc).splitlines()[0]}); pass a .npy file written by molgen encode") from None
+    opts = DecodeOptions(strategy="sample" if sample_tokens else "greedy", temperature=temperature)
+    smiles = vae.decode(z, opts, seed=seed)
+    rows = [s or "" for s in smiles]
+    if output:
+        _write_molecules(output, rows, {"valid": [bool(s) for s in smiles]})
+    else:
+        for s in rows:
+            out.print(s or "<invalid>", highlight=False)
+    err.print(f"decoded {len(smiles):,} vectors: {sum(bool(s) for s in smiles):,} valid")
+
+
+@app.command()
+def reconstruct(
+    input: Path = typer.Option(..., "--input", "-i"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV of input, reconstruction, match"),
+    smiles_column: Optional[str] = typer.Option(None),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Reconstruction accuracy: encode to the mean, decode greedily, compare canonical SMILES."""
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(model, device=device)
+    smiles = _read(input, smiles_column, False, None)
+    if limit:
+        smiles = smiles[:limit]
+    result = vae.reconstruct(smiles)
+    if output:
+        _write_molecules(output, result.inputs, {"reconstruction": [o or "" for o in result.outputs], "match": [a == b for a, b in zip(result.inputs, result.outputs)]})
+    valid = sum(bool(o) for o in result.outputs) / max(1, len(result.outputs))
+    out.print(f"reconstruction accuracy {result.accuracy:.4f} on {len(result.inputs):,} molecules (greedy, exact canonical match); valid decodes {valid:.4f}")
+
+
+@app.command()
+def interpolate(
+    start: str = typer.Argument(..., help="SMILES of the first molecule"),
+    end: str = typer.Argument(..., help="SMILES of the last molecule"),
+    steps: int = typer.Option(10),
+    method: str = typer.Option("slerp", help="slerp or linear"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG grid of the path"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Decode the path between two molecules in latent space."""
+    from molgen.vae import MoleculeVAE
+
+    if method not in ("slerp", "linear"):
+        raise ConfigError(f"unknown interpolation method {method!r}; use slerp or linear")
+    vae = MoleculeVAE.load(model, device=device)
+    path = vae.interpolate(start, end, steps, method)  # type: ignore[arg-type]
+    for i, s in enumerate(path):
+        out.print(f"{i:3d}  {s or '<invalid>'}", highlight=False)
+    if output:
+        from molgen.viz import molecule_grid
+
+        molecule_grid(path, output, legends=[f"step {i}" for i in range(len(path))], per_row=min(5, len(path)))
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
+    """Show what a checkpoint holds: architecture, vocabulary, training data and history."""
+    from molgen.train.checkpoint import read_checkpoint_meta
+    from molgen.vae import resolve_model_path
+
+    path = resolve_model_path(model)
+    meta = read_checkpoint_meta(path)
+    vocab = meta.get("vocab", {})
+    summary = {
+        "path": str(path),
+        "kind": meta.get("kind"),
+        "model_config": meta.get("model_config"),
+        "vocabulary_size": len(vocab.get("tokens", [])) if isinstance(vocab, dict) else None,
+        "train_set": meta.get("train_set"),
+        "n_train": meta.get("n_train"),
+        "best_epoch": meta.get("best_epoch"),
+        "last_epoch": (meta.get("history") or [{}])[-1],
+    }
+    out.print_json(json.dumps(summary))
+
+
+@data_app.command("moses")
+def data_moses(
+    cache_dir: Optional[Path] = typer.Option(None, help="where to put the files (default ~/.cache/molgen/moses or $MOLGEN_CACHE)"),
+    wheel: Optional[Path] = typer.Option(None, help="a local molsets wheel or unpacked folder (no download)"),
+) -> None:
+    """Materialise the MOSES train/test/test_scaffolds sets (from the molsets wheel on PyPI)."""
+    from molgen.datasets import materialize_moses
+
+    paths = materialize_moses(cache_dir=cache_dir, wheel=wheel)
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app; print domain errors as one line (exit status 2)."""
+    try:
+        app(args=argv, prog_name="molgen")
+    except MolgenError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]; partial outputs were not written (use --resume to continue training)")
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

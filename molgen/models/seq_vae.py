@@ -1,0 +1,201 @@
+"""Sequence VAE for SMILES and SELFIES strings.
+
+Gomez-Bombarelli et al. 2018, "Automatic chemical design using a data-driven
+continuous representation of molecules" (ACS Cent. Sci.), with the GRU
+encoder/decoder and training tricks of the MOSES VAE baseline (Polykovskiy et
+al. 2020) and of Bowman et al. 2016 ("Generating sentences from a continuous
+space": KL annealing, word dropout), plus free bits (Kingma et al. 2016).
+
+Encoder: token embedding -> bidirectional GRU -> (mu, logvar).
+Decoder: GRU whose initial state comes from z and which also sees z at every
+step (concatenated to the token embedding), so the latent code cannot be
+ignored as easily by a strong autoregressive decoder.
+
+The model owns its forward pass and loss. The decoding loop (greedy,
+temperature, top-k, early exit) lives in :mod:`molgen.generate` and drives the
+model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from molgen.errors import ConfigError
+
+__all__ = ["SeqVAEConfig", "SeqVAE", "VAEOutput"]
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+
+
+@dataclass
+class SeqVAEConfig:
+    """Architecture of a :class:`SeqVAE`. Unknown keys are rejected by :meth:`from_dict`."""
+
+    vocab_size: int
+    representation: Literal["smiles", "selfies"] = "selfies"
+    arch: Literal["gru"] = "gru"
+    embed_dim: int = 64
+    encoder_hidden: int = 256
+    encoder_layers: int = 1
+    decoder_hidden: int = 512
+    decoder_layers: int = 2
+    latent_dim: int = 128
+    dropout: float = 0.0
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.representation not in ("smiles", "selfies"):
+            raise ConfigError(f"representation must be 'smiles' or 'selfies', not {self.representation!r}")
+        if self.arch != "gru":
+            raise ConfigError(f"unknown architecture {self.arch!r}; available: gru")
+        for name in ("vocab_size", "embed_dim", "encoder_hidden", "decoder_hidden", "latent_dim", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeqVAEConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown SeqVAE config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class VAEOutput:
+    """Named result of :meth:`SeqVAE.forward`; all losses are means over the batch."""
+
+    loss: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    kl_per_dim: torch.Tensor
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    token_accuracy: torch.Tensor
+
+
+class SeqVAE(nn.Module):
+    """GRU sequence VAE over token ids (PAD=0, BOS=1, EOS=2, UNK=3)."""
+
+    def __init__(self, config: SeqVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
+        self.encoder = nn.GRU(
+            c.embed_dim,
+            c.encoder_hidden,
+            num_layers=c.encoder_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=c.dropout if c.encoder_layers > 1 else 0.0,
+        )
+        self.to_mu = nn.Linear(2 * c.encoder_hidden, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.encoder_hidden, c.latent_dim)
+        self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.decoder_hidden)
+        self.decoder = nn.GRU(
+            c.embed_dim + c.latent_dim,
+            c.decoder_hidden,
+            num_layers=c.decoder_layers,
+            batch_first=True,
+            dropout=c.dropout if c.decoder_layers > 1 else 0.0,
+        )
+        self.output = nn.Linear(c.decoder_hidden, c.vocab_size)
+
+    # -- encoder ---------------------------------------------------------------
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(mu, logvar)`` for padded token ids ``[B, T]`` (with BOS/EOS) and their lengths."""
+        emb = self.embedding(tokens)
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)
+        h = h.view(self.config.encoder_layers, 2, tokens.size(0), self.config.encoder_hidden)[-1]
+        h = torch.cat([h[0], h[1]], dim=-1)
+        return self.to_mu(h), self.to_logvar(h)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        # Noise is drawn on the generator's device so a CPU generator keeps runs reproducible on any device.
+        gen_device = generator.device if generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=generator, device=gen_device, dtype=mu.dtype).to(mu.device)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    # -- decoder ---------------------------------------------------------------
+    def init_state(self, z: torch.Tensor) -> torch.Tensor:
+        """Initial decoder hidden state ``[layers, B, H]`` from latent vectors ``[B, D]``."""
+        c = self.config
+        h = torch.tanh(self.latent_to_hidden(z))
+        return h.view(z.size(0), c.decoder_layers, c.decoder_hidden).transpose(0, 1).contiguous()
+
+    def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: previous tokens ``[B]`` -> next-token logits ``[B, V]`` and new state."""
+        x = torch.cat([self.embedding(tokens), z], dim=-1).unsqueeze(1)
+        out, state = self.decoder(x, state)
+        return self.output(out.squeeze(1)), state
+
+    def decode_logits(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` for decoder inputs ``[B, T]``."""
+        emb = self.embedding(inputs)
+        zz = z.unsqueeze(1).expand(-1, inputs.size(1), -1)
+        out, _ = self.decoder(torch.cat([emb, zz], dim=-1), self.init_state(z))
+        return self.output(out)
+
+    # -- training --------------------------------------------------------------
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        beta: float = 1.0,
+        free_bits: float = 0.0,
+        word_dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """Negative ELBO (per molecule, summed over tokens) with KL weight ``beta``.
+
+        ``free_bits`` is a floor in nats on each latent dimension's batch-mean
+        KL (below it the KL term gives no gradient), which keeps the posterior
+        from collapsing onto the prior. ``word_dropout`` replaces that fraction
+        of decoder input tokens (never BOS) by UNK, forcing the decoder to lean
+        on z.
+        """
+        mu, logvar = self.encode(tokens, lengths)
+        z = self.reparameterize(mu, logvar, generator) if self.training else mu
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        if word_dropout > 0 and self.training:
+            gen_device = generator.device if generator is not None else inputs.device
+            drop = (torch.rand(inputs.shape, device=gen_device, generator=generator) < word_dropout).to(inputs.device)
+            drop[:, 0] = False
+            inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
+        logits = self.decode_logits(z, inputs)
+        mask = targets != PAD
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
+        recon = nll.sum(1).mean()
+        kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(0)
+        kl = kl_per_dim.sum()
+        kl_term = torch.clamp(kl_per_dim, min=free_bits).sum() if free_bits > 0 else kl
+        with torch.no_grad():
+            correct = (logits.argmax(-1) == targets) & mask
+            acc = correct.sum() / mask.sum().clamp(min=1)
+        return VAEOutput(
+            loss=recon + beta * kl_term,
+            recon=recon,
+            kl=kl,
+            kl_per_dim=kl_per_dim.detach(),
+            logits=logits,
+            mu=mu,
+            logvar=logvar,
+            token_accuracy=acc,
+        )
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

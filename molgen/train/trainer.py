@@ -1,0 +1,299 @@
+"""One training loop for every single-optimizer model.
+
+The :class:`Trainer` knows nothing about a model's internals. It is given a
+:class:`TrainTask` — a model plus a ``step(batch, global_step)`` that returns
+a named output with a ``loss`` tensor and a dict of floats to log — and owns
+everything around it: AdamW, gradient clipping, AMP on CUDA, validation each
+epoch, early stopping, atomic resumable checkpoints, NaN/Inf detection,
+per-epoch logs (JSONL + CSV), a progress bar and a loss-curve PNG.
+
+Resuming is exact: batch order is a pure function of (seed, epoch), and the
+checkpoint carries the optimizer, the RNG states and the position inside the
+epoch, so with a fixed seed on the CPU an interrupted-and-resumed run ends
+with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from molgen.errors import ConfigError, MolgenError
+from molgen.train.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from molgen.train.progress import progress_bar
+from molgen.utils.io import atomic_write_text
+
+__all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]
+
+RESUME_FILE = "last.safetensors"
+
+
+class TrainingDivergedError(MolgenError):
+    """The loss or the gradients became NaN/Inf; the offending update was not applied."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every model trained with :class:`Trainer`."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    lr_decay: float = 1.0  # multiplied into the learning rate after each epoch
+    patience: int = 5  # epochs without validation improvement before stopping; 0 disables
+    checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
+    max_minutes: float = 0.0  # wall-clock budget; 0 means no limit
+    amp: bool = True  # mixed precision, used only on CUDA
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.checkpoint_every < 1:
+            raise ConfigError("checkpoint_every must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class TrainTask(Protocol):
+    """What the Trainer needs from a model family."""
+
+    model: nn.Module
+
+    def step(self, batch: Any, global_step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss tensor to minimise and floats to log, for one batch (train or eval mode)."""
+
+    def train_batches(self, epoch: int) -> Sequence[Any]:
+        """The epoch's batches, in an order that depends only on (seed, epoch)."""
+
+    def val_batches(self) -> Iterable[Any]:
+        """Validation batches (may be empty)."""
+
+    def describe_batch(self, batch: Any) -> str:
+        """A short human description of a batch, used when training diverges."""
+
+    def export(self, path: Path, extra_meta: dict[str, Any]) -> None:
+        """Write the self-describing model checkpoint (weights + config + vocabulary)."""
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    steps: int
+    best_val_loss: float
+    stopped_because: str
+    seconds: float
+
+
+class Trainer:
+    """Train ``task.model`` into the run folder ``out_dir``.
+
+    >>> trainer = Trainer(task, TrainConfig(epochs=2), "runs/a")  # doctest: +SKIP
+    >>> result = trainer.fit(resume=False)                        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        task: TrainTask,
+        config: TrainConfig,
+        out_dir: str | Path,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+        show_progress: bool = True,
+        on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.task = task
+        self.config = config
+        self.out = Path(out_dir)
+        self.device = torch.device(device)
+        self.model = task.model.to(self.device)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.show_progress = show_progress
+        self.on_epoch_end = on_epoch_end
+        self.global_step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_val = math.inf
+        self.bad_epochs = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- state -----------------------------------------------------------------
+    def _save_state(self) -> None:
+        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "optim")
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(opt_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.generator"] = self.generator.get_state()
+        meta = {
+            "kind": "training-state",
+            "optimizer": opt_skeleton,
+            "global_step": self.global_step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_val": self.best_val if math.isfinite(self.best_val) else None,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "train_config": self.config.to_dict(),
+        }
+        save_checkpoint(self.out / RESUME_FILE, tensors, meta)
+
+    def _load_state(self) -> bool:
+        path = self.out / RESUME_FILE
+        if not path.exists():
+            return False
+        tensors, meta = load_checkpoint(path)
+        if meta.get("kind") != "training-state":
+            raise MolgenError(f"{path} is not a training state; remove it or start without --resume")
+        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(unflatten_state(meta["optimizer"], tensors))
+        torch.set_rng_state(tensors["rng.torch"])
+        self.generator.set_state(tensors["rng.generator"])
+        self.global_step = meta["global_step"]
+        self.epoch = meta["epoch"]
+        self.batch_in_epoch = meta["batch_in_epoch"]
+        self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
+        self.bad_epochs = meta["bad_epochs"]
+        self.history = meta["history"]
+        return True
+
+    # -- loop ------------------------------------------------------------------
+    def _train_step(self, batch: Any) -> dict[str, float]:
+        self.model.train()
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            loss, logs = self.task.step(batch, self.global_step)
+        if not torch.isfinite(loss):
+            self._diverged(batch, f"loss is {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        if not torch.isfinite(norm) and not self.use_amp:
+            # Under AMP the scaler skips such steps itself and lowers its scale.
+            self.optimizer.zero_grad(set_to_none=True)
+            self._diverged(batch, f"gradient norm is {norm.item()}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.global_step += 1
+        logs = dict(logs, loss=float(loss.item()), grad_norm=float(norm.item()))
+        return logs
+
+    def _diverged(self, batch: Any, what: str) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise TrainingDivergedError(
+            f"training diverged at step {self.global_step} (epoch {self.epoch + 1}): {what} at lr={lr:g}; "
+            f"batch: {self.task.describe_batch(batch)}. The update was not applied and no checkpoint was "
+            f"written from it; lower --lr or --grad-clip and resume from the last checkpoint"
+        )
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in self.task.val_batches():
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                loss, logs = self.task.step(batch, self.global_step)
+            for k, v in dict(logs, loss=float(loss)).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            count += 1
+        return {k: v / count for k, v in totals.items()} if count else {}
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Run (or continue) training; returns why and when it stopped."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and not self._load_state():
+            raise MolgenError(f"nothing to resume in {self.out} (no {RESUME_FILE}); start without --resume")
+        if not resume and (self.out / RESUME_FILE).exists():
+            raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
+        start = time.monotonic()
+        stopped = "epochs"
+        cfg = self.config
+        for g in self.optimizer.param_groups:
+            g["lr"] = cfg.lr * cfg.lr_decay**self.epoch
+        while self.epoch < cfg.epochs:
+            batches = self.task.train_batches(self.epoch)
+            sums: dict[str, float] = {}
+            with progress_bar(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=self.show_progress) as bar:
+                bar.advance(self.batch_in_epoch)
+                for i in range(self.batch_in_epoch, len(batches)):
+                    logs = self._train_step(batches[i])
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    self.batch_in_epoch = i + 1
+                    bar.advance(1, loss=logs["loss"], **{k: logs[k] for k in ("recon", "kl", "beta") if k in logs})
+                    if self.global_step % cfg.checkpoint_every == 0:
+                        self._save_state()
+                    if cfg.max_minutes and time.monotonic() - start > cfg.max_minutes * 60:
+                        stopped = "time budget"
+                        break
+            n = max(1, self.batch_in_epoch)
+            record = {"epoch": self.epoch + 1, "step": self.global_step}
+            record.update({f"train_{k}": v / n for k, v in sums.items()})
+            record.update({f"val_{k}": v for k, v in self._validate().items()})
+            record["lr"] = self.optimizer.param_groups[0]["lr"]
+            record["seconds"] = time.monotonic() - start
+            self.history.append(record)
+            val = record.get("val_loss", record.get("train_loss", math.inf))
+            if val < self.best_val:
+                self.best_val, self.bad_epochs = val, 0
+                self.task.export(self.out / "model.safetensors", {"history": self.history, "best_epoch": self.epoch + 1})
+            else:
+                self.bad_epochs += 1
+            if stopped == "time budget":
+                self._finish_epoch_state()
+                break
+            self._finish_epoch_state()
+            self._write_logs()
+            if self.on_epoch_end:
+                self.on_epoch_end(record)
+            if cfg.patience and self.bad_epochs >= cfg.patience:
+                stopped = "early stopping"
+                break
+        self._save_state()
+        self._write_logs()
+        return TrainResult(len(self.history), self.global_step, self.best_val, stopped, time.monotonic() - start)
+
+    def _finish_epoch_state(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        for g in self.optimizer.param_groups:
+            g["lr"] *= self.config.lr_decay
+        self._save_state()
+
+    def _write_logs(self) -> None:
+        if not self.history:
+            return
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
+        keys = sorted({k for r in self.history for k in r}, key=lambda k: (k not in ("epoch", "step"), k))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+        from molgen.viz import plot_history
+
+        plot_history(self.history, self.out / "loss_curve.png")

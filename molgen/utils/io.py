@@ -1,0 +1,100 @@
+"""Atomic output files and a lock for run folders.
+
+Results are written under a temporary name in the destination folder and
+renamed into place only when complete, so an interrupted command never leaves
+a file that looks finished. A full disk surfaces as a one-line error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from molgen.errors import MolgenError
+
+__all__ = ["atomic_output", "atomic_write_text", "RunLock"]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+
+    >>> with atomic_output("out.txt", "w") as fh:  # doctest: +SKIP
+    ...     fh.write("done")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise MolgenError(f"disk full while writing {path}; free some space and run again") from None
+        raise
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_output(path, "w") as fh:
+        fh.write(text)
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held for the life of a command.
+
+    A second process that tries to write into the same folder gets a
+    MolgenError naming the holder's PID instead of interleaving its output.
+    Uses ``fcntl.flock`` so the lock disappears with the process, even after
+    ``kill -9``.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.path = Path(folder) / ".lock"
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise MolgenError(
+                f"{self.path.parent} is in use by another molgen process (pid {holder}); "
+                "wait for it to finish or choose another --out folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

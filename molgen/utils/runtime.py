@@ -1,0 +1,78 @@
+"""Devices, seeds and a record of the software a run used."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from molgen.errors import ConfigError
+
+__all__ = ["resolve_device", "seed_everything", "environment_info"]
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N`` into a :class:`torch.device`.
+
+    ``auto`` picks the first CUDA device when one is present and the CPU
+    otherwise. Asking for CUDA on a machine without it is a ConfigError rather
+    than a silent fallback, so a run never pretends to use a GPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r} requested but CUDA is not available; use --device cpu or auto")
+        index = 0 if spec == "cuda" else spec.split(":", 1)[1]
+        if not str(index).isdigit() or int(index) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {spec!r} does not exist ({torch.cuda.device_count()} CUDA device(s)); use cuda:0..N-1"
+            )
+        return torch.device(f"cuda:{int(index)}")
+    raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def environment_info(device: torch.device | None = None) -> dict[str, str | int | None]:
+    """Versions, device and host facts written into every run folder."""
+    import rdkit
+    import selfies
+
+    import molgen
+
+    info: dict[str, str | int | None] = {
+        "molgen": molgen.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "rdkit": rdkit.__version__,
+        "selfies": selfies.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device is not None:
+        info["device"] = str(device)
+        if device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(device)
+    return info

@@ -1,0 +1,242 @@
+"""The molecular VAE as users see it: load, sample, encode, decode, reconstruct, interpolate, train.
+
+:class:`MoleculeVAE` bundles a :class:`~molgen.models.seq_vae.SeqVAE` with its
+tokenizer and vocabulary, so whatever a CLI command does takes three lines of
+Python::
+
+    >>> from molgen.vae import MoleculeVAE
+    >>> vae = MoleculeVAE.load()            # the pretrained default in data/
+    >>> smiles = vae.sample(100, seed=0)    # doctest: +SKIP
+
+Decoded strings are checked by RDKit and returned as canonical SMILES, or
+``None`` where the model produced something RDKit rejects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from molgen import chem
+from molgen.errors import CheckpointError, ConfigError
+from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
+from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+from molgen.tokenizers import Vocabulary, get_tokenizer
+from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.runtime import resolve_device
+
+__all__ = ["MoleculeVAE", "ReconstructionResult", "resolve_model_path", "DEFAULT_MODEL", "strings_to_smiles"]
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "default_model.safetensors"
+MODEL_FILE = "model.safetensors"
+
+
+def resolve_model_path(spec: str | Path | None) -> Path:
+    """``None`` -> the shipped default model; a run folder -> its ``model.safetensors``; else the file."""
+    if spec is None:
+        if not DEFAULT_MODEL.exists():
+            raise CheckpointError(
+                f"the default model {DEFAULT_MODEL} is missing; reinstall molgen or pass --model PATH"
+            )
+        return DEFAULT_MODEL
+    path = Path(spec)
+    if path.is_dir():
+        path = path / MODEL_FILE
+        if not path.exists():
+            raise CheckpointError(f"{spec} holds no {MODEL_FILE}; is it a molgen run folder whose training finished an epoch?")
+    return path
+
+
+def _decode_one(text: str, representation: str) -> str | None:
+    """Token string -> canonical SMILES or None; runs in worker processes."""
+    if representation == "selfies":
+        import selfies as sf
+
+        try:
+            text = sf.decoder(text)
+        except Exception:  # selfies raises its own DecoderError and, on odd input, others
+            return None
+    return chem.canonical_smiles(text) if text else None
+
+
+def strings_to_smiles(texts: list[str], representation: str, n_jobs: int | None = None) -> list[str | None]:
+    """Decode raw model strings (SMILES or SELFIES) to canonical SMILES in a process pool."""
+    return chem.pmap(partial(_decode_one, representation=representation), texts, n_jobs=n_jobs)
+
+
+@dataclass
+class ReconstructionResult:
+    """Greedy reconstruction of each input from its posterior mean."""
+
+    inputs: list[str]
+    outputs: list[str | None]
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean([a == b for a, b in zip(self.inputs, self.outputs)])) if self.inputs else float("nan")
+
+
+class MoleculeVAE:
+    """A trained sequence VAE with its tokenizer and vocabulary."""
+
+    kind = "seq_vae"
+
+    def __init__(
+        self, model: SeqVAE, vocab: Vocabulary, meta: dict[str, Any] | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        self.model = model
+        self.vocab = vocab
+        self.meta = dict(meta or {})
+        self.device = resolve_device(device)
+        self.model.to(self.device).eval()
+        self.tokenizer = get_tokenizer(model.config.representation)
+        self._id_to_token = np.array(vocab.tokens, dtype=object)
+
+    @property
+    def config(self) -> SeqVAEConfig:
+        return self.model.config
+
+    @property
+    def representation(self) -> str:
+        return self.model.config.representation
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
+        meta = dict(self.meta)
+        meta.update(extra_meta or {})
+        meta.update(kind=self.kind, model_config=self.config.to_dict(), vocab=self.vocab.to_dict())
+        return save_checkpoint(path, self.model.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> MoleculeVAE:
+        """Load a checkpoint (file or run folder; ``None`` for the shipped default)."""
+        path = resolve_model_path(path)
+        tensors, meta = load_checkpoint(path)
+        if meta.get("kind") != cls.kind:
+            raise CheckpointError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a molecular VAE ({cls.kind})")
+        try:
+            config = SeqVAEConfig.from_dict(meta["model_config"])
+            vocab = Vocabulary.from_dict(meta["vocab"])
+            model = SeqVAE(config)
+            model.load_state_dict(tensors)
+        except (KeyError, ConfigError, RuntimeError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{path} does not match the SeqVAE layout ({first}); it is corrupted or foreign") from None
+        if len(vocab) != config.vocab_size:
+            raise CheckpointError(f"{path}: vocabulary size {len(vocab)} != model vocab_size {config.vocab_size}")
+        meta["path"] = str(path)
+        return cls(model, vocab, meta, device)
+
+    # -- strings <-> ids ---------------------------------------------------------
+    def ids_to_strings(self, ids: torch.Tensor) -> list[str]:
+        """Token ids ``[B, L]`` (EOS-terminated, PAD after) -> raw model strings (SMILES or SELFIES)."""
+        ids = ids.cpu().numpy()
+        is_end = ids == 2  # EOS
+        lengths = np.where(is_end.any(1), is_end.argmax(1), ids.shape[1])
+        # Special tokens never appear inside a sampled sequence except UNK; drop ids < 4.
+        tokens = self._id_to_token[ids]
+        keep = ids >= 4
+        return ["".join(tokens[i, : lengths[i]][keep[i, : lengths[i]]]) for i in range(len(ids))]
+
+    def tokenize(self, smiles: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Tokenise SMILES into padded ids ``[B, T]`` and lengths; returns the indices that could be tokenised."""
+        max_length = max_length or self.config.max_length
+        seqs, kept = [], []
+        for i, s in enumerate(smiles):
+            try:
+                toks = self.tokenizer.tokenize(s)
+            except Exception:
+                continue
+            if len(toks) + 1 > max_length:  # room for EOS
+                continue
+            seqs.append(self.vocab.encode(toks))
+            kept.append(i)
+        if not seqs:
+            return torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, dtype=torch.long), kept
+        width = max(len(s) for s in seqs)
+        arr = np.zeros((len(seqs), width), dtype=np.int64)
+        for r, s in enumerate(seqs):
+            arr[r, : len(s)] = s
+        return torch.from_numpy(arr), torch.tensor([len(s) for s in seqs]), kept
+
+    # -- core operations ---------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, smiles: list[str], sample: bool = False, batch_size: int = 512, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+        """Latent vectors (posterior means, or samples with ``sample=True``) for the tokenisable inputs.
+
+        Returns ``(z [n_kept, latent_dim], kept_indices)``.
+        """
+        ids, lengths, kept = self.tokenize(list(smiles))
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for start in range(0, len(ids), batch_size):
+            x = ids[start : start + batch_size].to(self.device)
+            mu, logvar = self.model.encode(x, lengths[start : start + batch_size])
+            out.append((SeqVAE.reparameterize(mu, logvar, gen) if sample else mu).float().cpu())
+        z = torch.cat(out).numpy() if out else np.zeros((0, self.config.latent_dim), dtype=np.float32)
+        return z, kept
+
+    def decode(
+        self,
+        z: np.ndarray | torch.Tensor,
+        options: DecodeOptions | None = None,
+        seed: int = 0,
+        batch_size: int = 1024,
+        n_jobs: int | None = None,
+    ) -> list[str | None]:
+        """Decode latent vectors to canonical SMILES (``None`` where RDKit rejects the result)."""
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+        if z.ndim != 2 or z.size(1) != self.config.latent_dim:
+            raise ConfigError(f"latent vectors must have shape [n, {self.config.latent_dim}], got {list(z.shape)}")
+        options = options or DecodeOptions(strategy="greedy")
+        gen = torch.Generator().manual_seed(seed)
+        texts: list[str] = []
+        for start in range(0, len(z), batch_size):
+            ids = decode_tokens(self.model, z[start : start + batch_size].to(self.device), options, gen)
+            texts.extend(self.ids_to_strings(ids))
+        return strings_to_smiles(texts, self.representation, n_jobs)
+
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        greedy: bool = False,
+        seed: int = 0,
+        batch_size: int = 1024,
+        n_jobs: int | None = None,
+    ) -> list[str | None]:
+        """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy)."""
+        if n < 0:
+            raise ConfigError("number of samples must be >= 0")
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.config.latent_dim, generator=gen)
+        opts = DecodeOptions(strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k)
+        return self.decode(z, opts, seed=seed + 1, batch_size=batch_size, n_jobs=n_jobs)
+
+    def reconstruct(self, smiles: list[str], batch_size: int = 512) -> ReconstructionResult:
+        """Encode to the posterior mean and decode greedily; exact canonical match counts as success."""
+        canon = [chem.canonical_smiles(s) for s in smiles]
+        valid = [c for c in canon if c]
+        z, kept = self.encode(valid, batch_size=batch_size)
+        outputs = self.decode(z, DecodeOptions(strategy="greedy"), batch_size=batch_size)
+        return ReconstructionResult([valid[i] for i in kept], outputs)
+
+    def interpolate(
+        self, start: str, end: str, steps: int = 10, method: Literal["slerp", "linear"] = "slerp"
+    ) -> list[str | None]:
+        """Greedy decodes of ``steps`` points between the posterior means of two molecules."""
+        if steps < 2:
+            raise ConfigError("interpolation needs at least 2 steps")
+        ends = [chem.parse_smiles(s) and chem.canonical_smiles(s) for s in (start, end)]
+        z, kept = self.encode(ends)
+        if len(kept) != 2:
+            raise ConfigError("both end points must be tokenisable with this model's vocabulary and length limit")
+        a, b = torch.from_numpy(z[0]), torch.from_numpy(z[1])
+        path = slerp(a, b, steps) if method == "slerp" else lerp(a, b, steps)
+        return self.decode(path.numpy())

@@ -1,0 +1,72 @@
+"""Train the pretrained default model shipped as data/default_model.safetensors.
+
+Reproduce (CPU, about the stated minutes; set --threads 1 on a busy machine):
+
+    molgen data moses                      # caches the MOSES sets from the molsets wheel
+    python scripts/train_default_model.py --minutes 80 --out runs/default
+
+The model is a SELFIES GRU VAE trained on a random subset of the MOSES
+training set (seeded), for a wall-clock budget rather than a number of epochs,
+because that is what bounds training on a CPU. ``--init-from`` continues from
+an earlier default model (same architecture) so later sessions can keep
+improving it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from molgen.datasets import moses_split, read_molecules
+from molgen.vae_training import VAETrainingConfig, train_vae
+
+DEFAULT_ARCH = dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/default"))
+    parser.add_argument("--minutes", type=float, default=80.0)
+    parser.add_argument("--n-molecules", type=int, default=700_000, help="random MOSES-train subset size")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-from", type=Path, default=None)
+    parser.add_argument("--install", action="store_true", help="copy the result to data/default_model.safetensors")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    with gzip.open(moses_split("train"), "rt") as fh:
+        lines = [line.strip() for line in fh][1:]  # header 'SMILES'
+    random.Random(args.seed).shuffle(lines)
+    subset = args.out.parent / f"{args.out.name}_train_subset.smi"
+    subset.parent.mkdir(parents=True, exist_ok=True)
+    subset.write_text("\n".join(lines[: args.n_molecules]) + "\n")
+    smiles = read_molecules(subset).smiles
+
+    config = VAETrainingConfig(
+        representation="selfies",
+        model=DEFAULT_ARCH,
+        train=dict(epochs=50, batch_size=128, lr=1e-3, seed=args.seed, max_minutes=args.minutes, checkpoint_every=500, patience=0),
+        kl=dict(kind="linear", beta=0.5, warmup_steps=2000),
+        word_dropout=0.1,
+        val_fraction=0.01,
+        max_length=100,
+    )
+    summary = {"data": f"MOSES train, random {len(smiles):,} (seed {args.seed})", "minutes_budget": args.minutes}
+    vae, result = train_vae(
+        smiles, args.out, config, device="auto", train_set_name="moses-train", data_summary=summary, init_from=args.init_from
+    )
+    print(result)
+    if args.install:
+        target = Path(__file__).resolve().parent.parent / "data" / "default_model.safetensors"
+        shutil.copyfile(args.out / "model.safetensors", target)
+        print(f"installed {target}")
+
+
+if __name__ == "__main__":
+    main()
