@@ -1,0 +1,95 @@
+"""Building blocks shared by the image models: conv encoders/decoders sized from the data.
+
+Two stride-2 convolutions halve the image twice (DCGAN-style, Radford et al.
+2016, "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks"); the decoder mirrors them with transposed
+convolutions from ``ceil(H/4) x ceil(W/4)`` and crops to the exact size, so
+any image size and channel count works (28x28x1 digits, 32x32x3 photos, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molgen.errors import ConfigError
+
+__all__ = ["ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape"]
+
+T = TypeVar("T", bound="ConfigMixin")
+
+
+class ConfigMixin:
+    """JSON round trip for config dataclasses; unknown keys are rejected."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data["image_shape"] = list(data["image_shape"])
+        return data
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        data = dict(data)
+        if "image_shape" in data:
+            data["image_shape"] = tuple(data["image_shape"])
+        return cls(**data)
+
+
+def check_shape(shape: tuple[int, ...], name: str) -> None:
+    if len(shape) != 3 or min(shape) < 1 or min(shape[1:]) < 4:
+        raise ConfigError(f"{name}: image_shape must be (channels, height, width) with height, width >= 4, got {shape}")
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return F.one_hot(labels.long(), num_classes).float()
+
+
+class ConvEncoder(nn.Module):
+    """Image ``[B, C, H, W]`` -> flat features ``[B, out_dim]`` (two stride-2 convs and a linear layer)."""
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], hidden: int, out_dim: int, batch_norm: bool = False, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = [nn.Conv2d(c, hidden, 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers += [nn.Dropout(dropout)] if dropout else []
+        layers += [nn.Conv2d(hidden, 2 * hidden, 4, 2, 1)]
+        layers += [nn.BatchNorm2d(2 * hidden)] if batch_norm else []
+        layers += [nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        flat = 2 * hidden * (h // 4) * (w // 4)
+        self.fc = nn.Sequential(nn.Linear(flat, out_dim), nn.LeakyReLU(0.2))
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Pixels arrive in [0, 1]; centring them helps every discriminator and encoder alike.
+        return self.fc(self.conv(x * 2 - 1))
+
+
+class ConvDecoder(nn.Module):
+    """Vector ``[B, in_dim]`` -> pixel logits ``[B, C, H, W]`` (mirror of :class:`ConvEncoder`)."""
+
+    def __init__(self, in_dim: int, image_shape: tuple[int, int, int], hidden: int, batch_norm: bool = False) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        self.image_shape = image_shape
+        self.start = (2 * hidden, math.ceil(h / 4), math.ceil(w / 4))
+        self.fc = nn.Sequential(nn.Linear(in_dim, int(torch.tensor(self.start).prod())), nn.ReLU())
+        layers: list[nn.Module] = [nn.ConvTranspose2d(2 * hidden, hidden, 4, 2, 1)]
+        layers += [nn.BatchNorm2d(hidden)] if batch_norm else []
+        layers += [nn.ReLU(), nn.ConvTranspose2d(hidden, c, 4, 2, 1)]
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.deconv(self.fc(z).view(-1, *self.start))
+        _, h, w = self.image_shape
+        return out[:, :, :h, :w]
