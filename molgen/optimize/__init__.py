@@ -1,0 +1,65 @@
+"""Latent-space optimization: objectives, constraints, an oracle with a budget, optimizers, outputs.
+
+* :mod:`~molgen.optimize.objectives` -- objective specs (``qed``, ``qed:1,sa:-0.3``,
+  ``logp=2.5``, ``sim(SMILES)``, ``module:function``);
+* :mod:`~molgen.optimize.constraints` -- hard constraints (``mw<=450``, ``sim>=0.4``);
+* :mod:`~molgen.optimize.oracle` -- scoring, de-duplication, budget, JSONL log;
+* :mod:`~molgen.optimize.predictor` -- fitting and saving latent property predictors;
+* :mod:`~molgen.optimize.gradient` -- gradient ascent on z against a predictor;
+* :mod:`~molgen.optimize.outputs` -- ranked CSV, top-molecule grid, best-so-far plot;
+* :mod:`~molgen.optimize.api` -- :func:`optimize`, the one-call entry point.
+
+Example::
+
+    >>> from molgen.optimize import optimize                            # doctest: +SKIP
+    >>> result = optimize("qed", budget=2000, out_dir="best", seed=0)    # doctest: +SKIP
+"""
+
+from molgen.optimize.api import METHODS, MethodContext, OptimizationResult, build_constraints, optimize, register_method
+from molgen.optimize.constraints import Constraint, ConstraintSet
+from molgen.optimize.gradient import GradientConfig, GradientRun, optimize_gradient
+from molgen.optimize.objectives import Objective, Term, load_user_function, parse_objective, register_term_prefix
+from molgen.optimize.oracle import Oracle, OracleRecord
+from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
+from molgen.optimize.predictor import (
+    PredictorReport,
+    PredictorTrainingConfig,
+    TrainedPredictor,
+    fit_predictor,
+    load_predictor,
+    save_predictor,
+    train_label_predictor,
+    train_property_predictor,
+)
+
+__all__ = [
+    "optimize",
+    "OptimizationResult",
+    "MethodContext",
+    "METHODS",
+    "register_method",
+    "build_constraints",
+    "Constraint",
+    "ConstraintSet",
+    "GradientConfig",
+    "GradientRun",
+    "optimize_gradient",
+    "Objective",
+    "Term",
+    "parse_objective",
+    "load_user_function",
+    "register_term_prefix",
+    "Oracle",
+    "OracleRecord",
+    "OUTPUT_FILES",
+    "results_frame",
+    "write_outputs",
+    "PredictorReport",
+    "PredictorTrainingConfig",
+    "TrainedPredictor",
+    "fit_predictor",
+    "load_predictor",
+    "save_predictor",
+    "train_label_predictor",
+    "train_property_predictor",
+]

@@ -1,0 +1,220 @@
+"""One call for latent optimization, with the same power as ``molgen optimize``.
+
+    >>> from molgen.optimize import optimize
+    >>> result = optimize("qed:1,sa:-0.3", constraints=["mw<=450"], budget=2000, out_dir="best")  # doctest: +SKIP
+    >>> result.frame.head(3)                                                                     # doctest: +SKIP
+
+:func:`optimize` resolves the model, objective, constraints, start molecules
+and predictor, runs a registered method (``gradient`` here; other modules add
+theirs with :func:`register_method`) against an
+:class:`~molgen.optimize.oracle.Oracle`, and writes the outputs described in
+:mod:`molgen.optimize.outputs`. An interrupted run (Ctrl-C) still writes the
+CSV, plots and summary of everything scored so far before re-raising.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from molgen import chem
+from molgen.errors import ConfigError
+from molgen.optimize.constraints import Constraint, ConstraintSet
+from molgen.optimize.gradient import GradientConfig, optimize_gradient
+from molgen.optimize.objectives import Objective, Term, parse_objective
+from molgen.optimize.oracle import Oracle
+from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
+from molgen.optimize.predictor import (
+    PredictorTrainingConfig,
+    TrainedPredictor,
+    load_predictor,
+    train_property_predictor,
+)
+from molgen.utils.runtime import environment_info, seed_everything
+
+__all__ = ["optimize", "OptimizationResult", "MethodContext", "register_method", "METHODS", "build_constraints"]
+
+
+@dataclass
+class MethodContext:
+    """Everything a method needs; it scores only through ``oracle`` and returns a JSON-able dict of facts."""
+
+    vae: Any
+    oracle: Oracle
+    starts: list[str]
+    seed: int
+    options: dict[str, Any]
+    predictor: TrainedPredictor | None = None
+    show_progress: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+#: Method name -> runner(context) -> dict of facts for summary.json.
+METHODS: dict[str, Callable[[MethodContext], dict[str, Any]]] = {}
+
+
+def register_method(name: str, runner: Callable[[MethodContext], dict[str, Any]]) -> None:
+    """Make ``optimize(method=name)`` / ``molgen optimize --method name`` call ``runner``."""
+    METHODS[name] = runner
+
+
+@dataclass
+class OptimizationResult:
+    """Outcome of :func:`optimize`: the oracle (every score), the ranked frame, facts and output paths."""
+
+    oracle: Oracle
+    frame: pd.DataFrame
+    summary: dict[str, Any]
+    paths: dict[str, Path]
+
+    def top(self, k: int = 10) -> pd.DataFrame:
+        return self.frame.head(k)
+
+    @property
+    def best_so_far(self) -> np.ndarray:
+        return self.oracle.best_so_far()
+
+
+def build_constraints(
+    constraints: Sequence[str | Constraint] = (), min_similarity: float | None = None, max_heavy_atoms: int | None = None
+) -> ConstraintSet:
+    """Constraint strings plus the two common shortcuts, as one checked set."""
+    items = list(constraints)
+    if min_similarity is not None:
+        if not 0 <= min_similarity <= 1:
+            raise ConfigError(f"--min-similarity must be in [0, 1], got {min_similarity:g}")
+        items.append(Constraint("sim", ">=", float(min_similarity)))
+    if max_heavy_atoms is not None:
+        items.append(Constraint("heavy_atoms", "<=", float(max_heavy_atoms)))
+    return ConstraintSet.parse(items)
+
+
+def optimize(
+    objective: str | Objective,
+    model=None,
+    method: str = "gradient",
+    budget: int | None = 1000,
+    constraints: Sequence[str | Constraint] = (),
+    start: str | Sequence[str] | None = None,
+    min_similarity: float | None = None,
+    max_heavy_atoms: int | None = None,
+    predictor: TrainedPredictor | str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> OptimizationResult:
+    """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE, a path, or None for the default).
+
+    ``options`` are the method's settings (for ``gradient``: the fields of
+    :class:`~molgen.optimize.gradient.GradientConfig`, plus ``predictor_train_size``
+    -- molecules used to fit a property predictor when none is given).
+    Returns the oracle and the ranked molecules; with ``out_dir`` also writes the output files.
+    """
+    from molgen.vae import MoleculeVAE
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    starts = [start] if isinstance(start, str) else list(start or [])
+    for s in starts:
+        chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
+    cset = build_constraints(constraints, min_similarity, max_heavy_atoms)
+    vae = model if isinstance(model, MoleculeVAE) else MoleculeVAE.load(model, device=device)
+    trained = _resolve_predictor(predictor, vae)
+    objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
+    seed_everything(seed)
+    out = Path(out_dir) if out_dir is not None else None
+    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None)
+    ctx = MethodContext(vae, oracle, oracle.starts, seed, dict(options or {}), trained, show_progress)
+    summary: dict[str, Any] = {"method": method, "seed": seed, "options": ctx.options, "model": vae.meta.get("path")}
+    t0 = time.perf_counter()
+    try:
+        summary["method_facts"] = METHODS[method](ctx)
+        summary["interrupted"] = False
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+        _finish(oracle, out, summary, t0, ctx)
+        raise
+    paths = _finish(oracle, out, summary, t0, ctx)
+    return OptimizationResult(oracle, results_frame(oracle), summary, paths)
+
+
+def _finish(oracle: Oracle, out: Path | None, summary: dict[str, Any], t0: float, ctx: MethodContext) -> dict[str, Path]:
+    summary.update(seconds=round(time.perf_counter() - t0, 2), environment=environment_info(ctx.vae.device), **ctx.info)
+    oracle.close()
+    return write_outputs(oracle, out, summary) if out is not None else {}
+
+
+def _resolve_predictor(predictor, vae) -> TrainedPredictor | None:
+    if predictor is None or isinstance(predictor, TrainedPredictor):
+        return predictor
+    return load_predictor(predictor, device=vae.device, latent_dim=vae.config.latent_dim)
+
+
+def _predicted_prefix(vae, trained: TrainedPredictor | None) -> dict:
+    """``pred:NAME`` scores molecules with the predictor itself (for targets only measured, e.g. pIC50)."""
+    if trained is None:
+        return {}
+
+    def factory(name: str) -> Term:
+        if name not in trained.model.names:
+            raise ConfigError(f"the predictor has no output {name!r}; it predicts {', '.join(trained.model.names)}")
+        return Term("property", f"pred:{name}", prop=name, func=lambda smiles: _predict(vae, trained, name, smiles))
+
+    return {"pred": factory}
+
+
+def _predict(vae, trained: TrainedPredictor, name: str, smiles: list[str]) -> list[float]:
+    import torch
+
+    z, kept = vae.encode(smiles)
+    values = np.full(len(smiles), np.nan)
+    if len(kept):
+        with torch.no_grad():
+            mean = trained.model.predict(torch.from_numpy(z).to(vae.device))[0][:, trained.model.names.index(name)]
+        values[kept] = mean.cpu().numpy()
+    return list(values)
+
+
+# -- the gradient method -------------------------------------------------------
+
+
+def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
+    opts = dict(ctx.options)
+    train_size = int(opts.pop("predictor_train_size", 10_000))
+    cfg = GradientConfig.from_dict(opts)
+    objective = ctx.oracle.objective
+    trained, data = ctx.predictor, None
+    if objective.differentiable and trained is None:
+        trained, data = _auto_predictor(ctx.vae, objective.property_names, train_size, cfg, ctx.seed)
+    if trained is not None:
+        if trained.report.weak:
+            warnings.warn(trained.report.summary(), stacklevel=2)
+        ctx.info["predictor"] = {"names": trained.model.names, "report": trained.report.summary(), "weak": trained.report.weak}
+    run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, ctx.starts or None, data, ctx.seed, ctx.show_progress)
+    return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports}
+
+
+def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int):
+    """Fit a property predictor on ``n`` embedded training molecules (RDKit labels: no oracle calls)."""
+    from molgen.datasets import default_training_smiles
+
+    smiles = default_training_smiles(limit=n)
+    trained = train_property_predictor(vae, smiles, properties, PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed}))
+    data = None
+    if cfg.refit:
+        z, kept = vae.encode(smiles)
+        y = chem.compute_properties([smiles[i] for i in kept], properties)[properties].to_numpy()
+        data = (z, y)
+    return trained, data
+
+
+register_method("gradient", _run_gradient)

@@ -1,0 +1,298 @@
+"""Gradient ascent in a VAE's latent space against a property predictor.
+
+The recipe of Gomez-Bombarelli et al. 2018 and LIMO (Eckmann et al. 2022):
+start from many latent points (prior samples, or the encodings of seed
+molecules), follow the gradient of a differentiable surrogate of the
+objective -- the objective computed from a
+:class:`~molgen.models.predictor.LatentPredictor`'s outputs -- with Adam, and
+decode along the way. Only decoded molecules are scored, by the true objective
+through the :class:`~molgen.optimize.oracle.Oracle`, so the predictor can steer
+but never inflate the results.
+
+Two things keep ``z`` where the decoder is reliable: a Gaussian prior penalty
+``prior_weight * ||z||^2 / 2`` (the negative log-density of N(0, I) up to a
+constant), and an optional trust region ``||z - z_start|| <= trust_radius``
+(projected after every step). ``uncertainty_weight`` adds that multiple of the
+ensemble's spread to the surrogate: negative values make the ascent
+pessimistic (it avoids regions the ensemble disagrees on).
+
+With ``rounds > 1`` the later rounds restart from the encodings of the best
+molecules found so far (plus prior samples), and with ``refit`` the predictor
+is refitted between rounds on everything decoded and scored (active
+learning). Objectives that are not functions of built-in properties (user
+functions, similarity) get a predictor fitted online on oracle scores of an
+initial design of ``n_init`` molecules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from molgen.errors import ConfigError
+from molgen.generate import DecodeOptions
+from molgen.optimize.oracle import Oracle
+from molgen.optimize.predictor import PredictorTrainingConfig, TrainedPredictor, fit_predictor
+from molgen.train.progress import progress_bar
+
+__all__ = ["GradientConfig", "GradientRun", "optimize_gradient"]
+
+
+@dataclass
+class GradientConfig:
+    """Settings of :func:`optimize_gradient`; unknown keys are rejected by :meth:`from_dict`."""
+
+    n_starts: int = 1000
+    steps: int = 50
+    lr: float = 0.05
+    decode_every: int = 5
+    prior_weight: float = 0.01
+    trust_radius: float = 0.0  # 0: no trust region
+    uncertainty_weight: float = 0.0
+    rounds: int = 1
+    refit: bool = False
+    elite_fraction: float = 0.5  # share of starts in rounds > 1 taken from the best molecules so far
+    start_noise: float = 0.1  # std of the noise added to copies of an encoded start
+    n_init: int = 500  # initial design for objectives that need an online predictor
+    batch_size: int = 2048
+    predictor: dict[str, Any] = field(default_factory=lambda: {"epochs": 40})  # PredictorTrainingConfig overrides
+
+    def __post_init__(self) -> None:
+        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"gradient {name} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("gradient lr must be > 0")
+        if self.prior_weight < 0 or self.trust_radius < 0 or self.start_noise < 0:
+            raise ConfigError("prior_weight, trust_radius and start_noise must be >= 0")
+        if not 0 <= self.elite_fraction <= 1:
+            raise ConfigError("elite_fraction must be in [0, 1]")
+        PredictorTrainingConfig.from_dict(self.predictor)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradientConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown gradient options: {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        return cls(**data)
+
+
+@dataclass
+class GradientRun:
+    """What the optimizer did besides scoring: the decoded path, predictor reports, counts."""
+
+    trajectory: list[tuple[int | None, int, str]]  # (start index, step, SMILES) of every valid decode
+    reports: list[dict[str, Any]]
+    decoded: int = 0
+    rounds: int = 0
+    predictor: TrainedPredictor | None = None
+
+
+class _Surrogate:
+    """The differentiable stand-in for the objective, plus the data to refit it on."""
+
+    def __init__(self, oracle: Oracle, predictor: TrainedPredictor, online: bool, data: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.oracle, self.predictor, self.online = oracle, predictor, online
+        self.z = [data[0]] if data is not None else []
+        self.y = [data[1]] if data is not None else []
+
+    @property
+    def model(self):
+        return self.predictor.model
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Surrogate value per member, ``[members, B]``."""
+        outputs = self.model.as_dict(z)
+        return outputs["objective"] if self.online else self.oracle.objective.surrogate(outputs)
+
+    def add(self, z: np.ndarray, smiles: list[str | None]) -> None:
+        """Remember (z, label) of decodes the oracle knows about, for active-learning refits."""
+        zs, ys = _labelled(self.oracle, z, smiles, self.model.names, self.online)
+        if len(zs):
+            self.z.append(zs)
+            self.y.append(ys)
+
+    def refit(self, config: PredictorTrainingConfig) -> dict[str, Any]:
+        z, y = np.concatenate(self.z), np.concatenate(self.y)
+        device = next(self.model.parameters()).device
+        self.predictor = fit_predictor(z, y, self.model.names, config, device=device)
+        return {"n": len(z), **_report_dict(self.predictor)}
+
+
+def _labelled(oracle: Oracle, z: np.ndarray, smiles: list[str | None], names: list[str], online: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``z`` whose decode has a finite label: its oracle score (online) or its properties."""
+    rows, labels = [], []
+    for i, s in enumerate(smiles):
+        rec = oracle.records.get(s) if s else None
+        if rec is None or (online and rec.status != "ok"):
+            continue
+        value = [rec.score] if online else [rec.properties.get(n, np.nan) for n in names]
+        if np.isfinite(value).all():
+            rows.append(i)
+            labels.append(value)
+    return z[rows], np.asarray(labels, dtype=np.float32).reshape(len(rows), len(names))
+
+
+def _report_dict(trained: TrainedPredictor) -> dict[str, Any]:
+    return {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train}
+
+
+def optimize_gradient(
+    vae,
+    oracle: Oracle,
+    predictor: TrainedPredictor | None = None,
+    config: GradientConfig | None = None,
+    start_smiles: list[str] | None = None,
+    predictor_data: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> GradientRun:
+    """Run gradient-based latent optimization until the rounds end or the oracle's budget is spent.
+
+    Args:
+        vae: a :class:`~molgen.vae.MoleculeVAE`.
+        oracle: scores decoded molecules (holds objective, constraints, budget, log).
+        predictor: a predictor whose outputs cover the objective's properties; None
+            for objectives that need an online predictor (fitted here on oracle scores).
+        start_smiles: seed molecules (each reached molecule remembers its start,
+            for similarity constraints); None starts from prior samples.
+        predictor_data: the ``(z, y)`` the predictor was fitted on, kept for refits.
+    """
+    cfg = config or GradientConfig()
+    gen = torch.Generator().manual_seed(seed)
+    run = GradientRun(trajectory=[], reports=[])
+    start_z = _encode_starts(vae, start_smiles) if start_smiles else None
+    surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, predictor_data)
+    run.predictor = surrogate.predictor
+    total = cfg.rounds * cfg.n_starts * cfg.steps
+    with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar:
+        for r in range(cfg.rounds):
+            if oracle.exhausted:
+                break
+            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen)
+            for b in range(0, len(z0), cfg.batch_size):
+                if oracle.exhausted:
+                    break
+                _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar)
+            run.rounds = r + 1
+            if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
+                run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed + r + 1}))})
+                run.predictor = surrogate.predictor
+    return run
+
+
+def _encode_starts(vae, smiles: list[str]) -> torch.Tensor:
+    z, kept = vae.encode(smiles)
+    if len(kept) != len(smiles):
+        missing = [smiles[i] for i in range(len(smiles)) if i not in set(kept)]
+        raise ConfigError(f"start molecule {missing[0]!r} cannot be written with this model's vocabulary or length limit; pick another")
+    return torch.from_numpy(z)
+
+
+def _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, data) -> _Surrogate:
+    objective = oracle.objective
+    if objective.differentiable:
+        if predictor is None:
+            raise ConfigError(f"objective {objective.spec!r} needs a property predictor for {objective.property_names}")
+        missing = [p for p in objective.property_names if p not in predictor.model.names]
+        if missing:
+            raise ConfigError(
+                f"the predictor predicts {predictor.model.names} but the objective needs {missing}; "
+                f"train one with molgen predictor train --properties {','.join(objective.property_names)}"
+            )
+        return _Surrogate(oracle, predictor, online=False, data=data)
+    # Objective not made of built-in properties: score an initial design, fit on the scores.
+    z = _initial_design(vae, cfg.n_init, start_z, cfg.start_noise, gen)
+    smiles = vae.decode(z)
+    oracle(smiles, step=0, origins=_origins_for(len(z), start_z))
+    run.decoded += len(z)
+    zs, ys = _labelled(oracle, z.numpy(), smiles, ["objective"], online=True)
+    if len(zs) < 10:
+        raise ConfigError(
+            f"only {len(zs)} of {cfg.n_init} initial molecules got a score; raise n_init or check the objective (see the oracle log)"
+        )
+    fitted = fit_predictor(zs, ys, ["objective"], PredictorTrainingConfig.from_dict(cfg.predictor), device=vae.device)
+    run.reports.append({"round": 0, "n": len(zs), **_report_dict(fitted)})
+    return _Surrogate(oracle, fitted, online=True, data=(zs, ys))
+
+
+def _initial_design(vae, n: int, start_z: torch.Tensor | None, noise: float, gen: torch.Generator) -> torch.Tensor:
+    if start_z is None:
+        return torch.randn(n, vae.config.latent_dim, generator=gen)
+    reps = start_z.repeat((n + len(start_z) - 1) // len(start_z), 1)[:n]
+    jitter = torch.randn(reps.shape, generator=gen) * noise
+    jitter[: len(start_z)] = 0  # each start itself is in the design
+    return reps + jitter
+
+
+def _origins_for(n: int, start_z: torch.Tensor | None) -> list[int | None]:
+    return [None] * n if start_z is None else [i % len(start_z) for i in range(n)]
+
+
+def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen) -> tuple[torch.Tensor, list[int | None]]:
+    """Round 0 (and every round with seed molecules): the seeds or prior samples. Later rounds without
+    seeds: encodings of the best molecules so far for ``elite_fraction`` of the starts, prior for the rest."""
+    if start_z is not None:
+        z = _initial_design(vae, cfg.n_starts, start_z, cfg.start_noise, gen)
+        if round_index > 0:  # the exact seeds were already ascended from in round 0
+            z[: len(start_z)] += torch.randn(z[: len(start_z)].shape, generator=gen) * cfg.start_noise
+        return z, _origins_for(cfg.n_starts, start_z)
+    z = torch.randn(cfg.n_starts, vae.config.latent_dim, generator=gen)
+    n_elite = int(cfg.n_starts * cfg.elite_fraction) if round_index > 0 else 0
+    elite = [r.smiles for r in oracle.top(max(1, n_elite // 4))] if n_elite else []
+    if elite:
+        ez, _ = vae.encode(elite)
+        if len(ez):
+            ez = torch.from_numpy(ez)
+            reps = ez.repeat((n_elite + len(ez) - 1) // len(ez), 1)[:n_elite]
+            z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * cfg.start_noise
+    return z, [None] * cfg.n_starts
+
+
+def _ascend(vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar) -> None:
+    device = vae.device
+    model = surrogate.model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    z_start = z0.to(device)
+    z = z_start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    _decode_and_score(vae, oracle, surrogate, z, origins, step0, run, cfg.refit)
+    for t in range(1, cfg.steps + 1):
+        members = surrogate(z)
+        value = members.mean(0)
+        if cfg.uncertainty_weight and members.size(0) > 1:
+            value = value + cfg.uncertainty_weight * members.std(0)
+        loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cfg.trust_radius > 0:
+            with torch.no_grad():
+                delta = z - z_start
+                norm = delta.norm(dim=1, keepdim=True).clamp(min=1e-12)
+                z.copy_(z_start + delta * (cfg.trust_radius / norm).clamp(max=1.0))
+        bar.advance(len(z))
+        if t % cfg.decode_every == 0 or t == cfg.steps:
+            _decode_and_score(vae, oracle, surrogate, z, origins, step0 + t, run, cfg.refit)
+            if oracle.exhausted:
+                bar.advance(len(z) * (cfg.steps - t))
+                return
+
+
+def _decode_and_score(
+    vae, oracle: Oracle, surrogate: _Surrogate, z: torch.Tensor, origins, step: int, run: GradientRun, keep: bool
+) -> None:
+    z_np = z.detach().cpu().numpy()
+    smiles = vae.decode(z_np, DecodeOptions(strategy="greedy"))
+    oracle(smiles, step=step, origins=origins)
+    run.decoded += len(smiles)
+    run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
+    if keep:
+        surrogate.add(z_np, smiles)

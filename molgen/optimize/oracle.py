@@ -1,0 +1,217 @@
+"""The oracle: scores molecules with the true objective, counts calls against a budget, logs every call.
+
+Every optimizer in :mod:`molgen.optimize` sees the objective only through an
+:class:`Oracle`, so the accounting is the same for all of them:
+
+* an input that is ``None`` or not valid SMILES is counted as *invalid* and
+  costs nothing;
+* a molecule already seen (same canonical SMILES) returns its cached score and
+  costs nothing;
+* a new molecule that breaks a hard constraint is *infeasible*: logged, never
+  passed to the objective, costs nothing;
+* every other new molecule is one oracle call: scored once, charged once
+  against ``budget``, written at once as one line of the JSONL log (so an
+  interrupted run keeps a complete log). Objective failures (an exception or
+  NaN for that molecule) are logged with their message and still count,
+  because the objective was called.
+
+When the budget is spent, further new molecules get NaN and are not logged;
+:attr:`Oracle.exhausted` tells the optimizer to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from molgen import chem
+from molgen.errors import ConfigError
+from molgen.optimize.constraints import ConstraintSet
+from molgen.optimize.objectives import Objective, parse_objective
+
+__all__ = ["Oracle", "OracleRecord"]
+
+
+@dataclass
+class OracleRecord:
+    """One scored (or infeasible) molecule."""
+
+    smiles: str
+    score: float  # NaN when the objective failed or the molecule is infeasible
+    status: str  # ok | failed | infeasible
+    call: int | None  # 1-based oracle call index; None when not charged (infeasible)
+    step: int  # optimizer step at which it was first seen
+    origin: int | None = None  # index of the start molecule it was reached from
+    similarity: float | None = None  # to that start molecule
+    error: str | None = None
+    properties: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time since the oracle was created
+
+
+class Oracle:
+    """Scores molecules with ``objective`` under ``constraints``, at most ``budget`` calls.
+
+    Args:
+        objective: an :class:`Objective` or a spec string.
+        budget: maximum number of oracle calls (None: unlimited).
+        constraints: a :class:`ConstraintSet` or constraint strings.
+        starts: start molecules (SMILES); ``origins`` passed to :meth:`__call__`
+            index into them, for the similarity column and ``sim`` constraints.
+        log_path: JSONL file to append every call to (created, truncated first).
+    """
+
+    def __init__(
+        self,
+        objective: Objective | str,
+        budget: int | None = None,
+        constraints: ConstraintSet | Sequence[str] | None = None,
+        starts: Sequence[str] | None = None,
+        log_path: str | Path | None = None,
+    ) -> None:
+        if budget is not None and budget < 1:
+            raise ConfigError("--budget must be at least 1 oracle call")
+        self.objective = parse_objective(objective)
+        self.budget = budget
+        self.constraints = constraints if isinstance(constraints, ConstraintSet) else ConstraintSet.parse(constraints or [])
+        self.starts = [_canonical_start(s) for s in (starts or [])]
+        if self.constraints.uses_similarity and not self.starts:
+            raise ConfigError("a sim>= constraint needs a start molecule; pass --start SMILES")
+        self._start_fps = [chem.morgan_fingerprint(s) for s in self.starts]
+        self.records: dict[str, OracleRecord] = {}
+        self.history: list[OracleRecord] = []  # charged calls, in order
+        self.counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "failed": 0}
+        self._t0 = time.perf_counter()
+        self._log = None
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(log_path, "w", encoding="utf-8")
+
+    # -- accounting ------------------------------------------------------------
+    @property
+    def calls(self) -> int:
+        return len(self.history)
+
+    @property
+    def remaining(self) -> float:
+        return math.inf if self.budget is None else self.budget - self.calls
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining <= 0
+
+    def best_so_far(self) -> np.ndarray:
+        """Best score after each call (NaN until the first successful one)."""
+        scores = np.array([r.score for r in self.history], dtype=float)
+        if not len(scores):
+            return scores
+        best = np.maximum.accumulate(np.where(np.isnan(scores), -np.inf, scores))
+        best[np.isneginf(best)] = np.nan
+        return best
+
+    def top(self, k: int | None = None) -> list[OracleRecord]:
+        """Successfully scored molecules, best first."""
+        ok = [r for r in self.history if r.status == "ok"]
+        ok.sort(key=lambda r: (-r.score, r.call))
+        return ok if k is None else ok[:k]
+
+    # -- scoring -------------------------------------------------------------
+    def __call__(self, smiles: Sequence[str | None], step: int = 0, origins: Sequence[int | None] | None = None) -> np.ndarray:
+        """Scores aligned with ``smiles``: NaN for invalid, infeasible, failed or over-budget molecules."""
+        smiles = list(smiles)
+        origins = list(origins) if origins is not None else [None] * len(smiles)
+        if len(origins) != len(smiles):
+            raise ConfigError("origins must be as long as smiles")
+        canon = self._canonicalize(smiles)
+        new: dict[str, int | None] = {}
+        for s, o in zip(canon, origins):
+            if s is None:
+                self.counts["invalid"] += 1
+            elif s in self.records or s in new:
+                self.counts["duplicate"] += 1
+            else:
+                new[s] = o
+        self._score_new(new, step)
+        return np.array([self._value(s, o) for s, o in zip(canon, origins)], dtype=float)
+
+    def _canonicalize(self, smiles: list[str | None]) -> list[str | None]:
+        # Decoders already return canonical SMILES; only strings not seen before are re-canonicalised.
+        return [s if s is None or s in self.records else chem.canonical_smiles(s) for s in smiles]
+
+    def _value(self, smiles: str | None, origin: int | None) -> float:
+        record = self.records.get(smiles) if smiles is not None else None
+        if record is None or record.status != "ok":
+            return math.nan
+        if origin is not None and self.constraints.uses_similarity and self.constraints.violations({}, self.similarity(smiles, origin)):
+            return math.nan
+        return record.score
+
+    def similarity(self, smiles: str, origin: int | None) -> float | None:
+        if origin is None or not self.starts:
+            return None
+        return float(chem.tanimoto(chem.morgan_fingerprint(smiles), self._start_fps[origin]))
+
+    def _score_new(self, new: dict[str, int | None], step: int) -> None:
+        if not new:
+            return
+        names = list(new)
+        props = chem.compute_properties(names).drop(columns="smiles")
+        feasible = []
+        for i, s in enumerate(names):
+            row = {k: float(v) for k, v in props.iloc[i].items()}
+            origin = new[s]
+            sim = self.similarity(s, origin)
+            broken = self.constraints.violations(row, sim)
+            if broken:
+                self.counts["infeasible"] += 1
+                self._store(OracleRecord(s, math.nan, "infeasible", None, step, origin, sim, "violates " + ", ".join(broken), row))
+            elif len(feasible) < self.remaining:
+                feasible.append((s, origin, sim, row))
+        if not feasible:
+            return
+        scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in props.columns})
+        for (s, origin, sim, row), value, error in zip(feasible, scored.values, scored.errors):
+            status = "ok" if error is None else "failed"
+            self.counts["failed"] += status == "failed"
+            record = OracleRecord(s, float(value), status, self.calls + 1, step, origin, sim, error, row)
+            self.history.append(record)
+            self._store(record)
+        if self._log is not None:
+            self._log.flush()
+
+    def _store(self, record: OracleRecord) -> None:
+        record.seconds = time.perf_counter() - self._t0
+        self.records[record.smiles] = record
+        if self._log is not None:
+            line = {
+                "call": record.call,
+                "smiles": record.smiles,
+                "score": None if math.isnan(record.score) else record.score,
+                "status": record.status,
+                "step": record.step,
+                "start": self.starts[record.origin] if record.origin is not None and self.starts else None,
+                "similarity": record.similarity,
+                "error": record.error,
+                "seconds": round(record.seconds, 3),
+            }
+            self._log.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Oracle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _canonical_start(smiles: str) -> str:
+    return chem.canonical_smiles(chem.parse_smiles(smiles))
