@@ -21,8 +21,8 @@ from molgen.errors import ConfigError, DataError, MolgenError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
 app.add_typer(data_app, name="data")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
 
@@ -258,7 +258,7 @@ def decode(
         _write_molecules(output, rows, {"valid": [bool(s) for s in smiles]})
     else:
         for s in rows:
-            out.print(s or "<invalid>", highlight=False)
+            print(s or "<invalid>")
     err.print(f"decoded {len(smiles):,} vectors: {sum(bool(s) for s in smiles):,} valid")
 
 
@@ -303,7 +303,7 @@ def interpolate(
     vae = MoleculeVAE.load(model, device=device)
     path = vae.interpolate(start, end, steps, method)  # type: ignore[arg-type]
     for i, s in enumerate(path):
-        out.print(f"{i:3d}  {s or '<invalid>'}", highlight=False)
+        print(f"{i:3d}  {s or '<invalid>'}")
     if output:
         from molgen.viz import molecule_grid
 

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny molecular VAE trained once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from molgen.datasets import default_training_smiles
+
+TINY_ARCH = dict(embed_dim=16, encoder_hidden=32, decoder_hidden=64, decoder_layers=1, latent_dim=8)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_thread():
+    # Tiny recurrent models gain nothing from threads; on a busy CI machine
+    # OpenMP spinning makes them many times slower.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_smiles() -> list[str]:
+    return default_training_smiles(limit=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_smiles):
+    """A run folder with a tiny SELFIES VAE trained for two epochs on 400 MOSES molecules."""
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    config = VAETrainingConfig(
+        representation="selfies",
+        model=TINY_ARCH,
+        train=dict(epochs=2, batch_size=32, lr=3e-3, seed=0, checkpoint_every=5),
+        kl=dict(kind="linear", beta=0.5, warmup_steps=10),
+        val_fraction=0.1,
+    )
+    train_vae(tiny_smiles, out, config, device="cpu", show_progress=False)
+    return out

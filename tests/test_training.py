@@ -1,0 +1,115 @@
+"""The Trainer through the molecular VAE: outputs, exact resume, divergence handling, warm start."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from molgen.errors import MolgenError
+from molgen.train import Trainer, TrainingDivergedError
+from molgen.train.checkpoint import load_checkpoint
+from molgen.vae import MoleculeVAE
+from molgen.vae_training import VAETrainingConfig, train_vae
+
+from conftest import TINY_ARCH
+
+
+def _config(**train):
+    base = dict(epochs=2, batch_size=32, lr=3e-3, seed=0, checkpoint_every=3)
+    base.update(train)
+    return VAETrainingConfig(
+        representation="selfies",
+        model=TINY_ARCH,
+        train=base,
+        kl=dict(kind="linear", beta=0.5, warmup_steps=10),
+        val_fraction=0.1,
+    )
+
+
+def test_run_folder_contents(tiny_run):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"config.json", "model.safetensors", "last.safetensors", "metrics.jsonl", "metrics.csv", "loss_curve.png", "train.smi"} <= names
+    info = json.loads((tiny_run / "config.json").read_text())
+    assert info["seed"] == 0 and info["environment"]["device"] == "cpu" and "torch" in info["environment"]
+    history = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    assert all(k in history[0] for k in ("val_loss", "val_recon", "val_kl", "train_beta"))
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    assert vae.meta["train_set"] == "train.smi" and vae.meta["n_train"] == len((tiny_run / "train.smi").read_text().split())
+
+
+def _weights(path):
+    tensors, _ = load_checkpoint(path / "last.safetensors")
+    return {k: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_smiles, monkeypatch):
+    smiles = tiny_smiles[:200]
+    train_vae(smiles, tmp_path / "full", _config(), device="cpu", show_progress=False)
+
+    original = Trainer._train_step
+    calls = {"n": 0}
+
+    def crash_at_step_8(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt  # stands in for kill -9 between checkpoints (last one at step 6)
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", crash_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(smiles, tmp_path / "cut", _config(), device="cpu", show_progress=False)
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    _, meta = load_checkpoint(tmp_path / "cut" / "last.safetensors")
+    assert meta["global_step"] == 6
+    train_vae(smiles, tmp_path / "cut", None, device="cpu", resume=True, show_progress=False)
+
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_refuses_to_overwrite_or_resume_nothing(tmp_path, tiny_smiles, tiny_run):
+    with pytest.raises(MolgenError, match="already holds a training run"):
+        train_vae(tiny_smiles[:50], tiny_run, _config(epochs=1), device="cpu", show_progress=False)
+    with pytest.raises(MolgenError, match="nothing to resume"):
+        train_vae(tiny_smiles[:50], tmp_path / "empty", None, device="cpu", resume=True, show_progress=False)
+
+
+def test_nan_loss_stops_with_diagnosis_and_no_poisoned_checkpoint(tmp_path, tiny_smiles, monkeypatch):
+    from molgen import vae_training
+
+    original = vae_training.SeqVAETask.step
+
+    def poisoned(self, batch, global_step):
+        loss, logs = original(self, batch, global_step)
+        return (loss * float("nan") if global_step == 4 else loss), logs
+
+    monkeypatch.setattr(vae_training.SeqVAETask, "step", poisoned)
+    with pytest.raises(TrainingDivergedError, match=r"step 4 .*loss is nan at lr=0.003; batch: 32 train molecules"):
+        train_vae(tiny_smiles[:200], tmp_path / "nan", _config(), device="cpu", show_progress=False)
+    tensors, meta = load_checkpoint(tmp_path / "nan" / "last.safetensors")
+    assert meta["global_step"] == 3
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if v.is_floating_point())
+
+
+def test_same_seed_same_weights(tmp_path, tiny_smiles):
+    for name in ("a", "b"):
+        train_vae(tiny_smiles[:100], tmp_path / name, _config(epochs=1), device="cpu", show_progress=False)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_warm_start_copies_weights_and_checks_architecture(tmp_path, tiny_smiles, tiny_run):
+    cfg = _config(epochs=1, lr=1e-12)
+    vae, _ = train_vae(tiny_smiles[:64], tmp_path / "warm", cfg, device="cpu", show_progress=False, init_from=tiny_run)
+    source = MoleculeVAE.load(tiny_run, device="cpu")
+    for (name, p), q in zip(vae.model.named_parameters(), source.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+    bigger = VAETrainingConfig(representation="selfies", model=dict(TINY_ARCH, latent_dim=9), train=dict(epochs=1))
+    with pytest.raises(MolgenError, match="architecture"):
+        train_vae(tiny_smiles[:64], tmp_path / "bad", bigger, device="cpu", show_progress=False, init_from=tiny_run)
