@@ -1,0 +1,192 @@
+"""``molgen predictor train`` and ``molgen optimize``: argument parsing and wiring only.
+
+Registered into the main app by :mod:`molgen.cli`::
+
+    from molgen.optimize.cli import optimize_command, predictor_app
+    app.add_typer(predictor_app, name="predictor")
+    app.command("optimize")(optimize_command)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from molgen.errors import ConfigError, DataError
+
+__all__ = ["predictor_app", "optimize_command"]
+
+predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.")
+err = Console(stderr=True)
+
+MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+
+
+def _threads(threads: int) -> None:
+    if threads < 0:
+        raise ConfigError("--threads must be >= 0")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _labels(path: Path, target: str, smiles_column: str) -> tuple[list[str], "object", list[str]]:
+    """Read SMILES and one or more comma-separated target columns from a CSV; drop invalid rows."""
+    import pandas as pd
+
+    from molgen import chem
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read labels from {path} ({str(exc).splitlines()[0]}); pass a CSV with a header") from None
+    columns = {c.lower(): c for c in frame.columns}
+    names = [t.strip() for t in target.split(",") if t.strip()]
+    missing = [c for c in [smiles_column, *names] if c.lower() not in columns]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
+    canon = [chem.canonical_smiles(str(s)) for s in frame[columns[smiles_column.lower()]]]
+    values = frame[[columns[n.lower()] for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    keep = [i for i, s in enumerate(canon) if s]
+    if len(keep) < len(canon):
+        err.print(f"[yellow]{len(canon) - len(keep)} row(s) with invalid SMILES skipped[/yellow]")
+    return [canon[i] for i in keep], values[keep], names
+
+
+@predictor_app.command("train")
+def predictor_train(
+    out: Path = typer.Option(..., "--out", help="folder (gets predictor.safetensors and report.json) or a .safetensors file"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    properties: str = typer.Option("qed,logp,sa,plogp", help="built-in properties to predict (RDKit labels, free)"),
+    data: Optional[Path] = typer.Option(None, help="molecules to label with RDKit (default: the embedded MOSES sample)"),
+    labels: Optional[Path] = typer.Option(None, help="CSV of measured values instead of RDKit labels"),
+    target: Optional[str] = typer.Option(None, help="column(s) of --labels to predict, comma-separated"),
+    smiles_column: str = typer.Option("smiles", help="SMILES column of --labels"),
+    limit: int = typer.Option(20000, help="use at most N molecules of --data (0: all)"),
+    epochs: int = typer.Option(60),
+    members: int = typer.Option(5, help="ensemble size"),
+    hidden: int = typer.Option(256),
+    warn_r2: float = typer.Option(0.5, help="warn when a target's held-out R^2 is below this"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
+    from molgen.optimize.predictor import (
+        PredictorTrainingConfig,
+        save_predictor,
+        train_label_predictor,
+        train_property_predictor,
+    )
+    from molgen.utils.io import atomic_write_text
+    from molgen.vae import MoleculeVAE
+
+    _threads(threads)
+    cfg = PredictorTrainingConfig(model={"members": members, "hidden": hidden}, epochs=epochs, warn_r2=warn_r2, seed=seed)
+    vae = MoleculeVAE.load(model, device=device)
+    if labels is not None:
+        if not target:
+            raise ConfigError("--labels needs --target COLUMN (the measured value to predict)")
+        smiles, values, names = _labels(labels, target, smiles_column)
+        trained = train_label_predictor(vae, smiles, values, names, cfg)
+    else:
+        if target:
+            raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
+        from molgen.datasets import default_training_smiles, read_molecules
+
+        smiles = read_molecules(data).smiles if data is not None else default_training_smiles()
+        smiles = smiles[:limit] if limit else smiles
+        trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg)
+    path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
+    save_predictor(path, trained)
+    report = {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train, "n_val": trained.report.n_val}
+    atomic_write_text(path.with_name("report.json"), json.dumps(report, indent=2))
+    color = "yellow" if trained.report.weak else "green"
+    err.print(f"[{color}]{trained.report.summary()}[/{color}]")
+    err.print(f"predictor written to {path}")
+
+
+def optimize_command(
+    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    method: str = typer.Option("gradient", help="optimizer (gradient; others when installed)"),
+    budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
+    constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
+    start: list[str] = typer.Option([], "--start", help="start molecule SMILES (repeatable)"),
+    starts_file: Optional[Path] = typer.Option(None, "--starts", help="file of start molecules"),
+    min_similarity: Optional[float] = typer.Option(None, help="keep only molecules at least this similar to their start"),
+    max_heavy_atoms: Optional[int] = typer.Option(None, help="keep only molecules with at most this many heavy atoms"),
+    predictor: Optional[Path] = typer.Option(None, help="predictor from 'molgen predictor train' (default: fit one on the fly)"),
+    n_starts: Optional[int] = typer.Option(None, help="[gradient] starting points"),
+    steps: Optional[int] = typer.Option(None, help="[gradient] Adam steps per start"),
+    lr: Optional[float] = typer.Option(None, help="[gradient] Adam step size on z"),
+    decode_every: Optional[int] = typer.Option(None, help="[gradient] decode and score every N steps"),
+    prior_weight: Optional[float] = typer.Option(None, help="[gradient] weight of the ||z||^2/2 prior penalty"),
+    trust_radius: Optional[float] = typer.Option(None, help="[gradient] max distance from the start point (0: none)"),
+    rounds: Optional[int] = typer.Option(None, help="[gradient] restart rounds"),
+    refit: bool = typer.Option(False, help="[gradient] refit the predictor on scored molecules between rounds"),
+    batch_size: Optional[int] = typer.Option(None, help="points optimised (or proposed) together"),
+    option: list[str] = typer.Option([], "--option", help="any method option as key=value (JSON values), repeatable"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget."""
+    from molgen.optimize.api import optimize
+
+    _threads(threads)
+    starts = list(start)
+    if starts_file is not None:
+        from molgen.datasets import read_molecules
+
+        starts += read_molecules(starts_file, strict=True).smiles
+    options = {
+        k: v
+        for k, v in dict(
+            n_starts=n_starts, steps=steps, lr=lr, decode_every=decode_every, prior_weight=prior_weight,
+            trust_radius=trust_radius, rounds=rounds, batch_size=batch_size, refit=refit or None,
+        ).items()
+        if v is not None
+    }
+    options.update(_parse_options(option))
+    result = optimize(
+        objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
+        min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
+        out_dir=output, seed=seed, device=device, show_progress=not quiet,
+    )
+    _report(result, output)
+
+
+def _parse_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r} must be key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _report(result, output: Path) -> None:
+    oracle = result.oracle
+    pred = result.summary.get("predictor")
+    if pred and pred.get("weak"):
+        err.print(f"[yellow]{pred['report']}[/yellow]")
+    top = result.top(3)
+    best = ", ".join(f"{r.objective:.4g} {r.smiles}" for r in top.itertuples()) or "nothing scored"
+    err.print(
+        f"{oracle.calls:,} oracle calls in {result.summary['seconds']:.1f} s "
+        f"(invalid {oracle.counts['invalid']:,}, repeats {oracle.counts['duplicate']:,}, infeasible {oracle.counts['infeasible']:,}, "
+        f"failed {oracle.counts['failed']:,}); top: {best}"
+    )
+    err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")
