@@ -192,19 +192,18 @@ class AdversarialImageTask(ImageTask):
 
 
 def _prepare_data(cfg: ImageTrainingConfig, seed: int):
+    """Source splits, then this run's training and validation images as index arrays into ``splits.train``."""
     splits = load_splits(cfg.data)
-    train = splits.train
+    index = np.arange(len(splits.train))
     if cfg.exclude_classes:
-        keep = ~np.isin(train.labels, cfg.exclude_classes)
-        if not keep.any():
+        index = index[~np.isin(splits.train.labels, cfg.exclude_classes)]
+        if not len(index):
             raise DataError(f"excluding classes {cfg.exclude_classes} leaves no training images")
-        train = train.subset(np.flatnonzero(keep))
     if cfg.limit:
-        train = train.subset(np.arange(min(cfg.limit, len(train))))
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train))
-    n_val = int(round(len(train) * cfg.val_fraction)) if len(train) > 20 else 0
-    return splits, train.subset(np.sort(order[n_val:])), train.subset(np.sort(order[:n_val]))
+        index = index[: cfg.limit]
+    order = np.random.default_rng(seed).permutation(len(index))
+    n_val = int(round(len(index) * cfg.val_fraction)) if len(index) > 20 else 0
+    return splits, np.sort(index[order[n_val:]]), np.sort(index[order[:n_val]])
 
 
 def _frame_callback(model: nn.Module, out: Path, num_classes: int, seed: int):
@@ -246,7 +245,8 @@ def train_image_model(
         tcfg = TrainConfig.from_dict(config.train)
         dev = resolve_device(device)
         generator = seed_everything(tcfg.seed)
-        splits, train, val = _prepare_data(config, tcfg.seed)
+        splits, train_index, val_index = _prepare_data(config, tcfg.seed)
+        train, val = splits.train.subset(train_index), splits.train.subset(val_index)
         kind = MODEL_NAMES[config.model][0]
         torch.manual_seed(tcfg.seed)
         model = build_model(config.model, train.shape, splits.train.num_classes, **config.model_options).to(dev)
@@ -269,7 +269,8 @@ def train_image_model(
         if isinstance(model, SemiSupervisedGAN):
             idx = labelled_subset(train.labels, config.labelled, tcfg.seed)
             labelled = (x[torch.from_numpy(idx).to(dev)], y[torch.from_numpy(idx).to(dev)])
-            meta["data"]["n_labelled"] = len(idx)
+            # Stored so that evaluation trains its "labels alone" baseline on exactly these images.
+            meta["data"]["labelled_index"] = train_index[idx].tolist()
         run_info = {"config": config.to_dict(), "model_config": model.config.to_dict(), "seed": tcfg.seed,
                     "environment": environment_info(dev), "data": meta["data"],
                     "parameters": sum(p.numel() for p in model.parameters())}
