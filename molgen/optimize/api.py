@@ -112,7 +112,8 @@ def optimize(
     device: str = "auto",
     show_progress: bool = False,
 ) -> OptimizationResult:
-    """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE, a path, or None for the default).
+    """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE or any object with its
+    ``encode``/``decode``/``config.latent_dim``, a checkpoint path, or None for the shipped default).
 
     ``options`` are the method's settings (for ``gradient``: the fields of
     :class:`~molgen.optimize.gradient.GradientConfig`, plus ``predictor_train_size``
@@ -127,7 +128,8 @@ def optimize(
     for s in starts:
         chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
     cset = build_constraints(constraints, min_similarity, max_heavy_atoms)
-    vae = model if isinstance(model, MoleculeVAE) else MoleculeVAE.load(model, device=device)
+    # Anything with encode/decode/config.latent_dim works (a MoleculeVAE, or a user's own model).
+    vae = model if hasattr(model, "decode") and hasattr(model, "encode") else MoleculeVAE.load(model, device=device)
     trained = _resolve_predictor(predictor, vae)
     objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
     seed_everything(seed)
