@@ -1,0 +1,119 @@
+"""Train and evaluate the image models side by side on one data set; write a Markdown table.
+
+    OMP_NUM_THREADS=1 nice -n 15 python scripts/bench_image.py --out runs/bench_image --minutes 3
+    python scripts/bench_image.py --models vae vaegan --epochs 5 --out runs/quick
+
+Each model is trained into ``OUT/<name>`` with the CLI's defaults (for at
+most ``--epochs`` epochs or ``--minutes`` minutes), then scored with
+:func:`molgen.image.evaluate.evaluate_model` against the same reference
+classifier. ``vae-no9`` is a VAE trained without the digit 9, for the anomaly
+AUROC. Results go to ``OUT/results.json`` and ``OUT/results.md``; a finished
+model is re-evaluated rather than re-trained when the script is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from molgen.image.data import load_splits
+from molgen.image.evaluate import EvalOptions, evaluate_model, reference_classifier
+from molgen.image.training import ADVERSARIAL_KINDS, ImageTrainingConfig, train_image_model
+from molgen.models.image import MODEL_NAMES, load_image_model
+
+RUNS = {name: {"model": name} for name in MODEL_NAMES}
+RUNS["vae-no9"] = {"model": "vae", "exclude_classes": [9]}
+COLUMNS = [
+    ("frechet_classifier_distance", "Frechet (clf)", "{:.1f}"),
+    ("conditional_accuracy", "cond. acc.", "{:.3f}"),
+    ("class_coverage", "coverage", "{:.2f}"),
+    ("reconstruction_mse", "recon MSE", "{:.4f}"),
+    ("test_neg_elbo_nats", "-ELBO", "{:.1f}"),
+    ("test_iw_nll_nats_k50", "IW-NLL k=50", "{:.1f}"),
+    ("psnr_gain_db", "PSNR gain dB", "{:+.2f}"),
+    ("inpainting_mse", "inpaint MSE", "{:.4f}"),
+    ("sgan_test_accuracy", "SGAN acc.", "{:.3f}"),
+    ("labels_only_test_accuracy", "100 labels alone", "{:.3f}"),
+    ("augmentation_gain", "aug. gain", "{:+.3f}"),
+    ("anomaly_auroc", "AUROC (9)", "{:.3f}"),
+]
+
+
+def _train(name: str, spec: dict, args: argparse.Namespace) -> float:
+    out = args.out / name
+    if (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists():
+        return float("nan")
+    adversarial = MODEL_NAMES[spec["model"]][0] in ADVERSARIAL_KINDS
+    config = ImageTrainingConfig(
+        model=spec["model"], data=args.data, exclude_classes=spec.get("exclude_classes", []),
+        train=dict(epochs=args.epochs, batch_size=64, lr=2e-4 if adversarial else 1e-3, seed=args.seed,
+                   max_minutes=args.minutes, patience=0 if adversarial else 5, grad_clip=10.0 if adversarial else 5.0),
+    )
+    start = time.monotonic()
+    train_image_model(config, out, device=args.device, show_progress=False)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_image"))
+    parser.add_argument("--data", default="mnist5k")
+    parser.add_argument("--models", nargs="*", default=list(RUNS))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
+    parser.add_argument("--n-samples", type=int, default=2000)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    splits = load_splits(args.data)
+    classifier, ref_acc = reference_classifier(splits)
+    for name in args.models:
+        seconds = _train(name, RUNS[name], args)
+        model, meta = load_image_model(args.out / name)
+        start = time.monotonic()
+        metrics = evaluate_model(model, meta, splits, EvalOptions(n_samples=args.n_samples, seed=args.seed), classifier=classifier)
+        history = meta.get("history") or []
+        metrics.update(
+            reference_classifier_test_accuracy=ref_acc,
+            epochs=len(history),
+            train_seconds=seconds if seconds == seconds else results.get(name, {}).get("train_seconds"),
+            eval_seconds=time.monotonic() - start,
+        )
+        results[name] = metrics
+        args.out.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(name, json.dumps(metrics), flush=True)
+    _write_table(results, args)
+
+
+def _write_table(results: dict, args: argparse.Namespace) -> None:
+    used = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+    lines = [
+        f"Data: {args.data}; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s); {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        "| model | epochs | train min | " + " | ".join(c[1] for c in used) + " |",
+        "|---|---|---|" + "---|" * len(used),
+    ]
+    for name, r in results.items():
+        cells = [r.get(key) for key, _, _ in used]
+        shown = [fmt.format(v) if isinstance(v, (int, float)) else "" for v, (_, _, fmt) in zip(cells, used)]
+        minutes = f"{r['train_seconds'] / 60:.1f}" if r.get("train_seconds") else ""
+        lines.append(f"| {name} | {r.get('epochs', '')} | {minutes} | " + " | ".join(shown) + " |")
+    floor = next(iter(results.values())).get("frechet_train_vs_test")
+    if floor is not None:
+        lines += ["", f"Frechet distance of real training images to the test images (floor): {floor:.1f}."]
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
