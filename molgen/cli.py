@@ -312,6 +312,48 @@ def interpolate(
 
 
 @app.command()
+def benchmark(
+    output: Path = typer.Option(Path("report"), "-o", "--output", help="report folder: metrics.json, metrics.md, plots"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP + "; sampled when --generated is not given"),
+    generated: Optional[Path] = typer.Option(None, help="score this file of generated SMILES instead of sampling (every line counts)"),
+    n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
+    reference: str = typer.Option("moses-test", help="moses-test, moses-test-scaffolds or a SMILES file"),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
+    temperature: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+    n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
+    device: str = typer.Option("auto"),
+) -> None:
+    """MOSES metrics of a model's samples (or of any file) against a reference set."""
+    from molgen.benchmark import run_benchmark
+    from molgen.utils.io import RunLock
+    from molgen.utils.runtime import resolve_device
+
+    train = None
+    if train_file is not None:
+        train = _read(train_file, None, False, None)
+    with RunLock(output):
+        if generated is None:
+            from molgen.vae import MoleculeVAE, training_smiles
+
+            vae = MoleculeVAE.load(model, device=device)
+            start = time.perf_counter()
+            samples = vae.sample(n, temperature=temperature, seed=seed)
+            err.print(f"sampled {n:,} molecules in {time.perf_counter() - start:.1f} s")
+            gen: list[str] | Path = [s or "" for s in samples]
+            if train is None:
+                train = training_smiles(vae)
+                if train is None:
+                    err.print("[yellow]the checkpoint's training set is not available; novelty is not computed (pass --train)[/yellow]")
+            label = Path(vae.meta.get("path", "model")).stem
+        else:
+            gen, label = generated, generated.stem
+        report = run_benchmark(gen, reference, train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label)
+    out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
+    err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")
+
+
+@app.command()
 def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
     """Show what a checkpoint holds: architecture, vocabulary, training data and history."""
     from molgen.train.checkpoint import read_checkpoint_meta

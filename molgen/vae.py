@@ -30,7 +30,14 @@ from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
 
-__all__ = ["MoleculeVAE", "ReconstructionResult", "resolve_model_path", "DEFAULT_MODEL", "strings_to_smiles"]
+__all__ = [
+    "MoleculeVAE",
+    "ReconstructionResult",
+    "resolve_model_path",
+    "DEFAULT_MODEL",
+    "strings_to_smiles",
+    "training_smiles",
+]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "default_model.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -240,3 +247,26 @@ class MoleculeVAE:
         a, b = torch.from_numpy(z[0]), torch.from_numpy(z[1])
         path = slerp(a, b, steps) if method == "slerp" else lerp(a, b, steps)
         return self.decode(path.numpy())
+
+
+def training_smiles(vae: MoleculeVAE) -> list[str] | None:
+    """The molecules a model was trained on, as its checkpoint remembers them (for novelty).
+
+    ``moses-train`` resolves to the cached MOSES training set; a file name is
+    looked up next to the checkpoint. Returns ``None`` when the set is unknown
+    or not available locally.
+    """
+    name = vae.meta.get("train_set")
+    if not name:
+        return None
+    if name == "moses-train":
+        import gzip
+
+        from molgen.datasets import moses_split
+
+        with gzip.open(moses_split("train"), "rt") as fh:
+            return [line.strip() for line in fh][1:]
+    path = Path(vae.meta.get("path", ".")).parent / name
+    if not path.exists():
+        return None
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
