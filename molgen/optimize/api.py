@@ -128,6 +128,8 @@ def optimize(
     for s in starts:
         chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
     cset = build_constraints(constraints, min_similarity, max_heavy_atoms)
+    if isinstance(objective, str) and "pred:" not in objective:
+        objective = parse_objective(objective)  # fail on a bad spec before loading any model
     # Anything with encode/decode/config.latent_dim works (a MoleculeVAE, or a user's own model).
     vae = model if hasattr(model, "decode") and hasattr(model, "encode") else MoleculeVAE.load(model, device=device)
     trained = _resolve_predictor(predictor, vae)

@@ -1,0 +1,220 @@
+"""Latent-optimization benchmarks: QED, penalized logP, constrained pLogP improvement, speed.
+
+Reproduce (CPU; add ``--threads 1`` on a busy machine)::
+
+    python scripts/bench_optimize.py train-zinc --minutes 75 --out runs/zinc      # the ZINC-250k VAE
+    python scripts/bench_optimize.py predictor --model runs/zinc --out runs/zinc/pred_plogp_qed
+    python scripts/bench_optimize.py qed --model runs/zinc --predictor runs/zinc/pred_plogp_qed --budget 5000 --seeds 0 1 2
+    python scripts/bench_optimize.py plogp --model runs/zinc --predictor runs/zinc/pred_plogp_qed --budget 10000 --seeds 0 1 2
+    python scripts/bench_optimize.py constrained --model runs/zinc --predictor runs/zinc/pred_plogp_qed
+    python scripts/bench_optimize.py speed --model runs/zinc --predictor runs/zinc/pred_plogp_qed
+
+Each command writes ``<out>/<task>.json`` (and the run folders of the
+optimizer, with molecules.csv, grids and curves) and prints a Markdown row to
+put beside the published numbers (``docs/optimize_benchmarks.md``).
+
+Protocols (as in the papers the numbers come from):
+
+* QED / pLogP: top-3 distinct molecules found within the oracle budget; pLogP
+  is the raw ``logP - SA - cycle`` of JT-VAE/LIMO, molecules limited to 38
+  heavy atoms (LIMO's limit, the largest ZINC-250k molecule).
+* Constrained: for each of the 800 lowest-pLogP ZINC molecules, gradient
+  ascent from its own encoding; among the decoded molecules with Tanimoto
+  similarity >= delta (Morgan r=2, 2048 bits) that differ from the start, the
+  largest pLogP improvement counts. Success rate: share of the 800 with such
+  a molecule and improvement > 0; improvement mean +- std over the successes
+  (GCPN's convention) and over all 800 with failures as 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ZINC = Path(__file__).resolve().parents[1] / "data" / "zinc250k.smi.gz"
+OPT_TEST = Path(__file__).resolve().parents[1] / "data" / "opt_test_800.logP-SA"
+ARCH = dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)
+
+
+def train_zinc(args) -> None:
+    from molgen.datasets import read_molecules
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    smiles = read_molecules(ZINC).smiles
+    config = VAETrainingConfig(
+        representation="selfies",
+        model=ARCH,
+        train=dict(epochs=50, batch_size=128, lr=1e-3, seed=args.seed, max_minutes=args.minutes, checkpoint_every=500, patience=0),
+        kl=dict(kind="linear", beta=0.5, warmup_steps=2000),
+        word_dropout=0.1,
+        val_fraction=0.01,
+        max_length=120,
+    )
+    _, result = train_vae(smiles, args.out, config, device="cpu", resume=args.resume, show_progress=False,
+                          data_summary={"data": "ZINC-250k (data/zinc250k.smi.gz)", "minutes_budget": args.minutes})
+    print(json.dumps({"epochs": result.epochs_run, "steps": result.steps, "best_val_loss": result.best_val_loss, "minutes": result.seconds / 60}))
+
+
+def predictor(args) -> None:
+    from molgen.datasets import read_molecules
+    from molgen.optimize import PredictorTrainingConfig, save_predictor, train_property_predictor
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    smiles = read_molecules(ZINC).smiles
+    rng = np.random.default_rng(args.seed)
+    smiles = [smiles[i] for i in rng.choice(len(smiles), args.n, replace=False)]
+    t0 = time.perf_counter()
+    trained = train_property_predictor(vae, smiles, args.properties.split(","), PredictorTrainingConfig(epochs=args.epochs, seed=args.seed))
+    save_predictor(Path(args.out) / "predictor.safetensors", trained)
+    print(trained.report.summary(), f"({time.perf_counter() - t0:.0f} s)")
+
+
+def _top3(args, objective: str, extra: dict) -> None:
+    from molgen.optimize import optimize
+
+    rows = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        result = optimize(
+            objective, args.model, budget=args.budget, predictor=args.predictor, seed=seed, device="cpu",
+            out_dir=Path(args.out) / f"{args.task}_seed{seed}",
+            options=dict(n_starts=args.n_starts, steps=args.steps, lr=args.lr, decode_every=args.decode_every,
+                         rounds=args.rounds, prior_weight=args.prior_weight), **extra,
+        )
+        top = result.top(3)
+        rows.append({
+            "seed": seed, "top3": [round(float(v), 4) for v in top.objective], "smiles": list(top.smiles),
+            "calls": result.oracle.calls, "seconds": round(time.perf_counter() - t0, 1), "counts": result.oracle.counts,
+            "predictor": result.summary.get("predictor", {}).get("report"),
+        })
+        print(json.dumps(rows[-1]))
+    _save(args, {"task": args.task, "budget": args.budget, "runs": rows, "settings": vars(args)})
+
+
+def qed(args) -> None:
+    _top3(args, "qed", {})
+
+
+def plogp(args) -> None:
+    _top3(args, "plogp", {"max_heavy_atoms": 38})
+
+
+def constrained(args) -> None:
+    from molgen import chem
+    from molgen.optimize import GradientConfig, Oracle, load_predictor, optimize_gradient
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    lines = [line.split() for line in OPT_TEST.read_text().splitlines() if line.strip()][: args.n]
+    starts = [chem.canonical_smiles(s) for s, _ in lines]
+    trained = load_predictor(args.predictor, latent_dim=vae.config.latent_dim)
+    oracle = Oracle("plogp")
+    cfg = GradientConfig(n_starts=len(starts) * args.copies, steps=args.steps, lr=args.lr, decode_every=1,
+                         prior_weight=args.prior_weight, start_noise=args.noise, batch_size=4096)
+    t0 = time.perf_counter()
+    run = optimize_gradient(vae, oracle, trained, cfg, start_smiles=starts, seed=args.seeds[0])
+    seconds = time.perf_counter() - t0
+    start_plogp = {i: chem.penalized_logp(chem.parse_smiles(s)) for i, s in enumerate(starts)}
+    reference = [float(v) for _, v in lines]
+    per_origin: dict[int, set[str]] = {}
+    for origin, _, smiles in run.trajectory:
+        per_origin.setdefault(origin, set()).add(smiles)
+    result = {"task": "constrained", "n": len(starts), "oracle_calls": oracle.calls, "decoded": run.decoded,
+              "seconds": round(seconds, 1), "settings": vars(args),
+              "reference_plogp_max_abs_diff": float(np.max(np.abs(np.array(list(start_plogp.values())) - reference)))}
+    examples = []
+    for delta in args.deltas:
+        improvements = []
+        for i, start in enumerate(starts):
+            best, best_smiles = None, None
+            fp = chem.morgan_fingerprint(start)
+            for s in per_origin.get(i, ()):
+                if s == start or oracle.records[s].status != "ok":
+                    continue
+                if chem.tanimoto(fp, chem.morgan_fingerprint(s)) >= delta:
+                    gain = oracle.records[s].score - start_plogp[i]
+                    if best is None or gain > best:
+                        best, best_smiles = gain, s
+            improvements.append(best if best is not None and best > 0 else None)
+            if delta == args.deltas[0] and best is not None and best > 0 and len(examples) < 12:
+                examples.append({"start": start, "found": best_smiles, "improvement": round(best, 3)})
+        ok = np.array([v for v in improvements if v is not None])
+        all_ = np.array([v if v is not None else 0.0 for v in improvements])
+        result[f"delta_{delta}"] = {
+            "success": float(len(ok) / len(starts)),
+            "improvement_successes": [float(ok.mean()) if len(ok) else None, float(ok.std()) if len(ok) else None],
+            "improvement_all": [float(all_.mean()), float(all_.std())],
+        }
+        print(delta, json.dumps(result[f"delta_{delta}"]))
+    result["examples"] = examples
+    _save(args, result)
+
+
+def speed(args) -> None:
+    from molgen.generate import DecodeOptions
+    from molgen.optimize import GradientConfig, Oracle, load_predictor, optimize_gradient
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    trained = load_predictor(args.predictor, latent_dim=vae.config.latent_dim)
+    oracle = Oracle("qed")
+    cfg = GradientConfig(n_starts=args.n_starts, steps=args.steps, lr=args.lr, decode_every=1, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    run = optimize_gradient(vae, oracle, trained, cfg, seed=args.seeds[0])
+    seconds = time.perf_counter() - t0
+    z = torch.randn(2000, vae.config.latent_dim)
+    t1 = time.perf_counter()
+    vae.decode(z, DecodeOptions(strategy="greedy"))
+    decode_rate = 2000 / (time.perf_counter() - t1)
+    result = {"task": "speed", "starts": args.n_starts, "steps": args.steps, "decoded": run.decoded, "valid_decodes": len(run.trajectory),
+              "unique_scored": oracle.calls, "seconds": round(seconds, 1), "decode_per_s": round(decode_rate),
+              "torch_threads": torch.get_num_threads(), "settings": vars(args)}
+    print(json.dumps(result))
+    _save(args, result)
+
+
+def _save(args, result: dict) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.task}.json").write_text(json.dumps(result, indent=2, default=str))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=["train-zinc", "predictor", "qed", "plogp", "constrained", "speed"])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--predictor", default=None)
+    parser.add_argument("--out", default="runs/bench_optimize")
+    parser.add_argument("--minutes", type=float, default=75)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--properties", default="plogp,qed,logp,sa")
+    parser.add_argument("--n", type=int, default=800, help="predictor: training molecules; constrained: test molecules")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--budget", type=int, default=5000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-starts", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--decode-every", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--prior-weight", type=float, default=0.01)
+    parser.add_argument("--copies", type=int, default=1, help="constrained: starts per test molecule")
+    parser.add_argument("--noise", type=float, default=0.1, help="constrained: noise on copies of a start")
+    parser.add_argument("--deltas", type=float, nargs="+", default=[0.4, 0.6])
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.task = args.task.replace("-", "_")
+    {"train_zinc": train_zinc, "predictor": predictor, "qed": qed, "plogp": plogp, "constrained": constrained, "speed": speed}[args.task](args)
+
+
+if __name__ == "__main__":
+    main()
