@@ -214,6 +214,8 @@ def evaluate(
     output: Path = typer.Option(Path("report"), "-o", "--output", help="folder for metrics.json, report.md and pictures"),
     n_samples: int = typer.Option(2000, help="generated images for the distribution metrics"),
     iw_samples: int = typer.Option(50, help="importance samples per image for the VAE NLL bound"),
+    reference_steps: int = typer.Option(600, help="training steps of the reference classifier (cached per data set)"),
+    baseline_steps: int = typer.Option(400, help="training steps of the labelled-only and augmented classifiers"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
@@ -224,7 +226,9 @@ def evaluate(
     _threads(threads)
     net, meta = _load(model)
     splits = load_splits(meta.get("data", {}).get("source", "mnist5k"))
-    result = evaluate_model(net, meta, splits, EvalOptions(n_samples=n_samples, iw_samples=iw_samples, seed=seed))
+    result = evaluate_model(net, meta, splits, EvalOptions(
+        n_samples=n_samples, iw_samples=iw_samples, seed=seed, reference_steps=reference_steps, classifier_steps=baseline_steps
+    ))
     json_path, md_path = write_report(result, output)
     _report_pictures(net, splits, output, seed)
     print(json.dumps(result, indent=2))

@@ -71,7 +71,8 @@ class EvalOptions:
     noise: float = 0.5
     labelled: int = 100
     augment_per_class: int = 100
-    classifier_steps: int = 400
+    classifier_steps: int = 400  # the labelled-only and augmented baselines
+    reference_steps: int = 600  # the reference classifier (cached by data and this number)
     seed: int = 0
 
 
@@ -83,7 +84,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ConfigError("the Frechet distance needs at least 2 samples on each side")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         # Near-singular products: regularise as the FID reference code does.
         eps = np.eye(len(cov_a)) * 1e-6
@@ -240,7 +241,9 @@ def _labelled_baselines(
     x_train, y_train = to_tensors(splits.train)
     x_test, y_test = to_tensors(splits.test)
     k = splits.train.num_classes
-    index = meta.get("data", {}).get("labelled_index") or labelled_subset(splits.train.labels, opt.labelled, opt.seed).tolist()
+    smallest = int(np.bincount(splits.train.labels).min())
+    n_labelled = min(opt.labelled, smallest * k)
+    index = meta.get("data", {}).get("labelled_index") or labelled_subset(splits.train.labels, n_labelled, opt.seed).tolist()
     idx = torch.tensor(index)
     x_lab, y_lab = x_train[idx], y_train[idx]
     baseline = train_classifier(x_lab, y_lab, k, steps=opt.classifier_steps, seed=opt.seed)
@@ -271,7 +274,7 @@ def evaluate_model(
     labelled = splits.train.labelled and splits.train.num_classes >= 2
     if labelled:
         if classifier is None:
-            classifier, accuracy = reference_classifier(splits, cache_dir)
+            classifier, accuracy = reference_classifier(splits, cache_dir, steps=opt.reference_steps)
             result["reference_classifier_test_accuracy"] = accuracy
         test_features = _features(classifier, x_test)
         train_x = to_tensors(splits.train)[0][: len(x_test) * 4]
