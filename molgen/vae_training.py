@@ -15,7 +15,7 @@ dimension in use.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult
+from molgen.utils.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 from molgen.vae import MODEL_FILE, MoleculeVAE
@@ -37,7 +38,7 @@ __all__ = ["VAETrainingConfig", "TokenizedData", "tokenize_smiles", "train_vae",
 
 
 @dataclass
-class VAETrainingConfig:
+class VAETrainingConfig(ConfigMixin):
     """Everything that defines a molecular VAE run besides the data."""
 
     representation: Literal["smiles", "selfies"] = "selfies"
@@ -59,15 +60,6 @@ class VAETrainingConfig:
         TrainConfig.from_dict(self.train)
         KLSchedule(**self.kl)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VAETrainingConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass

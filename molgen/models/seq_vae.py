@@ -18,8 +18,8 @@ model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from molgen.errors import ConfigError
+from molgen.utils.config import ConfigMixin
 
 __all__ = ["SeqVAEConfig", "SeqVAE", "VAEOutput"]
 
@@ -34,7 +35,7 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 
 @dataclass
-class SeqVAEConfig:
+class SeqVAEConfig(ConfigMixin):
     """Architecture of a :class:`SeqVAE`. Unknown keys are rejected by :meth:`from_dict`."""
 
     vocab_size: int
@@ -60,16 +61,6 @@ class SeqVAEConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeqVAEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown SeqVAE config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass

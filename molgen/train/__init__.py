@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from molgen.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from molgen.train.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 from molgen.train.schedules import KLSchedule
-from molgen.train.trainer import TrainConfig, Trainer, TrainingDivergedError, TrainResult, TrainTask
+from molgen.train.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    TrainResult,
+    TrainTask,
+)
 
 __all__ = [
     "KLSchedule",

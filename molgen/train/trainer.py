@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,8 +29,14 @@ import torch
 from torch import nn
 
 from molgen.errors import ConfigError, MolgenError
-from molgen.train.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from molgen.train.checkpoint import (
+    flatten_state,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_state,
+)
 from molgen.train.progress import progress_bar
+from molgen.utils.config import ConfigMixin
 from molgen.utils.io import atomic_write_text
 
 __all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]
@@ -43,7 +49,7 @@ class TrainingDivergedError(MolgenError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """Optimisation settings shared by every model trained with :class:`Trainer`."""
 
     epochs: int = 10
@@ -64,15 +70,6 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             raise ConfigError("checkpoint_every must be >= 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class TrainTask(Protocol):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from molgen.utils.io import atomic_output, atomic_write_text, RunLock
-from molgen.utils.runtime import resolve_device, seed_everything, environment_info
+from molgen.utils.io import RunLock, atomic_output, atomic_write_text
+from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 
 __all__ = [
     "atomic_output",

@@ -1,0 +1,36 @@
+"""Typed dataclass configs that round-trip through JSON and reject unknown keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+from molgen.errors import ConfigError
+
+__all__ = ["ConfigMixin"]
+
+C = TypeVar("C", bound="ConfigMixin")
+
+
+class ConfigMixin:
+    """Adds ``to_dict`` and a strict ``from_dict`` to a dataclass.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Opts(ConfigMixin):
+    ...     lr: float = 1e-3
+    >>> Opts.from_dict({"lr": 0.1})
+    Opts(lr=0.1)
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} must be given a mapping, not {type(data).__name__}")
+        unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**data)
