@@ -145,10 +145,12 @@ class MoleculeVAE:
         ids = ids.cpu().numpy()
         is_end = ids == 2  # EOS
         lengths = np.where(is_end.any(1), is_end.argmax(1), ids.shape[1])
-        # Special tokens never appear inside a sampled sequence except UNK; drop ids < 4.
+        body = np.arange(ids.shape[1])[None, :] < lengths[:, None]
+        # A sequence that never ended, or that contains a special token (e.g. <unk>),
+        # is not a molecule the model could spell: it decodes to "" (invalid).
+        broken = ~is_end.any(1) | ((ids < 4) & body).any(1)
         tokens = self._id_to_token[ids]
-        keep = ids >= 4
-        return ["".join(tokens[i, : lengths[i]][keep[i, : lengths[i]]]) for i in range(len(ids))]
+        return ["" if broken[i] else "".join(tokens[i, : lengths[i]]) for i in range(len(ids))]
 
     def tokenize(self, smiles: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Tokenise SMILES into padded ids ``[B, T]`` and lengths; returns the indices that could be tokenised."""
