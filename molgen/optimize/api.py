@@ -14,6 +14,7 @@ CSV, plots and summary of everything scored so far before re-raising.
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,6 +59,9 @@ class MethodContext:
 
 #: Method name -> runner(context) -> dict of facts for summary.json.
 METHODS: dict[str, Callable[[MethodContext], dict[str, Any]]] = {}
+
+#: Methods whose module registers them when imported; imported on first use.
+_METHOD_MODULES = {"bo": "molgen.optimize.bo"}
 
 
 def register_method(name: str, runner: Callable[[MethodContext], dict[str, Any]]) -> None:
@@ -122,6 +126,8 @@ def optimize(
     """
     from molgen.vae import MoleculeVAE
 
+    if method not in METHODS and method in _METHOD_MODULES:
+        importlib.import_module(_METHOD_MODULES[method])
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
     starts = [start] if isinstance(start, str) else list(start or [])

@@ -59,6 +59,9 @@ TermKind = Literal["property", "target", "range", "similarity", "callable"]
 #: Other modules add task families here (e.g. ``pmo``) without this module knowing them.
 TERM_PREFIXES: dict[str, Callable[[str], tuple[str, Callable[[list[str]], Sequence[float]]]]] = {}
 
+#: Prefixes whose module registers them when imported; imported on first use.
+_PREFIX_MODULES = {"pmo": "molgen.optimize.pmo"}
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -260,6 +263,9 @@ def _parse_term(text: str, prefixes: dict) -> Term:
         return Term("similarity", f"sim({smiles})", weight, func=_similarity_function(smiles))
     if ":" in body:
         prefix, arg = body.split(":", 1)
+        if prefix in _PREFIX_MODULES and prefix not in prefixes:
+            importlib.import_module(_PREFIX_MODULES[prefix])
+            prefixes = {**TERM_PREFIXES, **prefixes}
         if prefix in prefixes:
             made = prefixes[prefix](arg)
             if isinstance(made, Term):
