@@ -181,26 +181,42 @@ def sample(
     device: str = typer.Option("auto"),
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
 ) -> None:
-    """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written)."""
+    """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
+
+    Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory.
+    """
+    from molgen.train.progress import progress_bar
+    from molgen.utils.io import atomic_output
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(model, device=device)
     start = time.perf_counter()
-    smiles = vae.sample(n, temperature=temperature, top_k=top_k, greedy=greedy, seed=seed, batch_size=batch_size)
+    n_valid, done, seen, kept_for_grid = 0, 0, set(), []
+    with atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
+        if output.suffix not in (".smi", ".txt"):
+            fh.write("smiles\n")
+        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size):
+            for smi in chunk:
+                if smi is None:
+                    continue
+                n_valid += 1
+                if smi in seen and unique:
+                    continue
+                seen.add(smi)
+                fh.write(smi + "\n")
+                if len(kept_for_grid) < 30:
+                    kept_for_grid.append(smi)
+            done += len(chunk)
+            bar.advance(len(chunk), valid=n_valid / done)
     seconds = time.perf_counter() - start
-    valid = [s for s in smiles if s]
-    n_unique = len(set(valid))
-    if unique:
-        valid = list(dict.fromkeys(valid))
-    _write_molecules(output, valid)
-    if grid is not None and valid:
+    if grid is not None and kept_for_grid:
         from molgen.viz import molecule_grid
 
-        molecule_grid(valid[:30], grid)
+        molecule_grid(kept_for_grid, grid)
+    written = len(seen) if unique else n_valid
     err.print(
-        f"{n:,} sampled in {seconds:.1f} s ({len([s for s in smiles if s]) / max(seconds, 1e-9):,.0f} valid/s): "
-        f"valid {len([s for s in smiles if s]) / max(n, 1):.3f}, unique {n_unique / max(1, len([s for s in smiles if s])):.3f}; "
-        f"wrote {len(valid):,} molecules to {output}"
+        f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
+        f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
     )
 
 

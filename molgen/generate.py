@@ -16,7 +16,8 @@ import torch
 
 __all__ = ["DecodeOptions", "decode_tokens", "slerp", "lerp"]
 
-PAD, BOS, EOS = 0, 1, 2
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+_NEVER = torch.tensor([PAD, BOS, UNK])
 
 
 @dataclass
@@ -41,6 +42,9 @@ class DecodeOptions:
 
 
 def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
+    # PAD, BOS and UNK are never a correct next token (they are not training
+    # targets); ruling them out keeps an under-trained model from wasting samples.
+    logits = logits.index_fill(-1, _NEVER.to(logits.device), float("-inf"))
     if opts.strategy == "greedy":
         return logits.argmax(-1)
     logits = logits.float() / opts.temperature

@@ -14,6 +14,8 @@ Decoded strings are checked by RDKit and returned as canonical SMILES, or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -220,13 +222,59 @@ class MoleculeVAE:
         batch_size: int = 1024,
         n_jobs: int | None = None,
     ) -> list[str | None]:
-        """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy)."""
+        """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy).
+
+        The same seed and batch size give the same molecules on the same device.
+        """
+        out: list[str | None] = []
+        for chunk in self.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs):
+            out.extend(chunk)
+        return out
+
+    def sample_chunks(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        greedy: bool = False,
+        seed: int = 0,
+        batch_size: int = 1024,
+        chunk_size: int = 16384,
+        n_jobs: int | None = None,
+    ) -> Iterator[list[str | None]]:
+        """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
+
+        RDKit validation of one chunk runs in worker processes while the model
+        decodes the next, so decoding and chemistry overlap.
+        """
         if n < 0:
             raise ConfigError("number of samples must be >= 0")
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.config.latent_dim, generator=gen)
+        chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
         opts = DecodeOptions(strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k)
-        return self.decode(z, opts, seed=seed + 1, batch_size=batch_size, n_jobs=n_jobs)
+        z_gen = torch.Generator().manual_seed(seed)
+        token_gen = torch.Generator().manual_seed(seed + 1)
+        workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
+        decode_one = partial(_decode_one, representation=self.representation)
+        pool = ProcessPoolExecutor(workers, mp_context=chem.pool_context()) if workers > 1 else None
+        try:
+            pending = None
+            for start in range(0, n, chunk_size):
+                texts: list[str] = []
+                for b in range(start, min(n, start + chunk_size), batch_size):
+                    z = torch.randn(min(batch_size, n - b), self.config.latent_dim, generator=z_gen)
+                    texts.extend(self.ids_to_strings(decode_tokens(self.model, z.to(self.device), opts, token_gen)))
+                if pool is None:
+                    yield [decode_one(t) for t in texts]
+                    continue
+                job = pool.map(decode_one, texts, chunksize=max(1, len(texts) // (4 * workers)))
+                if pending is not None:
+                    yield list(pending)
+                pending = job
+            if pending is not None:
+                yield list(pending)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def reconstruct(self, smiles: list[str], batch_size: int = 512) -> ReconstructionResult:
         """Encode to the posterior mean and decode greedily; exact canonical match counts as success."""

@@ -60,7 +60,9 @@ def molecule_grid(
     from rdkit import Chem
     from rdkit.Chem import Draw
 
-    mols = [Chem.MolFromSmiles(s) if s else None for s in smiles]
+    from molgen.chem import try_parse
+
+    mols = [try_parse(s)[0] if s else None for s in smiles]
     mols = [m if m is not None else Chem.Mol() for m in mols]
     img = Draw.MolsToGridImage(
         mols,

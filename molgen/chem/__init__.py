@@ -21,7 +21,7 @@ Example::
     (None, 'parse')
 """
 
-from molgen.chem._pool import pmap
+from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pool_context, resolve_n_jobs
 from molgen.chem.fingerprints import (
     bulk_tanimoto,
     fingerprint_array,
@@ -60,6 +60,10 @@ from molgen.chem.properties import (
 )
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
+    "pmap",
+    "pool_context",
+    "resolve_n_jobs",
     "FAILURE_REASONS",
     "parse_smiles",
     "try_parse",
@@ -90,5 +94,4 @@ __all__ = [
     "tanimoto",
     "bulk_tanimoto",
     "tanimoto_matrix",
-    "pmap",
 ]

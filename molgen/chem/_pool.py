@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from molgen.errors import ConfigError
 
-__all__ = ["pmap", "resolve_n_jobs", "DEFAULT_THRESHOLD"]
+__all__ = ["pmap", "resolve_n_jobs", "pool_context", "DEFAULT_THRESHOLD"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,11 +90,12 @@ def pmap(
         return [func(x) for x in data]
     if chunksize is None:
         chunksize = max(1, -(-len(data) // (workers * _CHUNKS_PER_WORKER)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         return list(pool.map(func, data, chunksize=chunksize))
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def pool_context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context molgen's worker pools use (``fork`` on Linux)."""
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
