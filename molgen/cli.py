@@ -180,6 +180,7 @@ def sample(
     batch_size: int = typer.Option(1024),
     device: str = typer.Option("auto"),
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
@@ -189,6 +190,7 @@ def sample(
     from molgen.utils.io import atomic_output
     from molgen.vae import MoleculeVAE
 
+    _set_threads(threads)
     vae = MoleculeVAE.load(model, device=device)
     start = time.perf_counter()
     n_valid, done, seen, kept_for_grid = 0, 0, set(), []
@@ -339,12 +341,14 @@ def benchmark(
     seed: int = typer.Option(0),
     n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
     device: str = typer.Option("auto"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
     from molgen.benchmark import run_benchmark
     from molgen.utils.io import RunLock
     from molgen.utils.runtime import resolve_device
 
+    _set_threads(threads)
     train = None
     if train_file is not None:
         train = _read(train_file, None, False, None)
