@@ -95,7 +95,9 @@ def _read_column(path: Path) -> list[str]:
 
 
 def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) -> None:
-    """Score in this (fresh) process and print ``{"metrics", "seconds"}`` as JSON."""
+    """Score in this (fresh) process; print ``{"metrics", "seconds", "cpu_seconds", "cache"}``
+    as JSON and keep a copy in ``<work>/runs/`` (``cache`` tells whether the
+    reference statistics were already cached)."""
     sys.path.insert(0, str(ROOT))
     import warnings
 
@@ -103,13 +105,28 @@ def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) ->
 
     warnings.simplefilter("ignore")
     train = _read_column(args.moses_data / "train.csv.gz")
+    cached_before = set(Path(cache, "metrics").glob("*.npz"))
+    cpu_before = _cpu_seconds()
     start = time.perf_counter()
     metrics = compute_metrics(
         generated, reference=args.moses_data / SPLITS[split], train=train, n_jobs=args.n_jobs, cache_dir=cache
     )
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
+    state = "warm" if set(Path(cache, "metrics").glob("*.npz")) == cached_before else "cold"
     renamed = {key.replace("/Test", f"/{split}"): value for key, value in metrics.items()}
-    print(json.dumps({"metrics": renamed, "seconds": round(seconds, 2)}))
+    result = {"metrics": renamed, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "cache": state}
+    runs = args.work / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / f"molgen-{split}-{state}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (pool workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _run_json(command: list[str]) -> dict:
