@@ -21,6 +21,13 @@ from molgen.errors import ConfigError, DataError, MolgenError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
 app.add_typer(data_app, name="data")
+# Feature areas keep their own command modules; registering them here keeps one entry point.
+from molgen.image.cli import image_app  # noqa: E402
+from molgen.optimize.cli import optimize_command, predictor_app  # noqa: E402
+
+app.add_typer(image_app, name="image")
+app.add_typer(predictor_app, name="predictor")
+app.command("optimize")(optimize_command)
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
