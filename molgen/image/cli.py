@@ -63,7 +63,7 @@ def train(
     noise: Optional[float] = typer.Option(None, help="DAE corruption level (default 0.5)"),
     labelled: int = typer.Option(100, help="sgan: labelled training images, balanced over classes"),
     exclude_class: list[int] = typer.Option([], help="leave this class out of training (anomaly detection); repeatable"),
-    limit: int = typer.Option(0, help="use only the first N training images (0: all)"),
+    limit: int = typer.Option(0, help="use only N training images, drawn at random (0: all)"),
     max_minutes: float = typer.Option(0.0, help="stop after this many minutes (0: no limit)"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),

@@ -277,7 +277,9 @@ def evaluate_model(
             classifier, accuracy = reference_classifier(splits, cache_dir, steps=opt.reference_steps)
             result["reference_classifier_test_accuracy"] = accuracy
         test_features = _features(classifier, x_test)
-        train_x = to_tensors(splits.train)[0][: len(x_test) * 4]
+        # A random subset: files are often sorted by class, so the first rows would be one class.
+        pick = np.random.default_rng(opt.seed).permutation(len(splits.train))[: opt.n_samples]
+        train_x = to_tensors(splits.train.subset(np.sort(pick)))[0]
         result["frechet_train_vs_test"] = frechet_distance(_features(classifier, train_x), test_features)
         if hasattr(model, "sample"):
             result.update(_generative_metrics(model, classifier, test_features, splits.train.num_classes, opt))

@@ -54,7 +54,7 @@ class ImageTrainingConfig:
     val_fraction: float = 0.05
     labelled: int = 100  # semi-supervised GAN: labelled training images, balanced over classes
     exclude_classes: list[int] = field(default_factory=list)  # left out of training (anomaly detection)
-    limit: int = 0  # use only the first N training images (0: all)
+    limit: int = 0  # use only N training images, drawn at random with the seed (0: all)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -199,9 +199,11 @@ def _prepare_data(cfg: ImageTrainingConfig, seed: int):
         index = index[~np.isin(splits.train.labels, cfg.exclude_classes)]
         if not len(index):
             raise DataError(f"excluding classes {cfg.exclude_classes} leaves no training images")
+    rng = np.random.default_rng(seed)
     if cfg.limit:
-        index = index[: cfg.limit]
-    order = np.random.default_rng(seed).permutation(len(index))
+        # Random, not the first N: data files are often sorted by class.
+        index = np.sort(rng.permutation(index)[: cfg.limit])
+    order = rng.permutation(len(index))
     n_val = int(round(len(index) * cfg.val_fraction)) if len(index) > 20 else 0
     return splits, np.sort(index[order[n_val:]]), np.sort(index[order[:n_val]])
 
