@@ -302,7 +302,7 @@ def test_interrupted_run_still_writes_complete_outputs(tmp_path):
 
 def test_optimize_end_to_end_outputs_and_reproducibility(tiny_vae, tmp_path):
     runs = [
-        optimize("qed:1,sa:-0.1", tiny_vae, budget=40, constraints=["mw<=450"], options=FAST, out_dir=tmp_path / f"r{i}", seed=3)
+        optimize("qed:1,sa:-0.1", tiny_vae, budget=40, constraints=["mw<=2000"], options=FAST, out_dir=tmp_path / f"r{i}", seed=3)
         for i in range(2)
     ]
     a, b = runs
@@ -311,7 +311,7 @@ def test_optimize_end_to_end_outputs_and_reproducibility(tiny_vae, tmp_path):
     frame = pd.read_csv(tmp_path / "r0" / "molecules.csv")
     assert list(frame.columns[:3]) == ["rank", "smiles", "objective"]
     assert set(chem.PROPERTIES) <= set(frame.columns) and {"similarity_to_start", "step", "call"} <= set(frame.columns)
-    assert frame.objective.is_monotonic_decreasing and (frame.mw <= 450).all()
+    assert frame.objective.is_monotonic_decreasing and (frame.mw <= 2000).all()
     assert frame.objective.to_numpy() == pytest.approx(frame.qed - 0.1 * frame.sa, abs=1e-5)
     for name in ("top_molecules.png", "best_so_far.png", "oracle_log.jsonl", "summary.json"):
         assert (tmp_path / "r0" / name).stat().st_size > 0

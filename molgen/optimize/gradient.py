@@ -257,9 +257,7 @@ def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index
 
 def _ascend(vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar) -> None:
     device = vae.device
-    model = surrogate.model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    surrogate.model.to(device).eval()
     z_start = z0.to(device)
     z = z_start.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
@@ -270,8 +268,8 @@ def _ascend(vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0:
         if cfg.uncertainty_weight and members.size(0) > 1:
             value = value + cfg.uncertainty_weight * members.std(0)
         loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # Gradient with respect to z only: the predictor's weights are neither updated nor given .grad.
+        (z.grad,) = torch.autograd.grad(loss, z)
         opt.step()
         if cfg.trust_radius > 0:
             with torch.no_grad():
