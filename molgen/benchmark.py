@@ -37,10 +37,27 @@ from molgen.metrics.compute import Evaluation, evaluate, reference_suffix
 __all__ = ["run_benchmark", "MAIN_COLUMNS", "load_baselines"]
 
 #: Metric columns of the main table (MOSES's README layout).
-MAIN_COLUMNS = ("valid", "unique@1000", "unique@10000", "FCD", "SNN", "Frag", "Scaf", "IntDiv", "IntDiv2", "Filters", "Novelty")
+MAIN_COLUMNS = (
+    "valid",
+    "unique@1000",
+    "unique@10000",
+    "FCD",
+    "SNN",
+    "Frag",
+    "Scaf",
+    "IntDiv",
+    "IntDiv2",
+    "Filters",
+    "Novelty",
+)
 _EXTRA_COLUMNS = ("logP", "SA", "QED", "weight", "KL")
 _BASELINE_NAMES = {"unique@1000": "unique@1k", "unique@10000": "unique@10k"}
-_PROPERTY_PANELS = (("logP", "logP"), ("SA", "SA score"), ("QED", "QED"), ("weight", "molecular weight"))
+_PROPERTY_PANELS = (
+    ("logP", "logP"),
+    ("SA", "SA score"),
+    ("QED", "QED"),
+    ("weight", "molecular weight"),
+)
 _GRID_SIZE = 24
 
 
@@ -79,7 +96,9 @@ def run_benchmark(
     result = evaluate(generated, reference, train, n_jobs, device, batch_size, cache_dir)
     report = {
         "metrics": result.metrics,
-        "reference": str(reference) if isinstance(reference, (str, os.PathLike)) else f"{len(reference)} SMILES",
+        "reference": str(reference)
+        if isinstance(reference, (str, os.PathLike))
+        else f"{len(reference)} SMILES",
         "seconds": round(time.perf_counter() - start, 2),
         "files": [],
     }
@@ -89,7 +108,9 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     rows = load_baselines(reference_suffix(reference)) if baselines and _is_moses(reference) else []
     files = {
-        "metrics.md": lambda p: p.write_text(_markdown(result.metrics, reference_suffix(reference), rows, label)),
+        "metrics.md": lambda p: p.write_text(
+            _markdown(result.metrics, reference_suffix(reference), rows, label)
+        ),
         "properties.png": lambda p: _plot_properties(result, p),
         "molecules.png": lambda p: _plot_molecules(result.valid_smiles, p, seed),
     }
@@ -107,7 +128,9 @@ def load_baselines(suffix: str = "Test") -> list[dict[str, float | str]]:
     Only FCD has a published scaffold-test column; the other similarity
     columns are missing (NaN) for ``TestSF``.
     """
-    text = (resources.files("molgen.metrics") / "data" / "moses_baselines.csv").read_text(encoding="utf-8")
+    text = (resources.files("molgen.metrics") / "data" / "moses_baselines.csv").read_text(
+        encoding="utf-8"
+    )
     rows = []
     for record in csv.DictReader(text.splitlines()):
         row: dict[str, float | str] = {"model": record["model"]}
@@ -129,7 +152,10 @@ def _markdown(metrics: dict[str, float], suffix: str, baselines: list[dict], lab
     for column in MAIN_COLUMNS:
         key = f"{column}/{suffix}" if column in ("FCD", "SNN", "Frag", "Scaf") else column
         ours[column] = metrics.get(key, math.nan)
-    header = ["model", *[c if c not in ("FCD", "SNN", "Frag", "Scaf") else f"{c}/{suffix}" for c in MAIN_COLUMNS]]
+    header = [
+        "model",
+        *[c if c not in ("FCD", "SNN", "Frag", "Scaf") else f"{c}/{suffix}" for c in MAIN_COLUMNS],
+    ]
     lines = [
         f"# Benchmark against the {'MOSES ' if baselines else ''}{suffix} reference",
         "",
@@ -142,10 +168,17 @@ def _markdown(metrics: dict[str, float], suffix: str, baselines: list[dict], lab
         "Distribution distances (Wasserstein-1 of logP, SA, QED, molecular weight; lower is better) "
         "and the GuacaMol KL-divergence score (higher is better):",
         "",
-        _table(["model", *_EXTRA_COLUMNS], [{"model": f"**{label}**", **metrics}], ["model", *_EXTRA_COLUMNS]),
+        _table(
+            ["model", *_EXTRA_COLUMNS],
+            [{"model": f"**{label}**", **metrics}],
+            ["model", *_EXTRA_COLUMNS],
+        ),
     ]
     if baselines:
-        lines += ["", "Baseline rows: MOSES README (Polykovskiy et al. 2020), 30,000 samples per model; — = not published."]
+        lines += [
+            "",
+            "Baseline rows: MOSES README (Polykovskiy et al. 2020), 30,000 samples per model; — = not published.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +191,9 @@ def _table(header: list[str], rows: list[dict], keys: list[str]) -> str:
 
 
 def _cell(value: float) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    return (
+        "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    )
 
 
 def _plot_properties(result: Evaluation, path: Path) -> None:
@@ -168,14 +203,28 @@ def _plot_properties(result: Evaluation, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for column, (ax, (_, title)) in enumerate(zip(axes, _PROPERTY_PANELS)):
+    for column, (ax, (_, title)) in enumerate(zip(axes, _PROPERTY_PANELS, strict=True)):
         ref = result.reference.properties[:, column]
         gen = result.generated.properties[:, column]
         bins = np.histogram_bin_edges(np.concatenate([ref, gen]), bins=50)
         ref_label = f"reference (n={result.reference.n_molecules:,})"
         gen_label = f"generated (n={result.generated.n_molecules:,} valid)"
-        ax.hist(ref, bins=bins, weights=result.reference.counts, density=True, alpha=0.5, label=ref_label)
-        ax.hist(gen, bins=bins, weights=result.generated.counts, density=True, alpha=0.5, label=gen_label)
+        ax.hist(
+            ref,
+            bins=bins,
+            weights=result.reference.counts,
+            density=True,
+            alpha=0.5,
+            label=ref_label,
+        )
+        ax.hist(
+            gen,
+            bins=bins,
+            weights=result.generated.counts,
+            density=True,
+            alpha=0.5,
+            label=gen_label,
+        )
         ax.set_title(title)
     axes[0].legend()
     fig.tight_layout()

@@ -34,21 +34,43 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MOSES_DATA = Path("/tmp/wheels/molsets/moses/dataset/data")
 SPLITS = {"Test": "test.csv.gz", "TestSF": "test_scaffolds.csv.gz"}
 SHARED_KEYS = ("FCD", "SNN", "Frag", "Scaf")
-GLOBAL_KEYS = ("valid", "unique@1000", "unique@10000", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight")
+GLOBAL_KEYS = (
+    "valid",
+    "unique@1000",
+    "unique@10000",
+    "IntDiv",
+    "IntDiv2",
+    "Filters",
+    "Novelty",
+    "logP",
+    "SA",
+    "QED",
+    "weight",
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generated", type=Path, help="SMILES file to score (default: a MOSES train sample)")
-    parser.add_argument("--n", type=int, default=30_000, help="sample size when --generated is not given")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--generated", type=Path, help="SMILES file to score (default: a MOSES train sample)"
+    )
+    parser.add_argument(
+        "--n", type=int, default=30_000, help="sample size when --generated is not given"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--moses-data", type=Path, default=DEFAULT_MOSES_DATA)
     parser.add_argument("--work", type=Path, default=Path("/tmp/molgen-bench-metrics"))
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_metrics.json")
     parser.add_argument("--skip-moses", action="store_true", help="time molgen only")
-    parser.add_argument("--keep-cache", action="store_true", help="reuse cached reference statistics")
-    parser.add_argument("--worker", nargs=3, metavar=("GENERATED", "SPLIT", "CACHE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep-cache", action="store_true", help="reuse cached reference statistics"
+    )
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("GENERATED", "SPLIT", "CACHE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         _worker(args, *args.worker)
@@ -59,7 +81,12 @@ def main() -> None:
     if not args.keep_cache:
         shutil.rmtree(cache, ignore_errors=True)
     runs = {}
-    for label, split in (("cold", "Test"), ("warm", "Test"), ("cold", "TestSF"), ("warm", "TestSF")):
+    for label, split in (
+        ("cold", "Test"),
+        ("warm", "Test"),
+        ("cold", "TestSF"),
+        ("warm", "TestSF"),
+    ):
         print(f"molgen {split} {label} cache ...", file=sys.stderr, flush=True)
         runs[f"molgen/{split}/{label}"] = _run_json(
             [sys.executable, __file__, "--moses-data", str(args.moses_data), "--n-jobs", str(args.n_jobs),
@@ -109,13 +136,22 @@ def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) ->
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
     metrics = compute_metrics(
-        generated, reference=args.moses_data / SPLITS[split], train=train, n_jobs=args.n_jobs, cache_dir=cache
+        generated,
+        reference=args.moses_data / SPLITS[split],
+        train=train,
+        n_jobs=args.n_jobs,
+        cache_dir=cache,
     )
     seconds = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_before
     state = "warm" if set(Path(cache, "metrics").glob("*.npz")) == cached_before else "cold"
     renamed = {key.replace("/Test", f"/{split}"): value for key, value in metrics.items()}
-    result = {"metrics": renamed, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "cache": state}
+    result = {
+        "metrics": renamed,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "cache": state,
+    }
     runs = args.work / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / f"molgen-{split}-{state}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -154,7 +190,11 @@ def _summarize(args: argparse.Namespace, generated: Path, runs: dict, moses: dic
     timing = {name: _timing(run) for name, run in runs.items()}
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "generated": {"path": str(generated), "n": n},
         "n_jobs": args.n_jobs,
         "timing": timing,
@@ -166,23 +206,39 @@ def _summarize(args: argparse.Namespace, generated: Path, runs: dict, moses: dic
         ours_both = runs["molgen/Test/warm"]["seconds"] + runs["molgen/TestSF/warm"]["seconds"]
         result["speedup_warm"] = {
             "test_and_testsf": round(moses["seconds"] / ours_both, 2),
-            "test_only_vs_moses_both": round(moses["seconds"] / runs["molgen/Test/warm"]["seconds"], 2),
+            "test_only_vs_moses_both": round(
+                moses["seconds"] / runs["molgen/Test/warm"]["seconds"], 2
+            ),
         }
     return result
 
 
 def _timing(run: dict) -> dict:
-    return {"call_s": run["seconds"], "process_s": run["process_seconds"], "cpu_s": run["process_cpu_seconds"]}
+    return {
+        "call_s": run["seconds"],
+        "process_s": run["process_seconds"],
+        "cpu_s": run["process_cpu_seconds"],
+    }
 
 
 def _markdown(result: dict) -> str:
-    lines = [f"Scoring {result['generated']['n']:,} molecules ({result['generated']['path']}), n_jobs={result['n_jobs']}:", ""]
-    lines += ["| run | scoring call, wall (s) | whole process, wall (s) | whole process, CPU (s) |", "|---|---|---|---|"]
+    lines = [
+        f"Scoring {result['generated']['n']:,} molecules ({result['generated']['path']}), n_jobs={result['n_jobs']}:",
+        "",
+    ]
+    lines += [
+        "| run | scoring call, wall (s) | whole process, wall (s) | whole process, CPU (s) |",
+        "|---|---|---|---|",
+    ]
     for name, t in result["timing"].items():
         lines.append(f"| {name} | {t['call_s']:.1f} | {t['process_s']:.1f} | {t['cpu_s']:.1f} |")
     if "moses" in result:
         lines += ["", "| metric | molgen | MOSES | abs. diff |", "|---|---|---|---|"]
-        keys = [*GLOBAL_KEYS[:3], *(f"{k}/{s}" for s in SPLITS for k in SHARED_KEYS), *GLOBAL_KEYS[3:]]
+        keys = [
+            *GLOBAL_KEYS[:3],
+            *(f"{k}/{s}" for s in SPLITS for k in SHARED_KEYS),
+            *GLOBAL_KEYS[3:],
+        ]
         for key in keys:
             ours, ref = result["molgen"].get(key), result["moses"].get(key)
             if ours is None or ref is None:

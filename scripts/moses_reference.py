@@ -118,8 +118,12 @@ def score(args: argparse.Namespace) -> None:
         "python": platform.python_version(),
         "inputs": {
             "generated": _describe(args.generated),
-            "reference": args.reference if args.reference == "moses-test" else _describe(Path(args.reference)),
-            "train": args.train if args.train in (None, "moses-train") else _describe(Path(args.train)),
+            "reference": args.reference
+            if args.reference == "moses-test"
+            else _describe(Path(args.reference)),
+            "train": args.train
+            if args.train in (None, "moses-train")
+            else _describe(Path(args.train)),
         },
         "n_jobs": args.n_jobs,
         "seconds": round(elapsed, 2),
@@ -149,7 +153,18 @@ def make_inputs(args: argparse.Namespace) -> None:
     from_train = train_sample[:150]
     odd = [s for s in zinc if "+" in s or "-]" in s or "." in s or "P" in s][:60]
     mutated = [_mutate(rng.choice(unseen), rng) for _ in range(120)]
-    garbage = ["", "C1CC", "xyz", "C(C)(C)(C)(C)C", "c1cccc1", "[Na+].[Cl-]", "N#N#N", "((", "Cl", "O=O"]
+    garbage = [
+        "",
+        "C1CC",
+        "xyz",
+        "C(C)(C)(C)(C)C",
+        "c1cccc1",
+        "[Na+].[Cl-]",
+        "N#N#N",
+        "((",
+        "Cl",
+        "O=O",
+    ]
     duplicates = [rng.choice(unseen[:100]) for _ in range(60)]
     generated = unseen[:600] + from_train + odd + mutated + garbage + duplicates
     generated = generated[:1000]
@@ -159,7 +174,9 @@ def make_inputs(args: argparse.Namespace) -> None:
     (out / "metrics_reference_2k.smi").write_text("\n".join(reference) + "\n")
     (out / "metrics_train_3k.smi").write_text("\n".join(train_sample) + "\n")
     (out / "metrics_generated_1k.smi").write_text("\n".join(generated) + "\n")
-    print(f"wrote {len(reference)} reference, {len(train_sample)} train, {len(generated)} generated to {out}")
+    print(
+        f"wrote {len(reference)} reference, {len(train_sample)} train, {len(generated)} generated to {out}"
+    )
 
 
 def _mutate(smiles: str, rng: random.Random) -> str:
@@ -188,7 +205,9 @@ def _versions() -> dict:
 
     import fcd_torch  # noqa: F401  (imported by MOSES already; version from its dist-info)
 
-    return {name: version(name) for name in ("rdkit", "numpy", "scipy", "pandas", "torch", "fcd_torch")}
+    return {
+        name: version(name) for name in ("rdkit", "numpy", "scipy", "pandas", "torch", "fcd_torch")
+    }
 
 
 def _describe(path: Path) -> dict:
@@ -196,9 +215,15 @@ def _describe(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--moses-root", type=Path, default=DEFAULT_MOSES_ROOT, help="unpacked molsets wheel")
-    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA, help="folder holding fcd_torch")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--moses-root", type=Path, default=DEFAULT_MOSES_ROOT, help="unpacked molsets wheel"
+    )
+    parser.add_argument(
+        "--extra", type=Path, default=DEFAULT_EXTRA, help="folder holding fcd_torch"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("score", help="score a generated file with MOSES")
     run.add_argument("--generated", type=Path, required=True)
@@ -208,7 +233,9 @@ def main() -> None:
     run.add_argument("--out", type=Path, default=None)
     run.set_defaults(func=score)
     inputs = sub.add_parser("make-inputs", help="write the fixed inputs of tests/test_metrics.py")
-    inputs.add_argument("--zinc", type=Path, required=True, help="a SMILES file with charged molecules (ZINC250k)")
+    inputs.add_argument(
+        "--zinc", type=Path, required=True, help="a SMILES file with charged molecules (ZINC250k)"
+    )
     inputs.add_argument("--seed", type=int, default=0)
     inputs.add_argument("--out-dir", type=Path, default=Path("tests/data"))
     inputs.set_defaults(func=make_inputs)

@@ -46,13 +46,17 @@ def _assert_agrees(ours: dict, expected: dict) -> None:
 def _reference_case(name: str, generated: str, reference: str, tmp_path: Path) -> tuple[dict, dict]:
     expected = json.loads((DATA / f"moses_reference_{name}.json").read_text())["metrics"]
     train = read_smiles_file(DATA / "metrics_train_3k.smi")
-    ours = compute_metrics(DATA / generated, reference=DATA / reference, train=train, n_jobs=1, cache_dir=tmp_path)
+    ours = compute_metrics(
+        DATA / generated, reference=DATA / reference, train=train, n_jobs=1, cache_dir=tmp_path
+    )
     return ours, expected
 
 
 @pytest.mark.filterwarnings("ignore:unique@")
 def test_agrees_with_moses_on_tiny_fixed_set(tmp_path):
-    ours, expected = _reference_case("tiny", "metrics_generated_150.smi", "metrics_reference_300.smi", tmp_path)
+    ours, expected = _reference_case(
+        "tiny", "metrics_generated_150.smi", "metrics_reference_300.smi", tmp_path
+    )
     _assert_agrees(ours, expected)
     assert ours["n_generated"] == 150
     assert ours["fcd_sample_size"] == ours["n_valid"] == round(150 * expected["valid"])
@@ -61,13 +65,17 @@ def test_agrees_with_moses_on_tiny_fixed_set(tmp_path):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:unique@")
 def test_agrees_with_moses_on_small_fixed_set(tmp_path):
-    ours, expected = _reference_case("small", "metrics_generated_1k.smi", "metrics_reference_2k.smi", tmp_path)
+    ours, expected = _reference_case(
+        "small", "metrics_generated_1k.smi", "metrics_reference_2k.smi", tmp_path
+    )
     _assert_agrees(ours, expected)
 
 
 def test_garbage_is_invalid_and_duplicates_count(tmp_path):
     generated = ["CCO", "CCO", "OCC", "c1ccccc1", "C1CC", "", "garbage((", None, "CC(=O)O"]
-    metrics = compute_metrics(generated, reference=["CCN", "c1ccncc1", "CC(=O)N"], n_jobs=1, cache_dir=tmp_path)
+    metrics = compute_metrics(
+        generated, reference=["CCN", "c1ccncc1", "CC(=O)N"], n_jobs=1, cache_dir=tmp_path
+    )
     assert metrics["n_generated"] == 9
     assert metrics["n_valid"] == 5
     assert metrics["valid"] == pytest.approx(5 / 9)
@@ -84,7 +92,13 @@ def test_empty_or_all_invalid_generated_set_is_a_data_error(tmp_path):
 
 
 def test_novelty_compares_canonical_forms(tmp_path):
-    metrics = compute_metrics(["OCC", "CCN", "CCCl"], reference=["CCO", "CCN"], train=["CCO", "CCN"], n_jobs=1, cache_dir=tmp_path)
+    metrics = compute_metrics(
+        ["OCC", "CCN", "CCCl"],
+        reference=["CCO", "CCN"],
+        train=["CCO", "CCN"],
+        n_jobs=1,
+        cache_dir=tmp_path,
+    )
     assert metrics["Novelty"] == pytest.approx(1 / 3)
 
 
@@ -149,7 +163,9 @@ def test_nearest_similarity_exclude_self_ignores_the_diagonal():
     sim = _brute_tanimoto(bits, bits)
     np.fill_diagonal(sim, 0.0)
     packed = np.packbits(bits, axis=1)
-    np.testing.assert_allclose(nearest_similarity(packed, packed, 32, exclude_self=True), sim.max(1), atol=1e-6)
+    np.testing.assert_allclose(
+        nearest_similarity(packed, packed, 32, exclude_self=True), sim.max(1), atol=1e-6
+    )
 
 
 def test_internal_diversity_with_multiplicities_matches_expanded_set():
@@ -171,7 +187,9 @@ def test_similarity_falls_back_to_float32_for_dense_fingerprints():
     bits = (rng.random((20, 1024)) < 0.6).astype(np.uint8)  # ~600 on-bits: bfloat16 would round
     packed = np.packbits(bits, axis=1)
     sim = _brute_tanimoto(bits[:10], bits[10:])
-    np.testing.assert_allclose(nearest_similarity(packed[:10], packed[10:], 1024), sim.max(1), atol=1e-6)
+    np.testing.assert_allclose(
+        nearest_similarity(packed[:10], packed[10:], 1024), sim.max(1), atol=1e-6
+    )
 
 
 def test_chemnet_encoding_follows_fcd_torch():
@@ -219,13 +237,26 @@ def test_baselines_use_testsf_fcd_for_scaffold_reference():
 def test_run_benchmark_writes_report(tmp_path):
     generated = read_smiles_file(DATA / "metrics_generated_150.smi")
     out = tmp_path / "report"
-    report = run_benchmark(generated, reference=DATA / "metrics_reference_300.smi", out_dir=out, n_jobs=1, cache_dir=tmp_path)
-    assert {p.name for p in out.iterdir()} == {"metrics.json", "metrics.md", "properties.png", "molecules.png"}
+    report = run_benchmark(
+        generated,
+        reference=DATA / "metrics_reference_300.smi",
+        out_dir=out,
+        n_jobs=1,
+        cache_dir=tmp_path,
+    )
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.json",
+        "metrics.md",
+        "properties.png",
+        "molecules.png",
+    }
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["n_generated"] == 150
     assert saved["metrics"]["valid"] == pytest.approx(report["metrics"]["valid"])
     table = (out / "metrics.md").read_text()
-    assert "| **molgen** |" in table and "CharRNN" not in table  # no baselines for a custom reference
+    assert (
+        "| **molgen** |" in table and "CharRNN" not in table
+    )  # no baselines for a custom reference
     for name in ("properties.png", "molecules.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -249,7 +280,10 @@ def test_filter_screen_changes_no_result():
             continue
         with_h = Chem.AddHs(mol)
         unscreened = not any(with_h.HasSubstructMatch(p) for p in patterns)
-        charged_or_odd = any(a.GetFormalCharge() or a.GetSymbol() not in "C N S O F Cl Br H".split() for a in mol.GetAtoms())
+        charged_or_odd = any(
+            a.GetFormalCharge() or a.GetSymbol() not in "C N S O F Cl Br H".split()
+            for a in mol.GetAtoms()
+        )
         big_ring = any(len(r) >= 8 for r in mol.GetRingInfo().AtomRings())
         assert _passes_filters(mol) == (unscreened and not charged_or_odd and not big_ring), s
         rejected += not unscreened

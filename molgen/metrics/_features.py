@@ -173,8 +173,12 @@ def _filter_patterns() -> tuple[tuple[Chem.Mol, ...], np.ndarray]:
         smarts += [row[0] for row in csv.reader(handle)]
     patterns = tuple(Chem.MolFromSmarts(s.strip()) for s in smarts)
     if any(p is None for p in patterns):
-        raise RuntimeError("a filter SMARTS in molgen/metrics/data does not parse; the package is damaged")
-    screens = np.stack([_fingerprint_bits(Chem.PatternFingerprint(p, fpSize=_SCREEN_BITS)) for p in patterns])
+        raise RuntimeError(
+            "a filter SMARTS in molgen/metrics/data does not parse; the package is damaged"
+        )
+    screens = np.stack(
+        [_fingerprint_bits(Chem.PatternFingerprint(p, fpSize=_SCREEN_BITS)) for p in patterns]
+    )
     return patterns, screens
 
 

@@ -53,7 +53,14 @@ from molgen.metrics.reference import (
 )
 from molgen.metrics.similarity import internal_diversity, nearest_similarity
 
-__all__ = ["compute_metrics", "evaluate", "Evaluation", "reference_suffix", "load_generated", "UNIQUE_AT"]
+__all__ = [
+    "compute_metrics",
+    "evaluate",
+    "Evaluation",
+    "reference_suffix",
+    "load_generated",
+    "UNIQUE_AT",
+]
 
 UNIQUE_AT = (1000, 10_000)
 
@@ -129,7 +136,9 @@ def evaluate(
             f"none of the {len(samples)} generated strings is a valid SMILES; check the generator or the file format"
         )
     canonical = [p.smiles for p in valid]
-    ref = reference_statistics(reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir)
+    ref = reference_statistics(
+        reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir
+    )
     gen = summarize(canonical, [p.flat for p in valid], "first", n_jobs, device, batch_size)
 
     suffix = reference_suffix(reference)
@@ -137,20 +146,33 @@ def evaluate(
     for k in UNIQUE_AT:
         metrics[f"unique@{k}"] = _unique_at(canonical, k)
     metrics[f"FCD/{suffix}"] = (
-        frechet_distance(gen.fcd_mu, gen.fcd_sigma, ref.fcd_mu, ref.fcd_sigma) if gen.n_molecules >= 2 else float("nan")
+        frechet_distance(gen.fcd_mu, gen.fcd_sigma, ref.fcd_mu, ref.fcd_sigma)
+        if gen.n_molecules >= 2
+        else float("nan")
     )
     metrics[f"SNN/{suffix}"] = _weighted_mean(
-        nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device), gen.counts
+        nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device),
+        gen.counts,
     )
-    metrics[f"Frag/{suffix}"] = _count_cosine(gen.fragment_keys, gen.fragment_counts, ref.fragment_keys, ref.fragment_counts)
-    metrics[f"Scaf/{suffix}"] = _count_cosine(gen.scaffold_keys, gen.scaffold_counts, ref.scaffold_keys, ref.scaffold_counts)
-    metrics["IntDiv"], metrics["IntDiv2"] = internal_diversity(gen.fingerprints, gen.counts, _features.FP_BITS, device)
+    metrics[f"Frag/{suffix}"] = _count_cosine(
+        gen.fragment_keys, gen.fragment_counts, ref.fragment_keys, ref.fragment_counts
+    )
+    metrics[f"Scaf/{suffix}"] = _count_cosine(
+        gen.scaffold_keys, gen.scaffold_counts, ref.scaffold_keys, ref.scaffold_counts
+    )
+    metrics["IntDiv"], metrics["IntDiv2"] = internal_diversity(
+        gen.fingerprints, gen.counts, _features.FP_BITS, device
+    )
     metrics["Filters"] = _weighted_mean(gen.passes_filters.astype(np.float64), gen.counts)
     if train is not None:
         metrics["Novelty"] = _novelty(canonical, train)
     metrics.update(_property_distances(gen, ref))
     metrics["KL"] = kl_divergence_score(
-        gen.kl_descriptors, gen.kl_max_similarity, ref.kl_descriptors, ref.kl_max_similarity, _features.KL_N_CONTINUOUS
+        gen.kl_descriptors,
+        gen.kl_max_similarity,
+        ref.kl_descriptors,
+        ref.kl_max_similarity,
+        _features.KL_N_CONTINUOUS,
     )
     metrics["n_generated"] = len(samples)
     metrics["n_valid"] = len(valid)
@@ -187,12 +209,18 @@ def _weighted_mean(values: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sum(values.astype(np.float64) * counts) / np.sum(counts))
 
 
-def _count_cosine(keys_a: np.ndarray, counts_a: np.ndarray, keys_b: np.ndarray, counts_b: np.ndarray) -> float:
+def _count_cosine(
+    keys_a: np.ndarray, counts_a: np.ndarray, keys_b: np.ndarray, counts_b: np.ndarray
+) -> float:
     """Cosine similarity of two count vectors given as (keys, counts); NaN if one is empty."""
     if len(keys_a) == 0 or len(keys_b) == 0:
         return float("nan")
     index = {key: i for i, key in enumerate(keys_b.tolist())}
-    matched = [(count, index[key]) for key, count in zip(keys_a.tolist(), counts_a.tolist()) if key in index]
+    matched = [
+        (count, index[key])
+        for key, count in zip(keys_a.tolist(), counts_a.tolist(), strict=True)
+        if key in index
+    ]
     dot = float(sum(float(count) * float(counts_b[j]) for count, j in matched))
     norm_a = np.linalg.norm(counts_a.astype(np.float64))
     norm_b = np.linalg.norm(counts_b.astype(np.float64))

@@ -26,6 +26,7 @@ import functools
 
 import numpy as np
 import torch
+from fcd import load_ref_model
 
 __all__ = ["chemnet_activations", "gaussian_statistics", "frechet_distance", "encode_for_chemnet"]
 
@@ -55,23 +56,33 @@ def encode_for_chemnet(smiles: str) -> np.ndarray:
             return out
 
 
-def chemnet_activations(smiles: list[str], batch_size: int = 512, device: str = "cpu") -> np.ndarray:
+def chemnet_activations(
+    smiles: list[str], batch_size: int = 512, device: str = "cpu"
+) -> np.ndarray:
     """ChemNet activations, ``float32`` array of shape ``(len(smiles), 512)``."""
     model = _chemnet().to(device)
-    codes = np.stack([encode_for_chemnet(s) for s in smiles]) if smiles else np.zeros((0, _LENGTH), np.int16)
+    codes = (
+        np.stack([encode_for_chemnet(s) for s in smiles])
+        if smiles
+        else np.zeros((0, _LENGTH), np.int16)
+    )
     out = np.zeros((len(smiles), 512), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(smiles), batch_size):
             batch = torch.from_numpy(codes[start : start + batch_size].astype(np.int64))
             one_hot = torch.zeros(*batch.shape, len(_VOCAB) + 1)
             # Padding (-1) goes to an extra column that is dropped again.
-            one_hot.scatter_(2, batch.masked_fill(batch < 0, len(_VOCAB)).unsqueeze(-1), 1.0 / len(_VOCAB))
+            one_hot.scatter_(
+                2, batch.masked_fill(batch < 0, len(_VOCAB)).unsqueeze(-1), 1.0 / len(_VOCAB)
+            )
             features = one_hot[:, :, : len(_VOCAB)].transpose(1, 2).contiguous().to(device)
             out[start : start + len(batch)] = model(features).float().cpu().numpy()
     return out
 
 
-def gaussian_statistics(activations: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_statistics(
+    activations: np.ndarray, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (unbiased) of activations, rows weighted by integer ``counts``."""
     counts = None if counts is None else np.asarray(counts, dtype=np.int64)
     values = activations.astype(np.float64)
@@ -80,7 +91,9 @@ def gaussian_statistics(activations: np.ndarray, counts: np.ndarray | None = Non
     return mu, sigma
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``.
 
     The trace of the matrix square root is the sum of the square roots of the
@@ -97,8 +110,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 @functools.cache
 def _chemnet() -> torch.nn.Module:
-    from fcd import load_ref_model  # imported late: it loads torch weights
-
     model = load_ref_model()
     model.eval()
     return model

@@ -54,7 +54,9 @@ def kl_divergence_score(
     divergences = []
     for column in range(reference_descriptors.shape[1]):
         estimate = _continuous_kl if column < n_continuous else _discrete_kl
-        divergences.append(estimate(reference_descriptors[:, column], generated_descriptors[:, column]))
+        divergences.append(
+            estimate(reference_descriptors[:, column], generated_descriptors[:, column])
+        )
     divergences.append(_continuous_kl(reference_max_similarity, generated_max_similarity))
     return float(np.mean(np.exp(-np.asarray(divergences))))
 
@@ -64,7 +66,9 @@ def _continuous_kl(reference: np.ndarray, generated: np.ndarray) -> float:
         ref_kde = gaussian_kde(reference)
         gen_kde = gaussian_kde(generated)
     except (np.linalg.LinAlgError, ValueError):
-        warnings.warn("KL score: a descriptor has fewer than two distinct values; KL is NaN", stacklevel=3)
+        warnings.warn(
+            "KL score: a descriptor has fewer than two distinct values; KL is NaN", stacklevel=3
+        )
         return float("nan")
     both = np.concatenate([reference, generated])
     grid = np.linspace(both.min(), both.max(), num=_GRID_POINTS)

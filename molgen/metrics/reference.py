@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import os
@@ -119,7 +120,7 @@ def summarize(
     features = pmap(_features.featurize, distinct, n_jobs=n_jobs)
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()
-    for feature, count in zip(features, counts):
+    for feature, count in zip(features, counts, strict=True):
         for piece in feature.fragments:
             fragments[piece] += int(count)
         if feature.scaffold is not None:
@@ -129,9 +130,9 @@ def summarize(
     return SetStatistics(
         n_molecules=int(counts.sum()),
         counts=counts,
-        fingerprints=np.frombuffer(b"".join(f.fingerprint for f in features), dtype=np.uint8).reshape(
-            len(features), _features.FP_BITS // 8
-        ),
+        fingerprints=np.frombuffer(
+            b"".join(f.fingerprint for f in features), dtype=np.uint8
+        ).reshape(len(features), _features.FP_BITS // 8),
         properties=np.array([f.properties for f in features], dtype=np.float64).reshape(-1, 4),
         passes_filters=np.array([f.passes_filters for f in features], dtype=bool),
         fcd_mu=mu,
@@ -173,19 +174,29 @@ def reference_statistics(
         smiles_source = list(reference)
         digest = hashlib.sha256("\n".join(smiles_source).encode()).hexdigest()
         label = f"{len(smiles_source)} SMILES"
-    cache_file = Path(cache_dir or default_cache_dir()) / "metrics" / f"reference-v{METRICS_VERSION}-{digest[:24]}.npz"
+    cache_file = (
+        Path(cache_dir or default_cache_dir())
+        / "metrics"
+        / f"reference-v{METRICS_VERSION}-{digest[:24]}.npz"
+    )
     if cache_file.exists():
         return SetStatistics.load(cache_file)
     smiles = read_smiles_file(smiles_source) if isinstance(smiles_source, Path) else smiles_source
     pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs) if c.smiles is not None]
     if not pairs:
-        raise DataError(f"reference set {label} has no valid SMILES; pass a file with one SMILES per line")
-    stats = summarize([p.smiles for p in pairs], [p.flat for p in pairs], "random", n_jobs, device, batch_size)
+        raise DataError(
+            f"reference set {label} has no valid SMILES; pass a file with one SMILES per line"
+        )
+    stats = summarize(
+        [p.smiles for p in pairs], [p.flat for p in pairs], "random", n_jobs, device, batch_size
+    )
     stats.save(cache_file)
     return stats
 
 
-def resolve_reference(reference: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+def resolve_reference(
+    reference: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Path of a named reference set or of a reference file.
 
     Raises:
@@ -198,7 +209,9 @@ def resolve_reference(reference: str | os.PathLike, cache_dir: str | os.PathLike
     path = Path(reference)
     if not path.is_file():
         names = ", ".join(REFERENCE_NAMES)
-        raise DataError(f"reference {str(reference)!r} is neither a file nor one of {names}; check the path")
+        raise DataError(
+            f"reference {str(reference)!r} is neither a file nor one of {names}; check the path"
+        )
     return path
 
 
@@ -221,7 +234,9 @@ def read_smiles_file(path: str | os.PathLike) -> list[str]:
     except FileNotFoundError as exc:
         raise DataError(f"SMILES file {path} does not exist; check the path") from exc
     except (UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"cannot read {path} as text ({exc.__class__.__name__}); pass a SMILES file") from exc
+        raise DataError(
+            f"cannot read {path} as text ({exc.__class__.__name__}); pass a SMILES file"
+        ) from exc
     stem_suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
     if stem_suffix == ".csv":
         return _csv_column(lines)
@@ -240,8 +255,6 @@ def default_cache_dir() -> Path:
 
 
 def _csv_column(lines: list[str]) -> list[str]:
-    import csv
-
     rows = list(csv.reader(lines))
     if not rows:
         return []
@@ -268,12 +281,18 @@ def _kl_sample(
     if pick == "first" or len(distinct) <= KL_SAMPLE_SIZE:
         sample = distinct[:KL_SAMPLE_SIZE]
     else:
-        chosen = np.random.default_rng(_KL_SEED).choice(len(distinct), KL_SAMPLE_SIZE, replace=False)
+        chosen = np.random.default_rng(_KL_SEED).choice(
+            len(distinct), KL_SAMPLE_SIZE, replace=False
+        )
         sample = [distinct[i] for i in np.sort(chosen)]
     rows = pmap(_features.kl_featurize, sample, n_jobs=n_jobs)
-    descriptors = np.array([r[0] for r in rows], dtype=np.float64).reshape(-1, len(_features.KL_DESCRIPTORS))
+    descriptors = np.array([r[0] for r in rows], dtype=np.float64).reshape(
+        -1, len(_features.KL_DESCRIPTORS)
+    )
     packed = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(
         len(rows), _features.KL_FP_BITS // 8
     )
-    similarity = nearest_similarity(packed, packed, _features.KL_FP_BITS, exclude_self=True, device=device)
+    similarity = nearest_similarity(
+        packed, packed, _features.KL_FP_BITS, exclude_self=True, device=device
+    )
     return descriptors, similarity.astype(np.float64)

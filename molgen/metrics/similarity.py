@@ -68,7 +68,12 @@ def nearest_similarity(
         q_cnt = torch.as_tensor(q_count[q0 : q0 + _QUERY_BLOCK], dtype=torch.float32, device=device)
         row_best = torch.zeros(len(q_dense), dtype=torch.float32, device=device)
         for r0 in range(0, len(ref_dense), _REFERENCE_BLOCK):
-            sim = _tanimoto_block(q_dense, q_cnt, ref_dense[r0 : r0 + _REFERENCE_BLOCK], ref_count[r0 : r0 + _REFERENCE_BLOCK])
+            sim = _tanimoto_block(
+                q_dense,
+                q_cnt,
+                ref_dense[r0 : r0 + _REFERENCE_BLOCK],
+                ref_count[r0 : r0 + _REFERENCE_BLOCK],
+            )
             if exclude_self:
                 _zero_diagonal(sim, q0 - r0)
             row_best = torch.maximum(row_best, sim.amax(dim=1))
@@ -78,7 +83,9 @@ def nearest_similarity(
     return best
 
 
-def internal_diversity(packed: np.ndarray, counts: np.ndarray, n_bits: int, device: str = "cpu") -> tuple[float, float]:
+def internal_diversity(
+    packed: np.ndarray, counts: np.ndarray, n_bits: int, device: str = "cpu"
+) -> tuple[float, float]:
     """MOSES IntDiv1 and IntDiv2 of a multiset of fingerprints.
 
     Args:
@@ -122,7 +129,9 @@ def internal_diversity(packed: np.ndarray, counts: np.ndarray, n_bits: int, devi
     return intdiv1, intdiv2
 
 
-def _tanimoto_block(a: torch.Tensor, a_count: torch.Tensor, b: torch.Tensor, b_count: torch.Tensor) -> torch.Tensor:
+def _tanimoto_block(
+    a: torch.Tensor, a_count: torch.Tensor, b: torch.Tensor, b_count: torch.Tensor
+) -> torch.Tensor:
     inter = (a @ b.T).float()
     union = a_count[:, None] + b_count[None, :]
     union.sub_(inter).clamp_(min=1.0)
