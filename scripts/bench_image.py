@@ -36,6 +36,7 @@ COLUMNS = [
     ("reconstruction_mse", "recon MSE", "{:.4f}"),
     ("test_neg_elbo_nats", "-ELBO", "{:.1f}"),
     ("test_iw_nll_nats_k50", "IW-NLL k=50", "{:.1f}"),
+    ("test_iw_nll_nats_k20", "IW-NLL k=20", "{:.1f}"),
     ("psnr_gain_db", "PSNR gain dB", "{:+.2f}"),
     ("inpainting_mse", "inpaint MSE", "{:.4f}"),
     ("sgan_test_accuracy", "SGAN acc.", "{:.3f}"),
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
     parser.add_argument("--n-samples", type=int, default=2000)
+    parser.add_argument("--iw-samples", type=int, default=50)
+    parser.add_argument("--baseline-steps", type=int, default=400, help="training steps of the 100-label classifiers")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -79,7 +82,9 @@ def main() -> None:
         seconds = _train(name, RUNS[name], args)
         model, meta = load_image_model(args.out / name)
         start = time.monotonic()
-        metrics = evaluate_model(model, meta, splits, EvalOptions(n_samples=args.n_samples, seed=args.seed), classifier=classifier)
+        metrics = evaluate_model(model, meta, splits, EvalOptions(
+            n_samples=args.n_samples, iw_samples=args.iw_samples, classifier_steps=args.baseline_steps, seed=args.seed
+        ), classifier=classifier)
         history = meta.get("history") or []
         metrics.update(
             reference_classifier_test_accuracy=ref_acc,

@@ -110,7 +110,7 @@ def plot_latent_pca(codes: np.ndarray, labels: np.ndarray, path: str | Path, cla
         ax.scatter(xy[sel, 0], xy[sel, 1], s=5, alpha=0.7, label=name)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    ax.legend(markerscale=3, fontsize=7, ncol=2)
+    ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return save_figure(fig, path)
 
 
