@@ -7,8 +7,9 @@ Each model is trained into ``OUT/<name>`` with the CLI's defaults (for at
 most ``--epochs`` epochs or ``--minutes`` minutes), then scored with
 :func:`molgen.image.evaluate.evaluate_model` against the same reference
 classifier. ``vae-no9`` is a VAE trained without the digit 9, for the anomaly
-AUROC. Results go to ``OUT/results.json`` and ``OUT/results.md``; a finished
-model is re-evaluated rather than re-trained when the script is run again.
+AUROC. Results go to ``OUT/results.json`` and ``OUT/results.md``; when the
+script is run again, an interrupted run is resumed and a finished one only
+re-evaluated.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ COLUMNS = [
 
 def _train(name: str, spec: dict, args: argparse.Namespace) -> float:
     out = args.out / name
-    if (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists():
-        return float("nan")
+    if (out / "config.json").exists():
+        if json.loads((out / "config.json").read_text())["config"]["train"].get("max_minutes"):
+            return 0.0  # a time-budgeted run is finished once started; resuming would extend its budget
+        # An earlier invocation started this run: finish it (a finished run returns at once).
+        start = time.monotonic()
+        train_image_model(ImageTrainingConfig(model=spec["model"]), out, device=args.device, resume=True, show_progress=False)
+        return time.monotonic() - start
     adversarial = MODEL_NAMES[spec["model"]][0] in ADVERSARIAL_KINDS
     config = ImageTrainingConfig(
         model=spec["model"], data=args.data, exclude_classes=spec.get("exclude_classes", []),
@@ -89,7 +95,8 @@ def main() -> None:
         metrics.update(
             reference_classifier_test_accuracy=ref_acc,
             epochs=len(history),
-            train_seconds=seconds if seconds == seconds else results.get(name, {}).get("train_seconds"),
+            steps=history[-1]["step"] if history else 0,
+            train_seconds=seconds,  # this invocation only (a resumed run counts from where it resumed)
             eval_seconds=time.monotonic() - start,
         )
         results[name] = metrics
@@ -105,14 +112,13 @@ def _write_table(results: dict, args: argparse.Namespace) -> None:
         f"Data: {args.data}; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s); {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
-        "| model | epochs | train min | " + " | ".join(c[1] for c in used) + " |",
+        "| model | epochs | steps | " + " | ".join(c[1] for c in used) + " |",
         "|---|---|---|" + "---|" * len(used),
     ]
     for name, r in results.items():
         cells = [r.get(key) for key, _, _ in used]
         shown = [fmt.format(v) if isinstance(v, (int, float)) else "" for v, (_, _, fmt) in zip(cells, used)]
-        minutes = f"{r['train_seconds'] / 60:.1f}" if r.get("train_seconds") else ""
-        lines.append(f"| {name} | {r.get('epochs', '')} | {minutes} | " + " | ".join(shown) + " |")
+        lines.append(f"| {name} | {r.get('epochs', '')} | {r.get('steps', '')} | " + " | ".join(shown) + " |")
     floor = next(iter(results.values())).get("frechet_train_vs_test")
     if floor is not None:
         lines += ["", f"Frechet distance of real training images to the test images (floor): {floor:.1f}."]

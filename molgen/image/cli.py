@@ -61,6 +61,7 @@ def train(
     beta: Optional[float] = typer.Option(None, help="VAE KL weight (beta-vae default 4)"),
     recon: Optional[str] = typer.Option(None, help="VAE reconstruction loss: bce or mse"),
     noise: Optional[float] = typer.Option(None, help="DAE corruption level (default 0.5)"),
+    noise_kind: Optional[str] = typer.Option(None, help="DAE corruption: gaussian (std) or mask (fraction of pixels zeroed)"),
     labelled: int = typer.Option(100, help="sgan: labelled training images, balanced over classes"),
     exclude_class: list[int] = typer.Option([], help="leave this class out of training (anomaly detection); repeatable"),
     limit: int = typer.Option(0, help="use only N training images, drawn at random (0: all)"),
@@ -79,7 +80,7 @@ def train(
     if model not in MODEL_NAMES:
         raise ConfigError(f"unknown image model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
     adversarial = MODEL_NAMES[model][0] in ADVERSARIAL_KINDS
-    options = {"latent_dim": latent_dim, "hidden": hidden, "beta": beta, "recon": recon, "noise": noise}
+    options = {"latent_dim": latent_dim, "hidden": hidden, "beta": beta, "recon": recon, "noise": noise, "noise_kind": noise_kind}
     options = {k: v for k, v in options.items() if v is not None}
     if "latent_dim" in options and model == "dae":
         options["code_dim"] = options.pop("latent_dim")
