@@ -7,6 +7,7 @@ Agreement with the original MOSES code is checked against values that
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -288,3 +289,19 @@ def test_filter_screen_changes_no_result():
         assert _passes_filters(mol) == (unscreened and not charged_or_odd and not big_ring), s
         rejected += not unscreened
     assert rejected >= 4
+
+
+def test_named_references_resolve_in_the_cache_and_name_the_keys(tmp_path):
+    moses_dir = tmp_path / "moses"
+    moses_dir.mkdir()
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:80]
+    for name, part in (("test", smiles[:40]), ("test_scaffolds", smiles[40:])):
+        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
+            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    generated = smiles[:30]
+    test = compute_metrics(generated, reference="moses-test", n_jobs=1, cache_dir=tmp_path)
+    scaffolds = compute_metrics(generated, reference="moses-test-scaffolds", n_jobs=1, cache_dir=tmp_path)
+    assert test["SNN/Test"] == pytest.approx(1.0)  # every generated molecule is in "test"
+    assert scaffolds["SNN/TestSF"] < 1.0
+    assert test["fcd_reference_size"] == scaffolds["fcd_reference_size"] == 40
+    assert len(list((tmp_path / "metrics").glob("*.npz"))) == 2

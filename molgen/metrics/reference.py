@@ -199,13 +199,16 @@ def resolve_reference(
 ) -> Path:
     """Path of a named reference set or of a reference file.
 
+    Named sets live in ``<cache_dir>/moses`` (see :func:`molgen.datasets.moses_split`).
+
     Raises:
         DataError: the file does not exist.
     """
     if isinstance(reference, str) and reference in REFERENCE_NAMES:
         from molgen.datasets import moses_split  # late: only named references need it
 
-        return Path(moses_split(REFERENCE_NAMES[reference], cache_dir=cache_dir))
+        moses_dir = None if cache_dir is None else Path(cache_dir) / "moses"
+        return Path(moses_split(REFERENCE_NAMES[reference], cache_dir=moses_dir))
     path = Path(reference)
     if not path.is_file():
         names = ", ".join(REFERENCE_NAMES)
@@ -247,11 +250,9 @@ def read_smiles_file(path: str | os.PathLike) -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    """``$MOLGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/molgen``, else ``~/.cache/molgen``."""
-    if os.environ.get("MOLGEN_CACHE_DIR"):
-        return Path(os.environ["MOLGEN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "molgen"
+    """molgen's cache root: ``$MOLGEN_CACHE``, else ``~/.cache/molgen`` (as molgen.datasets)."""
+    root = os.environ.get("MOLGEN_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "molgen"
 
 
 def _csv_column(lines: list[str]) -> list[str]:
