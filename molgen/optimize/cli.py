@@ -35,8 +35,8 @@ def _threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _labels(path: Path, target: str, smiles_column: str) -> tuple[list[str], "object", list[str]]:
-    """Read SMILES and one or more comma-separated target columns from a CSV; drop invalid rows."""
+def _labels(path: Path, target: str, smiles_column: str):
+    """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names); drop invalid rows."""
     import pandas as pd
 
     from molgen import chem
