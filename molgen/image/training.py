@@ -228,6 +228,49 @@ def _frame_callback(model: nn.Module, out: Path, num_classes: int, seed: int):
     return callback
 
 
+def _checkpoint_meta(config: ImageTrainingConfig, splits, train: ImageSet, val: ImageSet) -> dict[str, Any]:
+    """What an image checkpoint records about its data (evaluation and the CLI read it back)."""
+    return {
+        "model_name": config.model,
+        "data": {
+            "source": str(config.data),
+            "image_shape": list(train.shape),
+            "class_names": splits.train.class_names,
+            "n_train": len(train),
+            "n_val": len(val),
+            "exclude_classes": list(config.exclude_classes),
+        },
+        "train_config": config.to_dict(),
+    }
+
+
+def _make_trainer(model: nn.Module, batches: dict[str, Any], meta: dict[str, Any], labelled, tcfg: TrainConfig,
+                  out: Path, dev: torch.device, generator: torch.Generator, show_progress: bool) -> Trainer:
+    """The single-optimizer Trainer or the AdversarialTrainer, by the model's kind."""
+    frames = _frame_callback(model, out, model.config.num_classes if getattr(model, "conditional", False) else 0, tcfg.seed)
+    if model.kind in ADVERSARIAL_KINDS:
+        task = AdversarialImageTask(model, batches, generator, meta, labelled=labelled)
+        betas = (0.0, 0.9) if getattr(model.config, "loss", "") == "wgan-gp" else (0.5, 0.999)
+        return AdversarialTrainer(task, tcfg, out, dev, generator, show_progress, frames, betas=betas)
+    return Trainer(ImageTask(model, batches, generator, meta), tcfg, out, dev, generator, show_progress, frames)
+
+
+def _final_pictures(trainer: Trainer, out: Path, dev: torch.device, seed: int) -> nn.Module:
+    """Loss curves, the GIF of the per-epoch frames, and samples.png from the exported model (returned)."""
+    from molgen.image.plots import frames_to_gif, plot_losses
+    from molgen.models.image import load_image_model
+
+    plot_losses(trainer.history, out / "loss_curve.png")
+    if (out / "frames").exists():
+        frames_to_gif(sorted((out / "frames").glob("epoch_*.png")), out / "samples.gif")
+    best, _ = load_image_model(out / "model.safetensors")
+    best.to(dev)
+    final = _frame_callback(best, out, best.config.num_classes if getattr(best, "conditional", False) else 0, seed)
+    if final is not None:
+        final({"epoch": 0}, out / "samples.png")
+    return best
+
+
 def train_image_model(
     config: ImageTrainingConfig,
     out_dir: str | Path,
@@ -236,8 +279,6 @@ def train_image_model(
     show_progress: bool = True,
 ) -> tuple[nn.Module, TrainResult]:
     """Train ``config.model`` on ``config.data`` into ``out_dir``; returns the exported model and why training stopped."""
-    from molgen.image.plots import frames_to_gif, plot_losses
-
     out = Path(out_dir)
     with RunLock(out):
         if resume:
@@ -249,53 +290,24 @@ def train_image_model(
         generator = seed_everything(tcfg.seed)
         splits, train_index, val_index = _prepare_data(config, tcfg.seed)
         train, val = splits.train.subset(train_index), splits.train.subset(val_index)
-        kind = MODEL_NAMES[config.model][0]
         torch.manual_seed(tcfg.seed)
         model = build_model(config.model, train.shape, splits.train.num_classes, **config.model_options).to(dev)
         x, y = to_tensors(train, dev)
         x_val, y_val = to_tensors(val, dev)
         batches = dict(x=x, y=y, x_val=x_val, y_val=y_val, batch_size=tcfg.batch_size, seed=tcfg.seed)
-        meta = {
-            "model_name": config.model,
-            "data": {
-                "source": str(config.data),
-                "image_shape": list(train.shape),
-                "class_names": splits.train.class_names,
-                "n_train": len(train),
-                "n_val": len(val),
-                "exclude_classes": list(config.exclude_classes),
-            },
-            "train_config": config.to_dict(),
-        }
+        meta = _checkpoint_meta(config, splits, train, val)
         labelled = None
         if isinstance(model, SemiSupervisedGAN):
             idx = labelled_subset(train.labels, config.labelled, tcfg.seed)
             labelled = (x[torch.from_numpy(idx).to(dev)], y[torch.from_numpy(idx).to(dev)])
             # Stored so that evaluation trains its "labels alone" baseline on exactly these images.
             meta["data"]["labelled_index"] = train_index[idx].tolist()
-        run_info = {"config": config.to_dict(), "model_config": model.config.to_dict(), "seed": tcfg.seed,
-                    "environment": environment_info(dev), "data": meta["data"],
-                    "parameters": sum(p.numel() for p in model.parameters())}
         if not resume:
+            run_info = {"config": config.to_dict(), "model_config": model.config.to_dict(), "seed": tcfg.seed,
+                        "environment": environment_info(dev), "data": meta["data"],
+                        "parameters": sum(p.numel() for p in model.parameters())}
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / "config.json", json.dumps(run_info, indent=2))
-        frames = _frame_callback(model, out, model.config.num_classes if getattr(model, "conditional", False) else 0, tcfg.seed)
-        if kind in ADVERSARIAL_KINDS:
-            task = AdversarialImageTask(model, batches, generator, meta, labelled=labelled)
-            betas = (0.0, 0.9) if getattr(model.config, "loss", "") == "wgan-gp" else (0.5, 0.999)
-            trainer: Trainer = AdversarialTrainer(task, tcfg, out, dev, generator, show_progress, frames, betas=betas)
-        else:
-            task = ImageTask(model, batches, generator, meta)
-            trainer = Trainer(task, tcfg, out, dev, generator, show_progress, frames)
+        trainer = _make_trainer(model, batches, meta, labelled, tcfg, out, dev, generator, show_progress)
         result = trainer.fit(resume=resume)
-        plot_losses(trainer.history, out / "loss_curve.png")
-        if (out / "frames").exists():
-            frames_to_gif(sorted((out / "frames").glob("epoch_*.png")), out / "samples.gif")
-        from molgen.models.image import load_image_model
-
-        best, _ = load_image_model(out / "model.safetensors")
-        best.to(dev)
-        final = _frame_callback(best, out, best.config.num_classes if getattr(best, "conditional", False) else 0, tcfg.seed)
-        if final is not None:
-            final({"epoch": 0}, out / "samples.png")
-        return best, result
+        return _final_pictures(trainer, out, dev, tcfg.seed), result
