@@ -65,6 +65,10 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_metrics.json")
     parser.add_argument("--skip-moses", action="store_true", help="time molgen only")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument(
+        "--moses-json", type=Path, help="use this moses_reference.py result instead of running MOSES"
+    )
     parser.add_argument(
         "--keep-cache", action="store_true", help="reuse cached reference statistics"
     )
