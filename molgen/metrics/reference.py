@@ -83,6 +83,10 @@ class SetStatistics:
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
             np.savez(handle, **arrays)
+        # Temporary files are private (0600); a cache file gets the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
 
     @classmethod
