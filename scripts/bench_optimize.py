@@ -66,7 +66,12 @@ def predictor(args) -> None:
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(args.model, device="cpu")
-    smiles = read_molecules(ZINC).smiles
+    if args.data == "zinc":
+        smiles = read_molecules(ZINC).smiles
+    else:
+        from molgen.datasets import default_training_smiles
+
+        smiles = default_training_smiles()
     rng = np.random.default_rng(args.seed)
     smiles = [smiles[i] for i in rng.choice(len(smiles), args.n, replace=False)]
     t0 = time.perf_counter()
@@ -196,6 +201,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_optimize")
     parser.add_argument("--minutes", type=float, default=75)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--data", choices=["zinc", "moses"], default="zinc", help="predictor: molecules to label (moses: the embedded 50k)")
     parser.add_argument("--properties", default="plogp,qed,logp,sa")
     parser.add_argument("--n", type=int, default=800, help="predictor: training molecules; constrained: test molecules")
     parser.add_argument("--epochs", type=int, default=60)
