@@ -86,7 +86,7 @@ def test_anomaly_auroc_for_the_held_out_class(runs):
 
 @pytest.mark.parametrize("model", ["vae", "cgan"])
 def test_evaluate_writes_json_markdown_and_pictures(runs, model, monkeypatch):
-    monkeypatch.setenv("MOLGEN_CACHE_DIR", str(runs / "cache"))
+    monkeypatch.setenv("MOLGEN_CACHE", str(runs / "cache"))
     out = runs / f"report_{model}"
     _invoke("evaluate", "--model", str(runs / model), "-o", str(out), "--n-samples", "30", "--iw-samples", "2",
             "--reference-steps", "20", "--baseline-steps", "10")
