@@ -148,9 +148,10 @@ class MoleculeVAE:
         is_end = ids == 2  # EOS
         lengths = np.where(is_end.any(1), is_end.argmax(1), ids.shape[1])
         body = np.arange(ids.shape[1])[None, :] < lengths[:, None]
-        # A sequence that never ended, or that contains a special token (e.g. <unk>),
-        # is not a molecule the model could spell: it decodes to "" (invalid).
-        broken = ~is_end.any(1) | ((ids < 4) & body).any(1)
+        # A sequence containing a special token (e.g. <unk>) is not a molecule the
+        # model could spell: it decodes to "" (invalid). A sequence that reached
+        # max_length without EOS is cut there, as the MOSES baselines do.
+        broken = ((ids < 4) & body).any(1)
         tokens = self._id_to_token[ids]
         return ["" if broken[i] else "".join(tokens[i, : lengths[i]]) for i in range(len(ids))]
 

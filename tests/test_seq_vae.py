@@ -132,12 +132,12 @@ def test_interpolation_end_points():
     assert norms.min() >= 1.0 - 1e-5 and norms.max() <= 2.0 + 1e-5
 
 
-def test_unfinished_or_unk_sequences_decode_to_invalid():
+def test_unk_sequences_decode_to_invalid_and_unfinished_ones_are_cut():
     from molgen.tokenizers import Vocabulary
     from molgen.vae import MoleculeVAE
 
     vocab = Vocabulary(["C", "O", "N"])
     vae = MoleculeVAE(SeqVAE(SeqVAEConfig(vocab_size=len(vocab), representation="smiles")), vocab, device="cpu")
     ids = torch.tensor([[4, 5, 2, 0], [4, 3, 4, 2], [4, 4, 4, 4], [2, 0, 0, 0]])
-    assert vae.ids_to_strings(ids) == ["CO", "", "", ""]
+    assert vae.ids_to_strings(ids) == ["CO", "", "CCCC", ""]
     assert vae.decode(torch.zeros(2, vae.config.latent_dim), seed=0) is not None
