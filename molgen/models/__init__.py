@@ -1,7 +1,8 @@
-"""Models: the sequence VAE for molecules and (in ``image``) the image models."""
+"""Models: the sequence VAE and latent property predictor for molecules; ``image`` holds the image models."""
 
 from __future__ import annotations
 
+from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, VAEOutput
 
-__all__ = ["SeqVAE", "SeqVAEConfig", "VAEOutput"]
+__all__ = ["LatentPredictor", "LatentPredictorConfig", "SeqVAE", "SeqVAEConfig", "VAEOutput"]
