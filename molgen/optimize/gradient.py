@@ -26,7 +26,7 @@ initial design of ``n_init`` molecules.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,15 +35,22 @@ import torch
 from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions
 from molgen.optimize.oracle import Oracle
-from molgen.optimize.predictor import PredictorTrainingConfig, TrainedPredictor, fit_predictor
+from molgen.optimize.predictor import (
+    PredictorTrainingConfig,
+    TrainedPredictor,
+    fit_predictor,
+)
 from molgen.train.progress import progress_bar
+from molgen.utils.config import ConfigMixin
 
 __all__ = ["GradientConfig", "GradientRun", "optimize_gradient"]
 
 
 @dataclass
-class GradientConfig:
+class GradientConfig(ConfigMixin):
     """Settings of :func:`optimize_gradient`; unknown keys are rejected by :meth:`from_dict`."""
+
+    _config_label = "gradient options"
 
     n_starts: int = 1000
     steps: int = 50
@@ -72,15 +79,7 @@ class GradientConfig:
             raise ConfigError("elite_fraction must be in [0, 1]")
         PredictorTrainingConfig.from_dict(self.predictor)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GradientConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown gradient options: {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**data)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from molgen import chem
 from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.config import ConfigMixin
 
 __all__ = [
     "PredictorTrainingConfig",
@@ -52,8 +53,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PredictorTrainingConfig:
+class PredictorTrainingConfig(ConfigMixin):
     """How a predictor is fitted; ``model`` holds LatentPredictorConfig overrides (hidden, layers, members, dropout)."""
+
+    _config_label = "predictor training keys"
 
     model: dict[str, Any] = field(default_factory=dict)
     epochs: int = 60
@@ -71,12 +74,6 @@ class PredictorTrainingConfig:
         if not 0 < self.val_fraction < 1:
             raise ConfigError("predictor val_fraction must be in (0, 1)")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PredictorTrainingConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown predictor training keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass

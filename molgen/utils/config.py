@@ -30,7 +30,9 @@ class ConfigMixin:
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__} must be given a mapping, not {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        unknown = set(data) - set(known)
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+            label = getattr(cls, "_config_label", f"{cls.__name__} keys")
+            raise ConfigError(f"unknown {label}: {sorted(unknown)}; known: {known}")
         return cls(**data)
