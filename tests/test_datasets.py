@@ -121,8 +121,10 @@ def test_non_utf8_lines_are_encoding_rejects(tmp_path: Path) -> None:
     assert result.skipped == {"encoding": 2}
     assert [r[0] for r in result.rejects] == [2, 4]
     assert "\ufffd" in result.rejects[0][1]
-    csv_result = read_molecules(_write(tmp_path / "latin.csv", b"smiles,name\nCCO,a\nCCN,\xe9\n"))
-    assert csv_result.smiles == ["CCO"] and csv_result.skipped == {"encoding": 1}
+    # Damage outside the SMILES column does not cost the molecule.
+    csv_result = read_molecules(_write(tmp_path / "latin.csv", b"smiles,name\nCCO,a\nCCN,\xe9\nC\xe9C,b\n"))
+    assert csv_result.smiles == ["CCO", "CCN"] and csv_result.skipped == {"encoding": 1}
+    assert [r[0] for r in csv_result.rejects] == [4]
 
 
 def test_max_length_and_no_canonicalization(tmp_path: Path) -> None:

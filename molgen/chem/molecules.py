@@ -151,6 +151,10 @@ def _parse(smiles: object, want_detail: bool) -> tuple[Chem.Mol | None, InvalidS
         # RDKit reads "CCO foo" as CCO named "foo"; in a list of molecules that
         # is almost always two fields glued together, so refuse it.
         return None, InvalidSmilesError(smiles, "parse", "embedded whitespace")
+    if not (text.isascii() and text.isprintable()):
+        # SMILES is printable ASCII; RDKit silently drops some other characters
+        # (a NUL, a zero-width space), which would turn garbage into a molecule.
+        return None, InvalidSmilesError(smiles, "parse", "non-ASCII or control character")
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(text)
     if mol is not None:

@@ -13,14 +13,22 @@
   as molecules in that column is taken to have no header;
 * any of them gzipped (detected from the magic bytes, not the suffix).
 
+Quoted CSV fields may hold the delimiter and doubled quotes but not line
+breaks (SMILES never need them): each physical line is one record, so a stray
+quote costs only its own line.
+
 Files are streamed and validated in chunks (in a process pool for large
 files), so memory holds the kept molecules, not the raw text. Bad records are
 skipped and counted by reason: the :data:`molgen.chem.FAILURE_REASONS` of
-:func:`molgen.chem.try_parse`, plus ``"encoding"`` (bytes that are not UTF-8;
-the line is decoded with replacement characters for the report) and
-``"too_long"`` (longer than ``max_length`` characters). Blank lines are not
-records and are not counted. A truncated gzip is read up to the damage and
-flagged in :meth:`ReadResult.summary`.
+:func:`molgen.chem.try_parse`, plus ``"encoding"`` (the SMILES field holds
+bytes that are not UTF-8; it is decoded with replacement characters for the
+report, and damage in other columns is ignored), ``"too_long"`` (longer than
+``max_length`` characters, or a physical line over :data:`MAX_LINE_BYTES`,
+which is never held in memory whole) and ``"missing_column"`` (a delimited
+row too short to have the SMILES column). Blank lines are not records and are
+not counted. A truncated gzip is read up to the damage and flagged in
+:meth:`ReadResult.summary`. Every reject can be written, with its line number,
+text and reason, to a CSV (``rejects_to``; the CLI's ``--rejects``).
 
 Example::
 
@@ -31,24 +39,25 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gzip
 import io
 import itertools
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from molgen.chem import canonical_smiles, try_parse
 from molgen.chem._pool import DEFAULT_THRESHOLD, pmap
 from molgen.errors import DataError
+from molgen.utils.io import atomic_output
 
-__all__ = ["ReadResult", "read_molecules", "write_smiles", "SMILES_COLUMN_NAMES"]
+__all__ = ["ReadResult", "read_molecules", "write_smiles", "SMILES_COLUMN_NAMES", "MAX_LINE_BYTES"]
 
 #: Header names recognised as the SMILES column, in order of preference.
 SMILES_COLUMN_NAMES: tuple[str, ...] = (
@@ -70,8 +79,15 @@ _CHUNK = 50_000
 _PARALLEL_MIN = DEFAULT_THRESHOLD
 #: Rows inspected when guessing the SMILES column from content.
 _SNIFF_ROWS = 20
-#: Cap on stored reject examples; the per-reason counts stay exact beyond it.
+#: Cap on stored reject examples; the per-reason counts stay exact beyond it
+#: (and ``rejects_to`` receives every reject).
 MAX_REJECTS_KEPT = 10_000
+#: A physical line longer than this (1 MiB) is a ``"too_long"`` reject; only its
+#: start is kept for the report. Far beyond any molecule, it bounds memory
+#: when a binary file without line breaks is passed by mistake.
+MAX_LINE_BYTES = 1 << 20
+#: Characters of a rejected record kept for reports.
+_REJECT_TEXT_CHARS = 1000
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -93,6 +109,7 @@ class ReadResult:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     column: str | None = None
     truncated: bool = False
+    _sink: Any = field(default=None, repr=False, compare=False)
 
     @property
     def n_skipped(self) -> int:
@@ -115,8 +132,12 @@ class ReadResult:
                 "fix or remove the line, or read without strict mode to skip bad lines"
             )
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(text) > _REJECT_TEXT_CHARS:
+            text = text[: _REJECT_TEXT_CHARS - 3] + "..."
         if len(self.rejects) < MAX_REJECTS_KEPT:
             self.rejects.append((line_no, text, reason))
+        if self._sink is not None:
+            self._sink.writerow((line_no, text, reason))
 
 
 def read_molecules(
@@ -126,6 +147,7 @@ def read_molecules(
     max_length: int | None = None,
     canonicalize: bool = True,
     n_jobs: int | None = None,
+    rejects_to: str | os.PathLike[str] | None = None,
 ) -> ReadResult:
     """Read, validate and (by default) canonicalize the molecules in ``path``.
 
@@ -139,6 +161,9 @@ def read_molecules(
         canonicalize: return RDKit canonical SMILES; otherwise the input text
             of each valid record.
         n_jobs: worker processes for validation (``None``: all CPUs).
+        rejects_to: write every skipped record to this CSV (columns ``line,
+            text, reason``; header only when nothing was skipped). Written
+            atomically, and only when the read succeeds.
 
     Raises:
         DataError: missing path, a directory, an empty file, no SMILES column,
@@ -147,21 +172,26 @@ def read_molecules(
     path = Path(path)
     _check_readable(path)
     result = ReadResult(path=path)
-    source = _LineSource(path)
-    with source:
+    with contextlib.ExitStack() as stack:
+        if rejects_to is not None:
+            sink = stack.enter_context(atomic_output(rejects_to, "w"))
+            result._sink = csv.writer(sink, lineterminator="\n")
+            result._sink.writerow(("line", "text", "reason"))
+        source = stack.enter_context(_LineSource(path))
         records, column = _data_records(source, path, smiles_column)
         result.column = column
         check = functools.partial(_canonical_or_reason, canonicalize=canonicalize)
         for chunk in _batched(records, _CHUNK):
             _process_chunk(chunk, check, result, strict, max_length, n_jobs)
-    result.truncated = source.truncated
-    if result.truncated and strict:
-        raise DataError(f"{path} is a truncated gzip (it ends after line {source.line_no}); re-download or re-create the file")
-    if result.n_read == 0:
-        what = "has a header but no records" if column is not None else "is empty"
-        if result.truncated:
-            what = "is a truncated gzip with no readable records"
-        raise DataError(f"{path} {what}; give a file with one SMILES per line or a CSV with a SMILES column")
+        result.truncated = source.truncated
+        if result.truncated and strict:
+            raise DataError(f"{path} is a truncated gzip (it ends after line {source.line_no}); re-download or re-create the file")
+        if result.n_read == 0:
+            what = "has a header but no records" if column is not None else "is empty"
+            if result.truncated:
+                what = "is a truncated gzip with no readable records"
+            raise DataError(f"{path} {what}; give a file with one SMILES per line or a CSV with a SMILES column")
+    result._sink = None
     return result
 
 
@@ -184,21 +214,12 @@ def write_smiles(
         if len(values) != len(smiles):
             raise DataError(f"column {name!r} has {len(values)} values for {len(smiles)} molecules; pass equal-length columns")
     suffix = _format_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-                    _write_rows(gz, suffix, smiles, extra)
-            else:
-                _write_rows(raw, suffix, smiles, extra)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, "wb") as raw:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                _write_rows(gz, suffix, smiles, extra)
+        else:
+            _write_rows(raw, suffix, smiles, extra)
     return path
 
 
@@ -206,17 +227,18 @@ def write_smiles(
 
 
 class _LineSource:
-    """Decoded lines of a possibly gzipped file, with encoding and damage flags.
+    """Decoded physical lines of a possibly gzipped file, each with a damage flag.
 
-    Yields each line as text ending in ``"\\n"`` (CRLF normalised, BOM
-    removed). Lines that are not valid UTF-8 are decoded with replacement
-    characters and their numbers kept in ``bad_lines``.
+    Yields ``(line_no, text, flag)``: ``text`` without its line break (CRLF
+    normalised, a leading BOM removed), decoded as UTF-8 with U+FFFD in place
+    of undecodable bytes; ``flag`` is ``None`` or ``"too_long"`` (a line over
+    :data:`MAX_LINE_BYTES`: ``text`` is its start, the rest is read and
+    dropped in bounded pieces).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.line_no = 0
-        self.bad_lines: set[int] = set()
         self.truncated = False
         self._fh: BinaryIO | None = None
 
@@ -230,32 +252,36 @@ class _LineSource:
         if self._fh is not None:
             self._fh.close()
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[tuple[int, str, str | None]]:
         assert self._fh is not None, "use _LineSource as a context manager"
         while True:
             try:
-                raw = self._fh.readline()
+                raw = self._fh.readline(MAX_LINE_BYTES + 1)
+                flag = None
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    flag = "too_long"
+                    self._skip_rest_of_line()
             except (EOFError, gzip.BadGzipFile, zlib.error):
                 self.truncated = True
                 return
             if not raw:
                 return
             self.line_no += 1
-            yield self._decode(raw)
-
-    def _decode(self, raw: bytes) -> str:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.bad_lines.add(self.line_no)
             text = raw.decode("utf-8", errors="replace")
-        if self.line_no == 1:
-            text = text.removeprefix("\ufeff")
-        return text.rstrip("\r\n") + "\n"
+            if self.line_no == 1:
+                text = text.removeprefix("\ufeff")
+            yield self.line_no, text.rstrip("\r\n"), flag
+
+    def _skip_rest_of_line(self) -> None:
+        assert self._fh is not None
+        while True:
+            piece = self._fh.readline(MAX_LINE_BYTES)
+            if not piece or piece.endswith(b"\n"):
+                return
 
 
-# (line_no, cells, bad_encoding)
-_Record = tuple[int, list[str], bool]
+# (line_no, cells, flag): flag is None or a reject reason found before parsing.
+_Record = tuple[int, list[str], "str | None"]
 
 
 def _check_readable(path: Path) -> None:
@@ -274,36 +300,41 @@ def _format_suffix(path: Path) -> str:
     return suffix if suffix in (".csv", ".tsv") else ""
 
 
-def _records(source: _LineSource, delimiter: str | None, lines: Iterable[str]) -> Iterator[_Record]:
-    """Non-blank records; ``delimiter=None`` splits on whitespace."""
+def _split_line(text: str, delimiter: str | None) -> list[str]:
+    """Cells of one physical line.
+
+    Delimited lines are parsed one at a time, so quoted fields may hold the
+    delimiter and doubled quotes but never a line break: an unterminated quote
+    spoils only its own line instead of swallowing the rest of the file.
+    """
     if delimiter is None:
-        for line in lines:
-            cells = line.split()
-            if cells:
-                yield source.line_no, cells, source.line_no in source.bad_lines
-        return
-    reader = csv.reader(lines, delimiter=delimiter)
-    last = 0
-    for cells in reader:
-        first, last = last + 1, reader.line_num
-        if len(cells) > 1 or (cells and cells[0].strip()):
-            bad = any(n in source.bad_lines for n in range(first, last + 1))
-            yield first, cells, bad
+        return text.split()
+    if '"' not in text:
+        return text.split(delimiter)
+    return next(csv.reader([text], delimiter=delimiter), [])
 
 
-def _data_records(source: _LineSource, path: Path, smiles_column: str | None) -> tuple[Iterator[tuple[int, str, bool]], str | None]:
-    """Data records as ``(line_no, smiles_text, bad_encoding)`` and the column name."""
+def _records(lines: Iterable[tuple[int, str, str | None]], delimiter: str | None) -> Iterator[_Record]:
+    """Non-blank records (a line of only delimiters and spaces is blank too)."""
+    for line_no, text, flag in lines:
+        if not text.strip() or (delimiter is not None and not text.replace(delimiter, "").strip()):
+            continue
+        yield line_no, _split_line(text, delimiter), flag
+
+
+def _data_records(source: _LineSource, path: Path, smiles_column: str | None) -> tuple[Iterator[tuple[int, str, str | None]], str | None]:
+    """Data records as ``(line_no, smiles_text, flag)`` and the column name."""
     lines = iter(source)
-    leading: list[str] = []
+    leading: list[tuple[int, str, str | None]] = []
     for line in lines:
         leading.append(line)
-        if line.strip():
+        if line[1].strip():
             break
     delimiter = {".csv": ",", ".tsv": "\t"}.get(_format_suffix(path))
-    first_field = leading[-1].split(maxsplit=1)[0] if leading and leading[-1].strip() else ""
+    first_field = leading[-1][1].split(maxsplit=1)[0] if leading and leading[-1][1].strip() else ""
     if delimiter is None and "," in first_field:
         delimiter = ","
-    records = _records(source, delimiter, itertools.chain(leading, lines))
+    records = _records(itertools.chain(leading, lines), delimiter)
     head = list(itertools.islice(records, _SNIFF_ROWS + 1))
     if not head:
         if source.truncated:
@@ -311,7 +342,18 @@ def _data_records(source: _LineSource, path: Path, smiles_column: str | None) ->
         raise DataError(f"{path} is empty; give a file with one SMILES per line or a CSV with a SMILES column")
     index, name, has_header = _choose_column(head, delimiter, smiles_column, path)
     body = itertools.chain(head[1:] if has_header else head, records)
-    return ((line_no, cells[index] if index < len(cells) else "", bad) for line_no, cells, bad in body), name
+    return (_field(record, index) for record in body), name
+
+
+def _field(record: _Record, index: int) -> tuple[int, str, str | None]:
+    """``(line_no, smiles_text, flag)`` for the SMILES column of one record."""
+    line_no, cells, flag = record
+    if index >= len(cells):
+        return line_no, (cells[0] if cells else "").strip(), flag or "missing_column"
+    text = cells[index].strip()
+    if flag is None and "\ufffd" in text:
+        flag = "encoding"
+    return line_no, text, flag
 
 
 def _choose_column(head: list[_Record], delimiter: str | None, smiles_column: str | None, path: Path) -> tuple[int, str | None, bool]:
@@ -353,7 +395,7 @@ def _sniff_column(head: list[_Record], header: list[str], path: Path) -> tuple[i
     return best, header[best] if best < len(header) else None, True
 
 
-def _batched(items: Iterator[tuple[int, str, bool]], size: int) -> Iterator[list[tuple[int, str, bool]]]:
+def _batched(items: Iterator[tuple[int, str, str | None]], size: int) -> Iterator[list[tuple[int, str, str | None]]]:
     while chunk := list(itertools.islice(items, size)):
         yield chunk
 
@@ -367,25 +409,25 @@ def _canonical_or_reason(text: str, canonicalize: bool) -> tuple[str | None, str
 
 
 def _process_chunk(
-    chunk: list[tuple[int, str, bool]],
+    chunk: list[tuple[int, str, str | None]],
     check: Callable[[str], tuple[str | None, str | None]],
     result: ReadResult,
     strict: bool,
     max_length: int | None,
     n_jobs: int | None,
 ) -> None:
-    texts = [text.strip() for _, text, bad in chunk if not bad]
+    texts = [text for _, text, flag in chunk if flag is None]
     outcomes = iter(pmap(check, texts, n_jobs=n_jobs, threshold=_PARALLEL_MIN))
-    for line_no, text, bad in chunk:
+    for line_no, text, flag in chunk:
         result.n_read += 1
-        if bad:
-            result._reject(line_no, text.strip(), "encoding", strict)
+        if flag is not None:
+            result._reject(line_no, text, flag, strict)
             continue
         kept, reason = next(outcomes)
         if kept is not None and max_length is not None and len(kept) > max_length:
             kept, reason = None, "too_long"
         if kept is None:
-            result._reject(line_no, text.strip(), reason or "parse", strict)
+            result._reject(line_no, text, reason or "parse", strict)
         else:
             result.smiles.append(kept)
 
