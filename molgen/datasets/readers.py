@@ -90,6 +90,7 @@ MAX_LINE_BYTES = 1 << 20
 _REJECT_TEXT_CHARS = 1000
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass
@@ -229,9 +230,11 @@ def write_smiles(
 class _LineSource:
     """Decoded physical lines of a possibly gzipped file, each with a damage flag.
 
-    Yields ``(line_no, text, flag)``: ``text`` without its line break (CRLF
-    normalised, a leading BOM removed), decoded as UTF-8 with U+FFFD in place
-    of undecodable bytes; ``flag`` is ``None`` or ``"too_long"`` (a line over
+    Yields ``(line_no, text, flag)``: ``text`` without its line break (LF,
+    CRLF and lone CR all end a line; a leading BOM is removed), decoded as
+    UTF-8 with U+FFFD in place of undecodable bytes, or as UTF-16 when the
+    file starts with a UTF-16 BOM (spreadsheet "Unicode text" exports);
+    ``flag`` is ``None`` or ``"too_long"`` (a line over
     :data:`MAX_LINE_BYTES`: ``text`` is its start, the rest is read and
     dropped in bounded pieces).
     """
@@ -241,47 +244,54 @@ class _LineSource:
         self.line_no = 0
         self.truncated = False
         self._fh: BinaryIO | None = None
+        self._text: io.TextIOWrapper | None = None
 
     def __enter__(self) -> _LineSource:
         with open(self.path, "rb") as probe:
             is_gzip = probe.read(2) == _GZIP_MAGIC
         self._fh = gzip.open(self.path, "rb") if is_gzip else open(self.path, "rb")  # noqa: SIM115
+        try:
+            start = self._fh.peek(2)[:2]
+        except (EOFError, gzip.BadGzipFile, zlib.error):
+            start = b""
+        if start in _UTF16_BOMS:
+            self._text = io.TextIOWrapper(self._fh, encoding="utf-16", errors="replace", newline=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
+        if self._text is not None:
+            self._text.close()
+        elif self._fh is not None:
             self._fh.close()
 
     def __iter__(self) -> Iterator[tuple[int, str, str | None]]:
         assert self._fh is not None, "use _LineSource as a context manager"
+        stream = self._text if self._text is not None else self._fh
+        end = "\n" if self._text is not None else b"\n"
         while True:
             try:
-                raw = self._fh.readline(MAX_LINE_BYTES + 1)
+                raw = stream.readline(MAX_LINE_BYTES + 1)
                 flag = None
-                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(end):
                     flag = "too_long"
-                    self._skip_rest_of_line()
+                    while (piece := stream.readline(MAX_LINE_BYTES)) and not piece.endswith(end):
+                        pass
             except (EOFError, gzip.BadGzipFile, zlib.error):
                 self.truncated = True
                 return
             if not raw:
                 return
-            self.line_no += 1
-            text = raw.decode("utf-8", errors="replace")
-            if self.line_no == 1:
-                text = text.removeprefix("\ufeff")
-            yield self.line_no, text.rstrip("\r\n"), flag
-
-    def _skip_rest_of_line(self) -> None:
-        assert self._fh is not None
-        while True:
-            piece = self._fh.readline(MAX_LINE_BYTES)
-            if not piece or piece.endswith(b"\n"):
-                return
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+            text = text.rstrip("\r\n")
+            for piece in text.split("\r") if flag is None else [text]:
+                self.line_no += 1
+                if self.line_no == 1:
+                    piece = piece.removeprefix("\ufeff")
+                yield self.line_no, piece, flag
 
 
-# (line_no, cells, flag): flag is None or a reject reason found before parsing.
-_Record = tuple[int, list[str], "str | None"]
+# (line_no, cells, flag, line): flag is None or a reject reason found before parsing.
+_Record = tuple[int, list[str], "str | None", str]
 
 
 def _check_readable(path: Path) -> None:
@@ -319,7 +329,7 @@ def _records(lines: Iterable[tuple[int, str, str | None]], delimiter: str | None
     for line_no, text, flag in lines:
         if not text.strip() or (delimiter is not None and not text.replace(delimiter, "").strip()):
             continue
-        yield line_no, _split_line(text, delimiter), flag
+        yield line_no, _split_line(text, delimiter), flag, text
 
 
 def _data_records(source: _LineSource, path: Path, smiles_column: str | None) -> tuple[Iterator[tuple[int, str, str | None]], str | None]:
@@ -347,9 +357,9 @@ def _data_records(source: _LineSource, path: Path, smiles_column: str | None) ->
 
 def _field(record: _Record, index: int) -> tuple[int, str, str | None]:
     """``(line_no, smiles_text, flag)`` for the SMILES column of one record."""
-    line_no, cells, flag = record
+    line_no, cells, flag, line = record
     if index >= len(cells):
-        return line_no, (cells[0] if cells else "").strip(), flag or "missing_column"
+        return line_no, line.strip(), flag or "missing_column"
     text = cells[index].strip()
     if flag is None and "\ufffd" in text:
         flag = "encoding"
@@ -380,8 +390,8 @@ def _choose_column(head: list[_Record], delimiter: str | None, smiles_column: st
 
 
 def _sniff_column(head: list[_Record], header: list[str], path: Path) -> tuple[int, str | None, bool]:
-    width = max(len(cells) for _, cells, _ in head)
-    rows = [cells for _, cells, _ in head[1:]]
+    width = max(len(record[1]) for record in head)
+    rows = [record[1] for record in head[1:]]
     scores = [sum(1 for cells in rows if i < len(cells) and try_parse(cells[i].strip())[0] is not None) for i in range(width)]
     best = max(range(width), key=lambda i: (scores[i], -i))
     header_parses = best < len(header) and try_parse(header[best])[0] is not None
