@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -73,6 +75,19 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+@contextmanager
+def _warnings_to_console():
+    """Show library warnings (e.g. a condition outside the training range) as one yellow line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' signature
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
 def _write_molecules(path: Path, smiles: list[str], extra: dict[str, list] | None = None) -> None:
     import pandas as pd
 
@@ -95,11 +110,14 @@ def train(
     epochs: int = typer.Option(10, help="maximum number of epochs"),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    arch: str = typer.Option("gru", help="gru or transformer (self-attention encoder/decoder)"),
     latent_dim: int = typer.Option(128),
-    decoder_hidden: int = typer.Option(512),
-    decoder_layers: int = typer.Option(2),
-    encoder_hidden: int = typer.Option(256),
-    embed_dim: int = typer.Option(64),
+    decoder_hidden: Optional[int] = typer.Option(None, help="GRU state size, or transformer feed-forward width (default 512)"),
+    decoder_layers: Optional[int] = typer.Option(None, help="GRU layers (default 2) or transformer blocks (default 3)"),
+    encoder_hidden: Optional[int] = typer.Option(None, help="GRU state size (default 256), or transformer feed-forward width (512)"),
+    embed_dim: Optional[int] = typer.Option(None, help="token embedding (GRU, default 64) or model width (transformer, 128)"),
+    n_heads: Optional[int] = typer.Option(None, help="attention heads (transformer only, default 4)"),
+    condition_on: Optional[str] = typer.Option(None, "--condition-on", help="train a conditional model on these properties, e.g. logp,qed,sa"),
     beta: float = typer.Option(0.5, help="final KL weight"),
     kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
     kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
@@ -121,7 +139,8 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.conditioning import parse_property_names
+    from molgen.vae_training import VAETrainingConfig, model_options, train_vae
 
     _set_threads(threads)
     train_set_name = None
@@ -134,13 +153,16 @@ def train(
         smiles = smiles[:limit]
     config = VAETrainingConfig(
         representation=representation,
-        model=dict(
+        model=model_options(
+            arch,
             latent_dim=latent_dim,
             decoder_hidden=decoder_hidden,
             decoder_layers=decoder_layers,
             encoder_hidden=encoder_hidden,
             embed_dim=embed_dim,
+            n_heads=n_heads,
         ),
+        conditions=parse_property_names(condition_on) if condition_on is not None else [],
         train=dict(
             epochs=epochs,
             batch_size=batch_size,
@@ -188,6 +210,7 @@ def sample(
     device: str = typer.Option("auto"),
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
@@ -199,12 +222,14 @@ def sample(
 
     _set_threads(threads)
     vae = MoleculeVAE.load(model, device=device)
+    if vae.conditions is not None and condition is None:
+        err.print(f"[dim]conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data[/dim]")
     start = time.perf_counter()
     n_valid, done, seen, kept_for_grid = 0, 0, set(), []
-    with atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
+    with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
         if output.suffix not in (".smi", ".txt"):
             fh.write("smiles\n")
-        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size):
+        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition):
             for smi in chunk:
                 if smi is None:
                     continue

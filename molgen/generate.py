@@ -2,7 +2,10 @@
 
 Works for any model that exposes ``init_state(z)`` and
 ``step(tokens, state, z) -> (logits, state)`` (the :class:`~molgen.models.seq_vae.SeqVAE`
-protocol). The loop is batched over molecules, runs under
+protocol), and optionally ``select_state(state, keep)`` for states that are not
+a tensor with the batch on dimension 1 (the transformer's key/value cache).
+``z`` is whatever the decoder consumes: the latent vector, or ``[z, c]`` for a
+conditional model. The loop is batched over molecules, runs under
 ``torch.inference_mode``, and drops each sequence from the batch as soon as it
 emits EOS, so cost follows the actual lengths, not the maximum length.
 """
@@ -79,6 +82,7 @@ def decode_tokens(
     out = torch.full((batch, max_len), PAD, dtype=torch.long, device=z.device)
     active = torch.arange(batch, device=z.device)
     state = model.init_state(z)
+    select = getattr(model, "select_state", None)
     tokens = torch.full((batch,), BOS, dtype=torch.long, device=z.device)
     z_active = z
     for t in range(max_len):
@@ -88,7 +92,7 @@ def decode_tokens(
         alive = tokens != EOS
         if not bool(alive.all()):
             active, tokens, z_active = active[alive], tokens[alive], z_active[alive]
-            state = state[:, alive]
+            state = select(state, alive) if select is not None else state[:, alive]
             if active.numel() == 0:
                 break
     return out

@@ -10,6 +10,11 @@ Python::
 
 Decoded strings are checked by RDKit and returned as canonical SMILES, or
 ``None`` where the model produced something RDKit rejects.
+
+A conditional model (trained with ``conditions``) takes a property request
+wherever molecules are generated::
+
+    >>> vae.sample(100, condition="logp=2.5,qed=0.8")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import numpy as np
 import torch
 
 from molgen import chem
+from molgen.conditioning import ConditionSpec, property_matrix
 from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
-from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
@@ -96,11 +102,15 @@ class MoleculeVAE:
     kind = "seq_vae"
 
     def __init__(
-        self, model: SeqVAE, vocab: Vocabulary, meta: dict[str, Any] | None = None, device: str | torch.device = "cpu"
+        self, model: SeqVAEBase, vocab: Vocabulary, meta: dict[str, Any] | None = None, device: str | torch.device = "cpu"
     ) -> None:
         self.model = model
         self.vocab = vocab
         self.meta = dict(meta or {})
+        spec = self.meta.get("conditions")
+        self.conditions = ConditionSpec.from_dict(spec) if spec else None
+        if (len(self.conditions) if self.conditions else 0) != model.config.cond_dim:
+            raise CheckpointError(f"the model expects {model.config.cond_dim} condition(s) but the metadata describes {spec and spec.get('names')}")
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
         self.tokenizer = get_tokenizer(model.config.representation)
@@ -131,8 +141,10 @@ class MoleculeVAE:
         try:
             config = SeqVAEConfig.from_dict(meta["model_config"])
             vocab = Vocabulary.from_dict(meta["vocab"])
-            model = SeqVAE(config)
+            model = build_seq_vae(config)
             model.load_state_dict(tensors)
+            if meta.get("conditions"):
+                ConditionSpec.from_dict(meta["conditions"])
         except (KeyError, ConfigError, RuntimeError, TypeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(f"{path} does not match the SeqVAE layout ({first}); it is corrupted or foreign") from None
@@ -140,6 +152,27 @@ class MoleculeVAE:
             raise CheckpointError(f"{path}: vocabulary size {len(vocab)} != model vocab_size {config.vocab_size}")
         meta["path"] = str(path)
         return cls(model, vocab, meta, device)
+
+    # -- conditions --------------------------------------------------------------
+    def _condition_tensor(
+        self, condition: str | dict[str, float] | np.ndarray | None, n: int, seed: int = 0
+    ) -> torch.Tensor | None:
+        """Normalised conditions ``[n, k]`` for a request, raw property rows or ``None`` (training mix)."""
+        if self.conditions is None:
+            if condition is not None:
+                raise ConfigError("this model is unconditional; train one with --condition-on to use --condition")
+            return None
+        if isinstance(condition, np.ndarray):
+            if condition.shape != (n, len(self.conditions)):
+                raise ConfigError(f"condition rows must have shape [{n}, {len(self.conditions)}], got {list(condition.shape)}")
+            raw = condition
+        else:
+            raw = self.conditions.request_matrix(condition, n, seed)
+        return torch.from_numpy(self.conditions.normalize(raw))
+
+    def _own_conditions(self, smiles: list[str]) -> np.ndarray | None:
+        """Raw property rows of the molecules themselves (for encoding), or ``None`` if unconditional."""
+        return None if self.conditions is None else property_matrix(smiles, self.conditions.names)
 
     # -- strings <-> ids ---------------------------------------------------------
     def ids_to_strings(self, ids: torch.Tensor) -> list[str]:
@@ -184,12 +217,15 @@ class MoleculeVAE:
         Returns ``(z [n_kept, latent_dim], kept_indices)``.
         """
         ids, lengths, kept = self.tokenize(list(smiles))
+        own = self._own_conditions([smiles[i] for i in kept])
+        cond = self._condition_tensor(own, len(kept)) if own is not None else None
         gen = torch.Generator().manual_seed(seed)
         out = []
         for start in range(0, len(ids), batch_size):
             x = ids[start : start + batch_size].to(self.device)
-            mu, logvar = self.model.encode(x, lengths[start : start + batch_size])
-            out.append((SeqVAE.reparameterize(mu, logvar, gen) if sample else mu).float().cpu())
+            c = None if cond is None else cond[start : start + batch_size].to(self.device)
+            mu, logvar = self.model.encode(x, lengths[start : start + batch_size], c)
+            out.append((SeqVAEBase.reparameterize(mu, logvar, gen) if sample else mu).float().cpu())
         z = torch.cat(out).numpy() if out else np.zeros((0, self.config.latent_dim), dtype=np.float32)
         return z, kept
 
@@ -200,16 +236,24 @@ class MoleculeVAE:
         seed: int = 0,
         batch_size: int = 1024,
         n_jobs: int | None = None,
+        condition: str | dict[str, float] | np.ndarray | None = None,
     ) -> list[str | None]:
-        """Decode latent vectors to canonical SMILES (``None`` where RDKit rejects the result)."""
+        """Decode latent vectors to canonical SMILES (``None`` where RDKit rejects the result).
+
+        ``condition`` (conditional models only): a request such as
+        ``"logp=2.5"``, raw property rows ``[n, k]``, or ``None`` for vectors
+        drawn from the training distribution.
+        """
         z = torch.as_tensor(np.asarray(z, dtype=np.float32))
         if z.ndim != 2 or z.size(1) != self.config.latent_dim:
             raise ConfigError(f"latent vectors must have shape [n, {self.config.latent_dim}], got {list(z.shape)}")
         options = options or DecodeOptions(strategy="greedy")
+        cond = self._condition_tensor(condition, len(z), seed)
+        h = self.model.context(z, cond)
         gen = torch.Generator().manual_seed(seed)
         texts: list[str] = []
         for start in range(0, len(z), batch_size):
-            ids = decode_tokens(self.model, z[start : start + batch_size].to(self.device), options, gen)
+            ids = decode_tokens(self.model, h[start : start + batch_size].to(self.device), options, gen)
             texts.extend(self.ids_to_strings(ids))
         return strings_to_smiles(texts, self.representation, n_jobs)
 
@@ -222,13 +266,15 @@ class MoleculeVAE:
         seed: int = 0,
         batch_size: int = 1024,
         n_jobs: int | None = None,
+        condition: str | dict[str, float] | None = None,
     ) -> list[str | None]:
         """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy).
 
         The same seed and batch size give the same molecules on the same device.
+        A conditional model takes a ``condition`` such as ``"logp=2.5,qed=0.8"``.
         """
         out: list[str | None] = []
-        for chunk in self.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs):
+        for chunk in self.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs, condition=condition):
             out.extend(chunk)
         return out
 
@@ -242,6 +288,7 @@ class MoleculeVAE:
         batch_size: int = 1024,
         chunk_size: int = 16384,
         n_jobs: int | None = None,
+        condition: str | dict[str, float] | None = None,
     ) -> Iterator[list[str | None]]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 
@@ -252,6 +299,7 @@ class MoleculeVAE:
             raise ConfigError("number of samples must be >= 0")
         chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
         opts = DecodeOptions(strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k)
+        cond = self._condition_tensor(condition, n, seed + 2)
         z_gen = torch.Generator().manual_seed(seed)
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
@@ -263,7 +311,8 @@ class MoleculeVAE:
                 texts: list[str] = []
                 for b in range(start, min(n, start + chunk_size), batch_size):
                     z = torch.randn(min(batch_size, n - b), self.config.latent_dim, generator=z_gen)
-                    texts.extend(self.ids_to_strings(decode_tokens(self.model, z.to(self.device), opts, token_gen)))
+                    h = self.model.context(z, None if cond is None else cond[b : b + len(z)])
+                    texts.extend(self.ids_to_strings(decode_tokens(self.model, h.to(self.device), opts, token_gen)))
                 if pool is None:
                     yield [decode_one(t) for t in texts]
                     continue
@@ -282,7 +331,8 @@ class MoleculeVAE:
         canon = [chem.canonical_smiles(s) for s in smiles]
         valid = [c for c in canon if c]
         z, kept = self.encode(valid, batch_size=batch_size)
-        outputs = self.decode(z, DecodeOptions(strategy="greedy"), batch_size=batch_size)
+        own = self._own_conditions([valid[i] for i in kept])
+        outputs = self.decode(z, DecodeOptions(strategy="greedy"), batch_size=batch_size, condition=own)
         return ReconstructionResult([valid[i] for i in kept], outputs)
 
     def interpolate(
@@ -297,7 +347,9 @@ class MoleculeVAE:
             raise ConfigError("both end points must be tokenisable with this model's vocabulary and length limit")
         a, b = torch.from_numpy(z[0]), torch.from_numpy(z[1])
         path = slerp(a, b, steps) if method == "slerp" else lerp(a, b, steps)
-        return self.decode(path.numpy())
+        own = self._own_conditions(ends)
+        cond = None if own is None else lerp(torch.from_numpy(own[0]), torch.from_numpy(own[1]), steps).numpy()
+        return self.decode(path.numpy(), condition=cond)
 
 
 def training_smiles(vae: MoleculeVAE) -> list[str] | None:

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from molgen import chem
+from molgen.conditioning import ConditionSpec, parse_property_names, property_matrix
 from molgen.datasets import BucketBatchSampler, train_val_split
 from molgen.errors import ConfigError, DataError
-from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult
 from molgen.utils.config import ConfigMixin
@@ -34,7 +35,7 @@ from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 from molgen.vae import MODEL_FILE, MoleculeVAE
 
-__all__ = ["VAETrainingConfig", "TokenizedData", "tokenize_smiles", "train_vae", "SeqVAETask"]
+__all__ = ["VAETrainingConfig", "TokenizedData", "tokenize_smiles", "train_vae", "SeqVAETask", "model_options"]
 
 
 @dataclass
@@ -49,8 +50,11 @@ class VAETrainingConfig(ConfigMixin):
     word_dropout: float = 0.1
     val_fraction: float = 0.05
     max_length: int = 100  # tokens, without BOS/EOS; longer molecules are skipped and counted
+    conditions: list[str] = field(default_factory=list)  # property names of a conditional model
 
     def __post_init__(self) -> None:
+        if self.conditions:
+            self.conditions = parse_property_names(self.conditions)
         if self.representation not in ("smiles", "selfies"):
             raise ConfigError(f"representation must be smiles or selfies, not {self.representation!r}")
         if not 0 <= self.val_fraction < 1:
@@ -114,6 +118,32 @@ def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
     vae.model.load_state_dict(source.model.state_dict())
 
 
+def model_options(arch: str = "gru", **sizes: int | None) -> dict[str, Any]:
+    """:class:`SeqVAEConfig` overrides for ``arch``: the sizes given (``None``: default) over that architecture's defaults."""
+    from molgen.models.transformer_vae import TRANSFORMER_DEFAULTS
+
+    if arch not in ("gru", "transformer"):
+        raise ConfigError(f"unknown architecture {arch!r}; choose gru or transformer")
+    given = {k: v for k, v in sizes.items() if v is not None}
+    if arch == "gru" and "n_heads" in given:
+        raise ConfigError("--n-heads applies to --arch transformer only")
+    base: dict[str, Any] = dict(TRANSFORMER_DEFAULTS) if arch == "transformer" else {}
+    return {"arch": arch, **base, **given}
+
+
+def _condition_rows(
+    config: VAETrainingConfig, train: TokenizedData, val: TokenizedData | None
+) -> tuple[dict[str, np.ndarray], ConditionSpec | None]:
+    """Normalised property rows per split and the spec fitted on the training split (none if unconditional)."""
+    if not config.conditions:
+        return {}, None
+    raw = {"train": property_matrix(train.smiles, config.conditions)}
+    if val is not None:
+        raw["val"] = property_matrix(val.smiles, config.conditions)
+    spec = ConditionSpec.fit(config.conditions, raw["train"], seed=TrainConfig.from_dict(config.train).seed)
+    return {split: spec.normalize(rows) for split, rows in raw.items()}, spec
+
+
 class SeqVAETask:
     """Adapter between index batches over :class:`TokenizedData` and the SeqVAE loss."""
 
@@ -138,6 +168,8 @@ class SeqVAETask:
         self.device = device
         self.generator = generator
         self.export_meta: dict[str, Any] = {}
+        # Normalised property rows per split ("train"/"val") of a conditional model.
+        self.conditions: dict[str, np.ndarray] = {}
 
     def _tensors(self, data: TokenizedData, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = data.lengths[idx]
@@ -160,8 +192,15 @@ class SeqVAETask:
         data = self.train if split == "train" else self.val
         ids, lengths = self._tensors(data, idx)
         beta = self.kl(global_step)
+        cond = torch.from_numpy(self.conditions[split][idx]).to(self.device) if self.conditions else None
         out = self.model(
-            ids, lengths, beta=beta, free_bits=self.cfg.free_bits, word_dropout=self.cfg.word_dropout, generator=self.generator
+            ids,
+            lengths,
+            beta=beta,
+            free_bits=self.cfg.free_bits,
+            word_dropout=self.cfg.word_dropout,
+            generator=self.generator,
+            cond=cond,
         )
         active = float((out.kl_per_dim > 0.01).sum())
         logs = {
@@ -219,11 +258,16 @@ def train_vae(
         train_smi, val_smi = train_val_split(list(smiles), config.val_fraction, seed=tcfg.seed)
         train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab)
         val_data = tokenize_smiles(val_smi, config.representation, config.max_length, vocab)[0] if val_smi else None
+        cond_rows, spec = _condition_rows(config, train_data, val_data)
         model_cfg = SeqVAEConfig(
-            vocab_size=len(vocab), representation=config.representation, max_length=config.max_length + 1, **config.model
+            vocab_size=len(vocab),
+            representation=config.representation,
+            max_length=config.max_length + 1,
+            cond_dim=len(config.conditions),
+            **config.model,
         )
         torch.manual_seed(tcfg.seed)
-        vae = MoleculeVAE(SeqVAE(model_cfg), vocab, device=dev)
+        vae = MoleculeVAE(build_seq_vae(model_cfg), vocab, {"conditions": spec.to_dict()} if spec else None, device=dev)
         if init_from and not resume:
             _warm_start(vae, init_from)
         skipped = {k: train_data.skipped[k] + (val_data.skipped[k] if val_data else 0) for k in train_data.skipped}
@@ -242,6 +286,7 @@ def train_vae(
                 with atomic_output(out / "train.smi", "w") as fh:
                     fh.write("".join(s + "\n" for s in train_data.smiles))
         task = SeqVAETask(vae, train_data, val_data, config, tcfg.batch_size, tcfg.seed, dev, generator)
+        task.conditions = cond_rows
         task.export_meta = {
             "train_set": train_set_name or "train.smi",
             "n_train": len(train_data.smiles),

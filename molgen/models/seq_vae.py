@@ -11,9 +11,20 @@ Decoder: GRU whose initial state comes from z and which also sees z at every
 step (concatenated to the token embedding), so the latent code cannot be
 ignored as easily by a strong autoregressive decoder.
 
+Conditional variant (``cond_dim > 0``; Sohn et al. 2015, "Learning structured
+output representation using deep conditional generative models"; for
+molecules Lim et al. 2018, J. Cheminform. 10:31): a vector ``c`` of normalised
+properties joins the encoder's summary before ``(mu, logvar)`` and is
+concatenated to ``z`` wherever the decoder sees ``z``. The decoder therefore
+consumes a *context* ``h = [z, c]`` of size ``latent_dim + cond_dim``; with
+``cond_dim = 0`` the layers and checkpoints are exactly the unconditional ones.
+
 The model owns its forward pass and loss. The decoding loop (greedy,
 temperature, top-k, early exit) lives in :mod:`molgen.generate` and drives the
-model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step`.
+model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step` /
+:meth:`SeqVAE.select_state`. The attention variant with the same protocol is
+:class:`molgen.models.transformer_vae.TransformerVAE`; :func:`build_seq_vae`
+picks the class from ``config.arch``.
 """
 
 from __future__ import annotations
@@ -29,18 +40,25 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from molgen.errors import ConfigError
 from molgen.utils.config import ConfigMixin
 
-__all__ = ["SeqVAEConfig", "SeqVAE", "VAEOutput"]
+__all__ = ["SeqVAEConfig", "SeqVAE", "SeqVAEBase", "VAEOutput", "build_seq_vae"]
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 
 @dataclass
 class SeqVAEConfig(ConfigMixin):
-    """Architecture of a :class:`SeqVAE`. Unknown keys are rejected by :meth:`from_dict`."""
+    """Architecture of a sequence VAE. Unknown keys are rejected by :meth:`from_dict`.
+
+    For ``arch="gru"`` the ``*_hidden`` sizes are GRU state sizes. For
+    ``arch="transformer"`` ``embed_dim`` is the model width (divisible by
+    ``n_heads``), ``*_layers`` count attention blocks and ``*_hidden`` are the
+    blocks' feed-forward widths. ``cond_dim`` is the length of the property
+    vector of a conditional model (0: unconditional).
+    """
 
     vocab_size: int
     representation: Literal["smiles", "selfies"] = "selfies"
-    arch: Literal["gru"] = "gru"
+    arch: Literal["gru", "transformer"] = "gru"
     embed_dim: int = 64
     encoder_hidden: int = 256
     encoder_layers: int = 1
@@ -49,12 +67,18 @@ class SeqVAEConfig(ConfigMixin):
     latent_dim: int = 128
     dropout: float = 0.0
     max_length: int = 128
+    n_heads: int = 4
+    cond_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.representation not in ("smiles", "selfies"):
             raise ConfigError(f"representation must be 'smiles' or 'selfies', not {self.representation!r}")
-        if self.arch != "gru":
-            raise ConfigError(f"unknown architecture {self.arch!r}; available: gru")
+        if self.arch not in ("gru", "transformer"):
+            raise ConfigError(f"unknown architecture {self.arch!r}; available: gru, transformer")
+        if self.cond_dim < 0:
+            raise ConfigError("cond_dim must be >= 0")
+        if self.arch == "transformer" and (self.n_heads < 1 or self.embed_dim % self.n_heads):
+            raise ConfigError(f"embed_dim ({self.embed_dim}) must be a multiple of n_heads ({self.n_heads}) for the transformer")
         for name in ("vocab_size", "embed_dim", "encoder_hidden", "decoder_hidden", "latent_dim", "max_length"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be positive")
@@ -77,42 +101,15 @@ class VAEOutput:
     token_accuracy: torch.Tensor
 
 
-class SeqVAE(nn.Module):
-    """GRU sequence VAE over token ids (PAD=0, BOS=1, EOS=2, UNK=3)."""
+class SeqVAEBase(nn.Module):
+    """What every sequence VAE shares: reparameterisation, the context ``[z, c]`` and the loss.
 
-    def __init__(self, config: SeqVAEConfig) -> None:
-        super().__init__()
-        self.config = c = config
-        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
-        self.encoder = nn.GRU(
-            c.embed_dim,
-            c.encoder_hidden,
-            num_layers=c.encoder_layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=c.dropout if c.encoder_layers > 1 else 0.0,
-        )
-        self.to_mu = nn.Linear(2 * c.encoder_hidden, c.latent_dim)
-        self.to_logvar = nn.Linear(2 * c.encoder_hidden, c.latent_dim)
-        self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.decoder_hidden)
-        self.decoder = nn.GRU(
-            c.embed_dim + c.latent_dim,
-            c.decoder_hidden,
-            num_layers=c.decoder_layers,
-            batch_first=True,
-            dropout=c.dropout if c.decoder_layers > 1 else 0.0,
-        )
-        self.output = nn.Linear(c.decoder_hidden, c.vocab_size)
+    Subclasses provide ``encode(tokens, lengths, cond)``, ``decode_logits(h,
+    inputs)`` and the decoding protocol ``init_state(h)``, ``step(tokens,
+    state, h)`` and ``select_state(state, keep)``, where ``h`` is the context.
+    """
 
-    # -- encoder ---------------------------------------------------------------
-    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(mu, logvar)`` for padded token ids ``[B, T]`` (with BOS/EOS) and their lengths."""
-        emb = self.embedding(tokens)
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.encoder(packed)
-        h = h.view(self.config.encoder_layers, 2, tokens.size(0), self.config.encoder_hidden)[-1]
-        h = torch.cat([h[0], h[1]], dim=-1)
-        return self.to_mu(h), self.to_logvar(h)
+    config: SeqVAEConfig
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -121,27 +118,17 @@ class SeqVAE(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, device=gen_device, dtype=mu.dtype).to(mu.device)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    # -- decoder ---------------------------------------------------------------
-    def init_state(self, z: torch.Tensor) -> torch.Tensor:
-        """Initial decoder hidden state ``[layers, B, H]`` from latent vectors ``[B, D]``."""
-        c = self.config
-        h = torch.tanh(self.latent_to_hidden(z))
-        return h.view(z.size(0), c.decoder_layers, c.decoder_hidden).transpose(0, 1).contiguous()
+    def context(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's input ``[z, c]``; ``cond`` must be given exactly when the model is conditional."""
+        if self.config.cond_dim == 0:
+            if cond is not None and cond.numel():
+                raise ConfigError("this model is unconditional; do not pass conditions")
+            return z
+        if cond is None or cond.shape != (z.size(0), self.config.cond_dim):
+            got = None if cond is None else list(cond.shape)
+            raise ConfigError(f"this model is conditional: pass conditions of shape [{z.size(0)}, {self.config.cond_dim}], got {got}")
+        return torch.cat([z, cond.to(z.dtype)], dim=-1)
 
-    def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoding step: previous tokens ``[B]`` -> next-token logits ``[B, V]`` and new state."""
-        x = torch.cat([self.embedding(tokens), z], dim=-1).unsqueeze(1)
-        out, state = self.decoder(x, state)
-        return self.output(out.squeeze(1)), state
-
-    def decode_logits(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits ``[B, T, V]`` for decoder inputs ``[B, T]``."""
-        emb = self.embedding(inputs)
-        zz = z.unsqueeze(1).expand(-1, inputs.size(1), -1)
-        out, _ = self.decoder(torch.cat([emb, zz], dim=-1), self.init_state(z))
-        return self.output(out)
-
-    # -- training --------------------------------------------------------------
     def forward(
         self,
         tokens: torch.Tensor,
@@ -150,6 +137,7 @@ class SeqVAE(nn.Module):
         free_bits: float = 0.0,
         word_dropout: float = 0.0,
         generator: torch.Generator | None = None,
+        cond: torch.Tensor | None = None,
     ) -> VAEOutput:
         """Negative ELBO (per molecule, summed over tokens) with KL weight ``beta``.
 
@@ -157,9 +145,9 @@ class SeqVAE(nn.Module):
         KL (below it the KL term gives no gradient), which keeps the posterior
         from collapsing onto the prior. ``word_dropout`` replaces that fraction
         of decoder input tokens (never BOS) by UNK, forcing the decoder to lean
-        on z.
+        on z. ``cond`` holds the normalised properties of a conditional model.
         """
-        mu, logvar = self.encode(tokens, lengths)
+        mu, logvar = self.encode(tokens, lengths, cond)
         z = self.reparameterize(mu, logvar, generator) if self.training else mu
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         if word_dropout > 0 and self.training:
@@ -167,7 +155,7 @@ class SeqVAE(nn.Module):
             drop = (torch.rand(inputs.shape, device=gen_device, generator=generator) < word_dropout).to(inputs.device)
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
-        logits = self.decode_logits(z, inputs)
+        logits = self.decode_logits(self.context(z, cond), inputs)
         mask = targets != PAD
         nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
         recon = nll.sum(1).mean()
@@ -190,3 +178,78 @@ class SeqVAE(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class SeqVAE(SeqVAEBase):
+    """GRU sequence VAE over token ids (PAD=0, BOS=1, EOS=2, UNK=3)."""
+
+    def __init__(self, config: SeqVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        ctx = c.latent_dim + c.cond_dim
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
+        self.encoder = nn.GRU(
+            c.embed_dim,
+            c.encoder_hidden,
+            num_layers=c.encoder_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=c.dropout if c.encoder_layers > 1 else 0.0,
+        )
+        self.to_mu = nn.Linear(2 * c.encoder_hidden + c.cond_dim, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.encoder_hidden + c.cond_dim, c.latent_dim)
+        self.latent_to_hidden = nn.Linear(ctx, c.decoder_layers * c.decoder_hidden)
+        self.decoder = nn.GRU(
+            c.embed_dim + ctx,
+            c.decoder_hidden,
+            num_layers=c.decoder_layers,
+            batch_first=True,
+            dropout=c.dropout if c.decoder_layers > 1 else 0.0,
+        )
+        self.output = nn.Linear(c.decoder_hidden, c.vocab_size)
+
+    # -- encoder ---------------------------------------------------------------
+    def encode(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(mu, logvar)`` for padded token ids ``[B, T]`` (with BOS/EOS) and their lengths."""
+        emb = self.embedding(tokens)
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)
+        h = h.view(self.config.encoder_layers, 2, tokens.size(0), self.config.encoder_hidden)[-1]
+        h = self.context(torch.cat([h[0], h[1]], dim=-1), cond)
+        return self.to_mu(h), self.to_logvar(h)
+
+    # -- decoder ---------------------------------------------------------------
+    def init_state(self, z: torch.Tensor) -> torch.Tensor:
+        """Initial decoder hidden state ``[layers, B, H]`` from contexts ``[B, D]`` (``D = latent + cond``)."""
+        c = self.config
+        h = torch.tanh(self.latent_to_hidden(z))
+        return h.view(z.size(0), c.decoder_layers, c.decoder_hidden).transpose(0, 1).contiguous()
+
+    def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: previous tokens ``[B]`` -> next-token logits ``[B, V]`` and new state."""
+        x = torch.cat([self.embedding(tokens), z], dim=-1).unsqueeze(1)
+        out, state = self.decoder(x, state)
+        return self.output(out.squeeze(1)), state
+
+    @staticmethod
+    def select_state(state: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The decoder state of the sequences ``keep`` (a boolean mask or indices over the batch)."""
+        return state[:, keep]
+
+    def decode_logits(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` for decoder inputs ``[B, T]`` and contexts ``z`` ``[B, D]``."""
+        emb = self.embedding(inputs)
+        zz = z.unsqueeze(1).expand(-1, inputs.size(1), -1)
+        out, _ = self.decoder(torch.cat([emb, zz], dim=-1), self.init_state(z))
+        return self.output(out)
+
+
+def build_seq_vae(config: SeqVAEConfig) -> SeqVAEBase:
+    """The model class that ``config.arch`` names, built from ``config``."""
+    if config.arch == "transformer":
+        from molgen.models.transformer_vae import TransformerVAE
+
+        return TransformerVAE(config)
+    return SeqVAE(config)
