@@ -1,0 +1,391 @@
+"""Bayesian optimization in a VAE's latent space: a BoTorch GP, batch Thompson sampling, trust regions.
+
+The recipe follows TuRBO (Eriksson et al. 2019, "Scalable global optimization
+via local Bayesian optimization") as used for molecules by LOL-BO (Maus et al.
+2022), with three choices of our own:
+
+* **Search space.** A sequence VAE uses only some latent dimensions (the
+  default model: about 33 of 128 carry information); the rest are ignored by
+  the decoder. The GP therefore works on the top ``dims`` principal
+  directions of encoded training molecules, whitened and boxed to
+  ``[-bound, bound]``, mapped to the unit cube (``projection="none"`` uses the
+  full latent space, scaled the same way).
+* **Trust region.** A box around the best point of the current run, its side
+  ``length`` times the GP's relative lengthscales; it doubles after
+  ``success_tol`` improving batches, halves after ``failure_tol`` batches that
+  do not improve, and a region shorter than ``length_min`` restarts at the
+  best molecule not yet used as a centre. Data are kept across restarts; the
+  GP is fitted on the ``max_train`` points nearest the centre.
+* **Batch selection with de-duplication.** Many latent points decode to the
+  same molecule. Thompson sampling (``acquisition="ts"``) ranks up to
+  ``oversample * batch_size`` candidates; they are decoded in that order and
+  sent to the oracle until ``batch_size`` *new* molecules are charged. Invalid
+  decodes and repeats cost nothing (the oracle counts them); a repeat still
+  teaches the GP, with its known score. ``acquisition="qlogei"`` takes the
+  batch from qLogEI (sequential greedy) and falls back on candidates ranked by
+  analytic LogEI.
+
+Objective failures (NaN, an exception for one molecule) are logged by the
+oracle and left out of the GP's data; the run continues.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from molgen.errors import ConfigError
+from molgen.generate import DecodeOptions
+from molgen.optimize.api import MethodContext, register_method
+from molgen.optimize.oracle import Oracle
+from molgen.train.progress import progress_bar
+from molgen.utils.config import ConfigMixin
+
+__all__ = ["BOConfig", "BORun", "LatentBox", "optimize_bo"]
+
+
+@dataclass
+class BOConfig(ConfigMixin):
+    """Settings of :func:`optimize_bo`; unknown keys are rejected by :meth:`from_dict`."""
+
+    _config_label = "bo options"
+
+    batch_size: int = 50  # new molecules charged per batch
+    n_init: int = 100  # initial design (prior samples, or jittered encodings of --start molecules)
+    projection: Literal["pca", "none"] = "pca"
+    dims: int = 32  # principal directions kept (pca)
+    projection_molecules: int = 2000  # encoded training molecules the PCA is computed on
+    bound: float = 3.5  # search box, in standard deviations along each direction
+    acquisition: Literal["ts", "qlogei"] = "ts"
+    n_candidates: int = 2000  # Thompson-sampling candidates per batch
+    oversample: float = 4.0  # decode up to this many times batch_size candidates to find new molecules
+    max_train: int = 500  # GP training points, nearest the trust-region centre
+    fit_iters: int = 75  # L-BFGS iterations of the GP hyperparameter fit
+    length_init: float = 0.8
+    length_min: float = 0.5**7
+    length_max: float = 1.6
+    success_tol: int = 3
+    failure_tol: int = 0  # 0: TuRBO's ceil(max(4, dims) / batch_size)
+    start_noise: float = 0.1  # std (whitened units) of the jitter around encoded start molecules
+    max_stalled: int = 25  # stop after this many batches in a row without a new molecule
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "n_init", "dims", "n_candidates", "max_train", "fit_iters", "success_tol", "max_stalled"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"bo {name} must be >= 1")
+        if self.projection not in ("pca", "none"):
+            raise ConfigError(f"bo projection must be 'pca' or 'none', got {self.projection!r}")
+        if self.acquisition not in ("ts", "qlogei"):
+            raise ConfigError(f"bo acquisition must be 'ts' or 'qlogei', got {self.acquisition!r}")
+        if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0:
+            raise ConfigError("bo oversample must be >= 1, bound > 0, start_noise >= 0, failure_tol >= 0")
+        if not 0 < self.length_min < self.length_init <= self.length_max:
+            raise ConfigError("bo trust-region lengths must satisfy 0 < length_min < length_init <= length_max")
+
+
+@dataclass
+class BORun:
+    """What the optimizer did besides scoring."""
+
+    batches: list[dict[str, Any]] = field(default_factory=list)  # per batch: length, new, best, restart
+    restarts: int = 0
+    decoded: int = 0
+    stopped: str = "budget"  # budget | stalled
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+class LatentBox:
+    """The unit cube the GP searches, mapped affinely onto a (sub)space of the latent space."""
+
+    def __init__(self, mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, bound: float, explained: float = 1.0) -> None:
+        self.mean, self.basis, self.scale, self.bound = mean, basis, scale, bound  # basis: [dims, latent]
+        self.explained = explained
+
+    @property
+    def dims(self) -> int:
+        return self.basis.shape[0]
+
+    @classmethod
+    def build(cls, vae, cfg: BOConfig) -> LatentBox:
+        latent = vae.config.latent_dim
+        if cfg.projection == "none":
+            return cls(np.zeros(latent), np.eye(latent), np.ones(latent), cfg.bound)
+        from molgen.datasets import default_training_smiles
+
+        z, _ = vae.encode(default_training_smiles(limit=cfg.projection_molecules))
+        dims = min(cfg.dims, latent)
+        if len(z) < 2 * dims:
+            raise ConfigError(f"the model encodes only {len(z)} of the embedded training molecules; use --option projection=none")
+        mean = z.mean(0).astype(np.float64)
+        _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
+        scale = s[:dims] / math.sqrt(len(z) - 1)
+        explained = float((s[:dims] ** 2).sum() / (s**2).sum())
+        return cls(mean, vt[:dims].astype(np.float64), np.maximum(scale, 1e-6), cfg.bound, explained)
+
+    def to_latent(self, x: torch.Tensor) -> np.ndarray:
+        u = (x.detach().cpu().double().numpy() * 2 - 1) * self.bound
+        return (self.mean + (u * self.scale) @ self.basis).astype(np.float32)
+
+    def from_latent(self, z: np.ndarray) -> torch.Tensor:
+        u = ((np.asarray(z, dtype=np.float64) - self.mean) @ self.basis.T) / self.scale
+        return torch.from_numpy(np.clip((u / self.bound + 1) / 2, 0, 1))
+
+    def whitened_to_unit(self, u: torch.Tensor) -> torch.Tensor:
+        return ((u / self.bound + 1) / 2).clamp(0, 1)
+
+
+@dataclass
+class _Region:
+    """TuRBO state of the current trust region."""
+
+    length: float
+    center: int  # index into the data
+    best: float
+    successes: int = 0
+    failures: int = 0
+
+
+class _Data:
+    """Every decoded point with a score (first-time or repeat), in unit coordinates."""
+
+    def __init__(self, dims: int) -> None:
+        self.x = torch.zeros(0, dims, dtype=torch.float64)
+        self.y = torch.zeros(0, dtype=torch.float64)
+        self.smiles: list[str] = []
+
+    def add(self, x: torch.Tensor, y: list[float], smiles: list[str]) -> None:
+        self.x = torch.cat([self.x, x.double()])
+        self.y = torch.cat([self.y, torch.tensor(y, dtype=torch.float64)])
+        self.smiles.extend(smiles)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+class _Searcher:
+    """Decodes ranked candidates and scores them until enough new molecules are charged."""
+
+    def __init__(self, vae, oracle: Oracle, box: LatentBox, data: _Data, run: BORun, start_x: torch.Tensor | None) -> None:
+        self.vae, self.oracle, self.box, self.data, self.run, self.start_x = vae, oracle, box, data, run, start_x
+
+    def evaluate(self, ranked: torch.Tensor, want: int, step: int) -> list[float]:
+        """Scores of the new molecules charged (NaN for failures), at most ``want`` of them."""
+        new: list[float] = []
+        pos = 0
+        while len(new) < want and pos < len(ranked) and not self.oracle.exhausted:
+            chunk = ranked[pos : pos + want - len(new)]
+            pos += len(chunk)
+            smiles = self.vae.decode(self.box.to_latent(chunk), DecodeOptions(strategy="greedy"))
+            self.run.decoded += len(smiles)
+            before = self.oracle.calls
+            self.oracle(smiles, step=step, origins=self._origins(chunk))
+            new.extend(r.score for r in self.oracle.history[before:])
+            self._remember(chunk, smiles)
+        return new
+
+    def _origins(self, x: torch.Tensor) -> list[int | None] | None:
+        if self.start_x is None:
+            return None
+        return torch.cdist(x.double(), self.start_x).argmin(1).tolist()  # the start whose neighbourhood it is in
+
+    def _remember(self, x: torch.Tensor, smiles: list[str | None]) -> None:
+        keep = []
+        for i, s in enumerate(smiles):
+            record = self.oracle.records.get(s) if s else None
+            if record is not None and record.status == "ok" and math.isfinite(record.score):
+                keep.append(i)
+        if keep:
+            self.data.add(x[keep], [self.oracle.records[smiles[i]].score for i in keep], [smiles[i] for i in keep])
+
+
+def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smiles: list[str] | None = None, seed: int = 0, show_progress: bool = False) -> BORun:
+    """Run latent-space Bayesian optimization until the oracle's budget is spent (or no new molecules come).
+
+    Args:
+        vae: a :class:`~molgen.vae.MoleculeVAE` (or any object with its ``encode``/``decode``/``config.latent_dim``).
+        oracle: scores decoded molecules (objective, constraints, budget, log); needs a finite budget.
+        start_smiles: seed molecules for the initial design (None: prior samples).
+    """
+    cfg = config or BOConfig()
+    if oracle.budget is None:
+        raise ConfigError("Bayesian optimization needs a finite --budget of oracle calls")
+    gen = torch.Generator().manual_seed(seed)
+    box = LatentBox.build(vae, cfg)
+    run = BORun(space={"projection": cfg.projection, "dims": box.dims, "explained_variance": round(box.explained, 4)})
+    start_x = _encode_starts(vae, box, start_smiles) if start_smiles else None
+    data = _Data(box.dims)
+    searcher = _Searcher(vae, oracle, box, data, run, start_x)
+    failure_tol = cfg.failure_tol or math.ceil(max(4, box.dims) / cfg.batch_size)
+    with progress_bar(oracle.budget, "bo", enabled=show_progress, unit="calls") as bar:
+        searcher.evaluate(_initial_design(box, cfg, start_x, gen), min(cfg.n_init, int(oracle.remaining)), step=0)
+        bar.advance(oracle.calls)
+        if not len(data):
+            raise ConfigError("no molecule of the initial design got a score; check the objective (see the oracle log)")
+        region = _Region(cfg.length_init, int(data.y.argmax()), float(data.y.max()))
+        centers = {data.smiles[region.center]}
+        stalled, step = 0, 0
+        while not oracle.exhausted:
+            step += 1
+            calls = oracle.calls
+            ranked = _propose(data, region, box.dims, cfg, gen, seed + step)
+            scores = searcher.evaluate(ranked, min(cfg.batch_size, int(oracle.remaining)), step)
+            stalled = stalled + 1 if not scores else 0
+            restarted = _update(region, data, scores, cfg, failure_tol, centers)
+            run.restarts += restarted
+            best = float(np.nanmax(oracle.best_so_far())) if oracle.calls else math.nan
+            run.batches.append({"step": step, "new": len(scores), "length": round(region.length, 5), "best": best, "restart": restarted})
+            bar.advance(oracle.calls - calls, best=best)
+            if stalled >= cfg.max_stalled:
+                run.stopped = "stalled"
+                break
+    return run
+
+
+def _encode_starts(vae, box: LatentBox, smiles: list[str]) -> torch.Tensor:
+    z, kept = vae.encode(smiles)
+    if len(kept) != len(smiles):
+        missing = [smiles[i] for i in range(len(smiles)) if i not in set(kept)]
+        raise ConfigError(f"start molecule {missing[0]!r} cannot be written with this model's vocabulary or length limit; pick another")
+    return box.from_latent(z)
+
+
+def _initial_design(box: LatentBox, cfg: BOConfig, start_x: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
+    """Ranked initial points: the starts and jittered copies of them, or N(0, I) draws in whitened units."""
+    n = math.ceil(cfg.n_init * cfg.oversample)
+    if start_x is None:
+        return box.whitened_to_unit(torch.randn(n, box.dims, generator=gen, dtype=torch.float64))
+    reps = start_x.repeat(math.ceil(n / len(start_x)), 1)[:n]
+    jitter = torch.randn(reps.shape, generator=gen, dtype=torch.float64) * cfg.start_noise / (2 * box.bound)
+    jitter[: len(start_x)] = 0
+    return (reps + jitter).clamp(0, 1)
+
+
+def _update(region: _Region, data: _Data, scores: list[float], cfg: BOConfig, failure_tol: int, centers: set[str]) -> bool:
+    """TuRBO's length rule; returns True when the region restarted."""
+    finite = [s for s in scores if math.isfinite(s)]
+    batch_best = max(finite) if finite else -math.inf
+    if batch_best > region.best + 1e-3 * abs(region.best):
+        region.successes, region.failures = region.successes + 1, 0
+        region.best = batch_best
+        region.center = _index_of(data, batch_best)
+    else:
+        region.successes, region.failures = 0, region.failures + 1
+    if region.successes >= cfg.success_tol:
+        region.length, region.successes = min(2 * region.length, cfg.length_max), 0
+    elif region.failures >= failure_tol:
+        region.length, region.failures = region.length / 2, 0
+    if region.length >= cfg.length_min:
+        return False
+    # Restart: a fresh region at the best molecule that has not been a centre yet.
+    order = torch.argsort(data.y, descending=True).tolist()
+    fresh = next((i for i in order if data.smiles[i] not in centers), order[0])
+    centers.add(data.smiles[fresh])
+    region.length, region.center, region.best = cfg.length_init, fresh, float(data.y[fresh])
+    region.successes = region.failures = 0
+    return True
+
+
+def _index_of(data: _Data, value: float) -> int:
+    return int(torch.nonzero(data.y == value)[-1])
+
+
+def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.Generator, seed: int) -> torch.Tensor:
+    """Candidates in the trust region, best first by the acquisition function."""
+    center = data.x[region.center]
+    idx = torch.cdist(data.x, center[None]).squeeze(1).argsort()[: cfg.max_train]
+    model = _fit_gp(data.x[idx], data.y[idx], cfg.fit_iters)
+    lengthscale = model.covar_module.lengthscale.detach().reshape(-1).double() if hasattr(model.covar_module, "lengthscale") else torch.ones(dims)
+    weights = lengthscale / lengthscale.log().mean().exp()
+    lower = (center - weights * region.length / 2).clamp(0, 1)
+    upper = (center + weights * region.length / 2).clamp(0, 1)
+    cand = _candidates(center, lower, upper, cfg.n_candidates, gen, seed)
+    n_rank = math.ceil(cfg.batch_size * cfg.oversample)
+    with torch.random.fork_rng(), _exact_gp():
+        torch.manual_seed(seed)
+        if cfg.acquisition == "qlogei":
+            return _rank_logei(model, data.y[idx].max(), cand, lower, upper, cfg.batch_size, n_rank)
+        samples = model.posterior(cand).rsample(torch.Size([n_rank])).squeeze(-1)  # [n_rank, n_cand]
+    return cand[_distinct_argmax(samples)]
+
+
+def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int):
+    from botorch.exceptions import ModelFittingError
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    model = SingleTaskGP(x, y[:, None])  # standardises y; dimension-scaled lengthscale prior
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with warnings.catch_warnings(), _exact_gp():
+        warnings.simplefilter("ignore")  # botorch's advisory warnings (input scaling, optimizer status)
+        try:
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": iters}})
+        except ModelFittingError:
+            pass  # keep the prior-mode hyperparameters; the region logic still works
+    return model.eval()
+
+
+def _exact_gp():
+    import gpytorch
+
+    return gpytorch.settings.max_cholesky_size(10**6)
+
+
+def _candidates(center: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, n: int, gen: torch.Generator, seed: int) -> torch.Tensor:
+    """TuRBO's candidates: Sobol points in the box, each changing a random subset of about 20 coordinates."""
+    dims = len(center)
+    sobol = torch.quasirandom.SobolEngine(dims, scramble=True, seed=seed).draw(n).double()
+    points = lower + (upper - lower) * sobol
+    mask = torch.rand(n, dims, generator=gen, dtype=torch.float64) <= min(1.0, 20.0 / dims)
+    empty = ~mask.any(1)
+    mask[empty, torch.randint(dims, (int(empty.sum()),), generator=gen)] = True
+    return torch.where(mask, points, center.expand(n, dims))
+
+
+def _distinct_argmax(samples: torch.Tensor) -> torch.Tensor:
+    """Per posterior sample, its best candidate not yet taken: a ranking of distinct candidates."""
+    taken = torch.zeros(samples.shape[1], dtype=torch.bool)
+    order = []
+    for row in samples:
+        best = int(row.masked_fill(taken, -math.inf).argmax())
+        taken[best] = True
+        order.append(best)
+    return torch.tensor(order, dtype=torch.long)
+
+
+def _rank_logei(model, best_f: torch.Tensor, cand: torch.Tensor, lower, upper, q: int, n_rank: int) -> torch.Tensor:
+    from botorch.acquisition.analytic import LogExpectedImprovement
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.optim import optimize_acqf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch, _ = optimize_acqf(
+            qLogExpectedImprovement(model, best_f=best_f), torch.stack([lower, upper]), q=q, num_restarts=2, raw_samples=128, sequential=True
+        )
+    with torch.no_grad():
+        score = LogExpectedImprovement(model, best_f=best_f)(cand[:, None, :])
+    rest = cand[score.argsort(descending=True)[: max(0, n_rank - q)]]
+    return torch.cat([batch.detach(), rest])
+
+
+def _run_bo(ctx: MethodContext) -> dict[str, Any]:
+    cfg = BOConfig.from_dict(dict(ctx.options))
+    run = optimize_bo(ctx.vae, ctx.oracle, cfg, ctx.starts or None, ctx.seed, ctx.show_progress)
+    return {
+        "config": cfg.to_dict(),
+        "space": run.space,
+        "decoded": run.decoded,
+        "batches": len(run.batches),
+        "restarts": run.restarts,
+        "stopped": run.stopped,
+        "trajectory": run.batches,
+    }
+
+
+register_method("bo", _run_bo)
