@@ -42,12 +42,14 @@ SETUP = (
 )
 
 
-def import_moses(moses_root: Path, extra: Path) -> types.ModuleType:
-    """Import ``moses.metrics.metrics`` from the unpacked wheel, with compatibility patches."""
+def patch_for_moses(moses_root: Path, extra: Path) -> None:
+    """Make the unpacked MOSES wheel importable on a current stack, without touching its files."""
     import numpy as np
     import pandas as pd
     import torch
 
+    if str(moses_root) in sys.path:
+        return
     sys.path[:0] = [str(extra), str(moses_root)]
     six = types.ModuleType("rdkit.six")
     six.iteritems = lambda d: iter(d.items())
@@ -67,6 +69,11 @@ def import_moses(moses_root: Path, extra: Path) -> types.ModuleType:
     from rdkit import RDLogger
 
     RDLogger.DisableLog("rdApp.*")
+
+
+def import_moses(moses_root: Path, extra: Path) -> types.ModuleType:
+    """Import ``moses.metrics.metrics`` from the unpacked wheel, with compatibility patches."""
+    patch_for_moses(moses_root, extra)
     import moses.metrics.metrics as metrics
 
     return metrics

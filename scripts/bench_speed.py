@@ -1,0 +1,232 @@
+"""Speed and scale: molgen beside the MOSES VAE baseline on the same machine.
+
+The MOSES code comes from the unpacked ``molsets`` 0.3.1 wheel (never
+installed; only its VAE model, trainer and vocabulary classes are used) plus
+``tqdm`` and ``fcd_torch`` in a ``pip install --target`` folder:
+
+    pip download --no-deps molsets==0.3.1 -d /tmp/wheels && unzip -q /tmp/wheels/molsets-0.3.1-py3-none-any.whl -d /tmp/wheels/molsets
+    pip install --target /tmp/moses-extra --no-deps tqdm fcd_torch==1.0.7
+
+MOSES 0.3.1 predates current RDKit, NumPy, pandas and torch; the patches it
+needs are applied at import time here (``scripts/moses_reference.py``), and
+``VAE.sample`` gets a bool instead of a uint8 end-of-sequence mask (indexing
+with uint8 masks is an error in current torch). The wheel's files are untouched.
+
+Subcommands (each appends its results to ``docs/bench_speed.json``; ``report``
+turns that file into the Markdown section of ``docs/benchmarks.md``):
+
+    python scripts/bench_speed.py moses-train --minutes 45 --out runs/moses45
+    python scripts/bench_speed.py quality --molgen runs/speed45 --moses runs/moses45 -n 30000
+    python scripts/bench_speed.py throughput
+    python scripts/bench_speed.py scaling
+    python scripts/bench_speed.py report
+
+Every torch computation runs with one thread (``--threads``) unless told
+otherwise: on a shared 2-core machine more threads are slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import time
+import types
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from moses_reference import DEFAULT_EXTRA, DEFAULT_MOSES_ROOT, patch_for_moses  # noqa: E402
+
+RESULTS = ROOT / "docs" / "bench_speed.json"
+
+
+# --------------------------------------------------------------------------- MOSES VAE
+
+
+def import_moses_vae(moses_root: Path, extra: Path) -> types.SimpleNamespace:
+    """The MOSES VAE classes, imported from the unpacked wheel with the compatibility patches."""
+    patch_for_moses(moses_root, extra)
+    import torch
+    import torch.nn.functional as F
+    from moses.utils import OneHotVocab
+    from moses.vae.config import get_parser
+    from moses.vae.misc import KLAnnealer
+    from moses.vae.model import VAE
+    from moses.vae.trainer import VAETrainer
+
+    def sample(self, n_batch, max_len=100, z=None, temp=1.0):
+        # MOSES 0.3.1's VAE.sample, with the end-of-sequence mask as bool
+        # (current torch refuses to index with uint8 masks). Same operations.
+        with torch.no_grad():
+            if z is None:
+                z = self.sample_z_prior(n_batch)
+            z = z.to(self.device)
+            z_0 = z.unsqueeze(1)
+            h = self.decoder_lat(z)
+            h = h.unsqueeze(0).repeat(self.decoder_rnn.num_layers, 1, 1)
+            w = torch.tensor(self.bos, device=self.device).repeat(n_batch)
+            x = torch.tensor([self.pad], device=self.device).repeat(n_batch, max_len)
+            x[:, 0] = self.bos
+            end_pads = torch.tensor([max_len], device=self.device).repeat(n_batch)
+            eos_mask = torch.zeros(n_batch, dtype=torch.bool, device=self.device)
+            for i in range(1, max_len):
+                x_emb = self.x_emb(w).unsqueeze(1)
+                x_input = torch.cat([x_emb, z_0], dim=-1)
+                o, h = self.decoder_rnn(x_input, h)
+                y = self.decoder_fc(o.squeeze(1))
+                y = F.softmax(y / temp, dim=-1)
+                w = torch.multinomial(y, 1)[:, 0]
+                x[~eos_mask, i] = w[~eos_mask]
+                i_eos_mask = ~eos_mask & (w == self.eos)
+                end_pads[i_eos_mask] = i + 1
+                eos_mask = eos_mask | i_eos_mask
+            return [self.tensor2string(x[i, : end_pads[i]]) for i in range(x.size(0))]
+
+    VAE.sample = sample
+    return types.SimpleNamespace(
+        VAE=VAE,
+        VAETrainer=VAETrainer,
+        OneHotVocab=OneHotVocab,
+        KLAnnealer=KLAnnealer,
+        config=get_parser().parse_args([]),
+    )
+
+
+class _Deadline:
+    """Iterates a DataLoader until a wall-clock deadline; quacks like the tqdm
+    bar MOSES's ``_train_epoch`` expects."""
+
+    def __init__(self, loader, deadline: float, max_steps: int | None = None):
+        self.loader, self.deadline, self.max_steps = loader, deadline, max_steps
+        self.steps = 0
+        self.molecules = 0
+        self.postfix = ""
+
+    def __iter__(self):
+        for batch in self.loader:
+            if time.perf_counter() >= self.deadline or (
+                self.max_steps is not None and self.steps >= self.max_steps
+            ):
+                return
+            self.steps += 1
+            self.molecules += len(batch)
+            yield batch
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+
+def moses_train(args: argparse.Namespace) -> None:
+    """Train the MOSES VAE at its default configuration for a wall-clock budget.
+
+    Uses MOSES's own vocabulary, collate function, DataLoader and
+    ``VAETrainer._train_epoch`` (forward, KL weight of its first epoch, Adam at
+    its starting learning rate, gradient clipping), stopped at the deadline.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    moses = import_moses_vae(args.moses_root, args.extra)
+    config = moses.config
+    train = _moses_train_smiles()
+    vocab = moses.OneHotVocab.from_data(train)
+    model = moses.VAE(vocab, config)
+    trainer = moses.VAETrainer(config)
+    loader = trainer.get_dataloader(model, train, shuffle=True)
+    n_epoch = trainer._n_epoch()
+    kl_weight = moses.KLAnnealer(n_epoch, config)(0)
+    optimizer = torch.optim.Adam(trainer.get_optim_params(model), lr=config.lr_start)
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    bar = _Deadline(loader, start + args.minutes * 60, args.max_steps)
+    epochs = 0
+    while time.perf_counter() < bar.deadline and (args.max_steps is None or bar.steps < args.max_steps):
+        trainer._train_epoch(model, epochs, bar, kl_weight, optimizer)
+        epochs += 1
+    seconds = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "chars": sorted(vocab.c2i)}, args.out / "moses_vae.pt")
+    result = {
+        "tool": "moses-vae",
+        "minutes_budget": args.minutes,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(_cpu_seconds() - cpu0, 1),
+        "steps": bar.steps,
+        "batch_size": config.n_batch,
+        "molecules_seen": bar.molecules,
+        "molecules_per_second": round(bar.molecules / seconds, 1),
+        "last_losses": bar.postfix,
+        "kl_weight": kl_weight,
+        "threads": args.threads,
+    }
+    (args.out / "train_result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+def load_moses_vae(run: Path, moses: types.SimpleNamespace):
+    """A MOSES VAE saved by :func:`moses_train` (our own benchmark file)."""
+    import torch
+
+    saved = torch.load(run / "moses_vae.pt", weights_only=True)
+    chars = [c for c in saved["chars"] if c not in ("<bos>", "<eos>", "<pad>", "<unk>")]
+    vocab = moses.OneHotVocab(chars)
+    model = moses.VAE(vocab, moses.config)
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def _moses_train_smiles() -> list[str]:
+    from molgen.datasets import moses_split
+
+    with gzip.open(moses_split("train"), "rt") as handle:
+        lines = handle.read().splitlines()
+    return [line.split(",")[0] for line in lines[1:] if line.strip()]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "date": date.today().isoformat(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--moses-root", type=Path, default=DEFAULT_MOSES_ROOT)
+    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("moses-train", help="train the MOSES VAE for a wall-clock budget")
+    p.add_argument("--minutes", type=float, default=45.0)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--out", type=Path, default=Path("runs/moses45"))
+    args = parser.parse_args()
+    {"moses-train": moses_train}[args.command](args)
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    main()
