@@ -153,3 +153,16 @@ def test_rejects_file_for_a_clean_file_is_just_the_header(tmp_path: Path) -> Non
     path.write_text("CCO\nN#N\n")
     read_molecules(path, rejects_to=tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_text() == "line,text,reason\n"
+
+
+def test_generated_samples_reader_counts_every_line_and_survives_damage() -> None:
+    """``benchmark --generated`` counts every line as a sample; damaged lines are invalid samples."""
+    from molgen.metrics import read_smiles_file
+
+    plain = read_smiles_file(CORPUS / "plain.smi")
+    assert plain == ["CCO", "c1ccccc1", "", "C1CC", "", "N#N", "C(C)(C)(C)(C)C", "[Na+].[Cl-]", "xyz"]
+    for name in ("windows.smi", "old_mac.smi", "gzip_without_suffix.txt"):
+        assert read_smiles_file(CORPUS / name) == plain, name  # no BOM glued to the first sample
+    assert read_smiles_file(CORPUS / "latin1.csv") == ["CCO", "C\ufffdC", "CCN", "\ufffd\ufffd"]
+    with pytest.raises(DataError, match="truncated gzip"):
+        read_smiles_file(CORPUS / "truncated.smi.gz")

@@ -57,7 +57,7 @@ from molgen.chem._pool import DEFAULT_THRESHOLD, pmap
 from molgen.errors import DataError
 from molgen.utils.io import atomic_output
 
-__all__ = ["ReadResult", "read_molecules", "write_smiles", "SMILES_COLUMN_NAMES", "MAX_LINE_BYTES"]
+__all__ = ["ReadResult", "read_molecules", "read_lines", "write_smiles", "SMILES_COLUMN_NAMES", "MAX_LINE_BYTES"]
 
 #: Header names recognised as the SMILES column, in order of preference.
 SMILES_COLUMN_NAMES: tuple[str, ...] = (
@@ -196,6 +196,26 @@ def read_molecules(
     return result
 
 
+def read_lines(path: str | os.PathLike[str]) -> list[str]:
+    """Every physical line of a text file, for callers that count each line (e.g. generated samples).
+
+    Decodes like :func:`read_molecules` (gzip by content, BOM, LF/CRLF/CR,
+    UTF-16 with a BOM); bytes that are not UTF-8 become U+FFFD, so such a line
+    is never a valid molecule; a line over :data:`MAX_LINE_BYTES` becomes
+    ``""``. Blank lines are kept as ``""``.
+
+    Raises:
+        DataError: missing or unreadable path, a directory, or a truncated gzip.
+    """
+    path = Path(path)
+    _check_readable(path)
+    with _LineSource(path) as source:
+        lines = ["" if flag else text for _, text, flag in source]
+    if source.truncated:
+        raise DataError(f"{path} is a truncated gzip (it ends after line {source.line_no}); re-download or re-create the file")
+    return lines
+
+
 def write_smiles(
     path: str | os.PathLike[str],
     smiles: Sequence[str],
@@ -249,7 +269,7 @@ class _LineSource:
     def __enter__(self) -> _LineSource:
         with open(self.path, "rb") as probe:
             is_gzip = probe.read(2) == _GZIP_MAGIC
-        self._fh = gzip.open(self.path, "rb") if is_gzip else open(self.path, "rb")  # noqa: SIM115
+        self._fh = gzip.open(self.path, "rb") if is_gzip else open(self.path, "rb")
         try:
             start = self._fh.peek(2)[:2]
         except (EOFError, gzip.BadGzipFile, zlib.error):

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import os
 import tempfile
@@ -228,22 +227,17 @@ def read_smiles_file(path: str | os.PathLike) -> list[str]:
     Text files give the first whitespace-separated field of each line (an
     empty line gives an empty string); CSV files give the ``SMILES`` column
     (any case), else the first column. A header line naming a SMILES column is
-    skipped. Gzipped files (``.gz``) are read transparently.
+    skipped. Gzip, BOMs, CRLF and UTF-16 are read transparently; a line that is
+    not UTF-8 counts as an invalid sample (see
+    :func:`molgen.datasets.readers.read_lines`).
 
     Raises:
-        DataError: the file is missing or not text.
+        DataError: the file is missing or unreadable, or a truncated gzip.
     """
+    from molgen.datasets.readers import read_lines
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError as exc:
-        raise DataError(f"SMILES file {path} does not exist; check the path") from exc
-    except (UnicodeDecodeError, OSError) as exc:
-        raise DataError(
-            f"cannot read {path} as text ({exc.__class__.__name__}); pass a SMILES file"
-        ) from exc
+    lines = read_lines(path)
     stem_suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
     if stem_suffix == ".csv":
         return _csv_column(lines)
