@@ -34,6 +34,8 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+STRICT_HELP = "stop at the first invalid input line, naming it (default: skip and count bad lines)"
+REJECTS_HELP = "write every skipped input line (line number, text, reason) to this CSV"
 
 
 def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False):
@@ -46,19 +48,8 @@ def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: P
         smiles = default_training_smiles()
         err.print(f"[dim]using the embedded default data: {len(smiles):,} MOSES training molecules[/dim]")
         return smiles
-    result = read_molecules(path, smiles_column=smiles_column, strict=strict)
-    err.print(result.summary())
-    if rejects is not None:
-        import csv
-        import io
-
-        from molgen.utils.io import atomic_write_text
-
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["line", "text", "reason"])
-        writer.writerows(result.rejects)
-        atomic_write_text(rejects, buf.getvalue())
+    result = read_molecules(path, smiles_column=smiles_column, strict=strict, rejects_to=rejects)
+    err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
     if not result.smiles:
         raise DataError(f"{path} contains no valid molecule; check the file and --smiles-column")
     return result.smiles
@@ -132,8 +123,8 @@ def train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
-    strict: bool = typer.Option(False, help="stop at the first invalid input line"),
-    rejects: Optional[Path] = typer.Option(None, help="write skipped input lines and reasons to this CSV"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
     init_from: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same vocabulary and architecture)"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
@@ -263,6 +254,8 @@ def encode(
     sample_posterior: bool = typer.Option(False, "--sample", help="sample z ~ q(z|x) instead of the mean"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Encode molecules to latent vectors; writes Z.npy and Z.smi (the molecules, row by row)."""
     import numpy as np
@@ -271,7 +264,7 @@ def encode(
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(model, device=device)
-    smiles = _read(input, smiles_column, False, None)
+    smiles = _read(input, smiles_column, strict, rejects)
     z, kept = vae.encode(smiles, sample=sample_posterior, seed=seed)
     with atomic_output(output, "wb") as fh:
         np.save(fh, z)
@@ -320,12 +313,14 @@ def reconstruct(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV of input, reconstruction, match"),
     smiles_column: Optional[str] = typer.Option(None),
     device: str = typer.Option("auto"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Reconstruction accuracy: encode to the mean, decode greedily, compare canonical SMILES."""
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(model, device=device)
-    smiles = _read(input, smiles_column, False, None)
+    smiles = _read(input, smiles_column, strict, rejects)
     if limit:
         smiles = smiles[:limit]
     result = vae.reconstruct(smiles)
@@ -374,6 +369,8 @@ def benchmark(
     n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --train (every line of --generated is a sample)"),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --train"),
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
     from molgen.benchmark import run_benchmark
@@ -383,7 +380,7 @@ def benchmark(
     _set_threads(threads)
     train = None
     if train_file is not None:
-        train = _read(train_file, None, False, None)
+        train = _read(train_file, None, strict, rejects)
     with RunLock(output):
         if generated is None:
             from molgen.vae import MoleculeVAE, training_smiles
@@ -406,6 +403,65 @@ def benchmark(
 
 
 @app.command()
+def score(
+    input: Path = typer.Option(..., "--input", "-i", help="molecules to score (SMILES file)"),
+    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: one row per molecule"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    samples: int = typer.Option(32, help="importance samples z ~ q(z|x) per molecule"),
+    reference: Optional[str] = typer.Option(
+        "train", help="in-distribution molecules that set the flag threshold: 'train' (the checkpoint's training set), a SMILES file, or 'none'"
+    ),
+    reference_size: int = typer.Option(1000, help="reference molecules drawn (seeded) for the threshold"),
+    flag_quantile: float = typer.Option(0.01, help="flag molecules scoring below this quantile of the reference"),
+    flag_on: str = typer.Option("iw_ll_per_token", help="column the flag uses: iw_ll_per_token, iw_ll or elbo"),
+    smiles_column: Optional[str] = typer.Option(None),
+    batch_size: int = typer.Option(64, help="molecules per forward pass"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
+    import numpy as np
+
+    from molgen.score import flag_threshold, score_molecules
+    from molgen.train.progress import progress_bar
+    from molgen.utils.io import atomic_output
+    from molgen.vae import MoleculeVAE, training_smiles
+
+    if flag_on not in ("iw_ll_per_token", "iw_ll", "elbo"):
+        raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
+    _set_threads(threads)
+    vae = MoleculeVAE.load(model, device=device)
+    smiles = _read(input, smiles_column, False, None)
+    ref: list[str] | None = None
+    if reference and reference.lower() != "none":
+        ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None)
+        if ref is None:
+            err.print("[yellow]the checkpoint's training set is not available; no flags (pass --reference FILE)[/yellow]")
+        else:
+            ref = [ref[i] for i in np.random.default_rng(seed).permutation(len(ref))[:reference_size]]
+    total = len(smiles) + (len(ref) if ref else 0)
+    with progress_bar(total, "scoring", unit="mol") as bar:
+        threshold = None
+        if ref:
+            ref_scores = score_molecules(vae, ref, samples, batch_size, seed, progress=bar)
+            threshold = flag_threshold(ref_scores[flag_on], flag_quantile)
+        frame = score_molecules(vae, smiles, samples, batch_size, seed, progress=bar)
+    if threshold is not None:
+        # Molecules the model cannot spell (NaN score) are as far from the training data as it gets.
+        frame["flagged"] = ~(frame[flag_on] >= threshold)
+    with atomic_output(output, "w") as fh:
+        frame.to_csv(fh, index=False, float_format="%.4f")
+    unscorable = int((frame["status"] != "ok").sum())
+    msg = f"scored {len(frame) - unscorable:,} molecules (K={samples}); median IW log-likelihood {frame['iw_ll'].median():.2f} nats"
+    if unscorable:
+        msg += f"; {unscorable:,} not representable by this model ({', '.join(sorted(set(frame['status']) - {'ok'}))})"
+    if threshold is not None:
+        msg += f"; flagged {int(frame['flagged'].sum()):,} below {flag_on} {threshold:.3f} (the {flag_quantile:g} quantile of {len(ref):,} reference molecules)"
+    err.print(msg + f"; wrote {output}")
+
+
+@app.command()
 def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
     """Show what a checkpoint holds: architecture, vocabulary, training data and history."""
     from molgen.train.checkpoint import read_checkpoint_meta
@@ -418,6 +474,7 @@ def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
         "path": str(path),
         "kind": meta.get("kind"),
         "model_config": meta.get("model_config"),
+        "conditions": (meta.get("conditions") or {}).get("names"),
         "vocabulary_size": len(vocab.get("tokens", [])) if isinstance(vocab, dict) else None,
         "train_set": meta.get("train_set"),
         "n_train": meta.get("n_train"),
@@ -440,6 +497,11 @@ def data_moses(
         out.print(f"{name}: {path}")
 
 
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}; check the path, its permissions and the free disk space"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; print domain errors as one line (exit status 2)."""
     try:
@@ -450,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]; partial outputs were not written (use --resume to continue training)")
         return 130
+    except OSError as exc:
+        # The file system said no (full disk, permissions, a vanished folder): one line, not a traceback.
+        err.print(f"[red]error:[/red] {_os_error(exc)}", highlight=False)
+        return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -154,7 +154,7 @@ class MoleculeVAE:
         return cls(model, vocab, meta, device)
 
     # -- conditions --------------------------------------------------------------
-    def _condition_tensor(
+    def condition_tensor(
         self, condition: str | dict[str, float] | np.ndarray | None, n: int, seed: int = 0
     ) -> torch.Tensor | None:
         """Normalised conditions ``[n, k]`` for a request, raw property rows or ``None`` (training mix)."""
@@ -170,7 +170,7 @@ class MoleculeVAE:
             raw = self.conditions.request_matrix(condition, n, seed)
         return torch.from_numpy(self.conditions.normalize(raw))
 
-    def _own_conditions(self, smiles: list[str]) -> np.ndarray | None:
+    def own_conditions(self, smiles: list[str]) -> np.ndarray | None:
         """Raw property rows of the molecules themselves (for encoding), or ``None`` if unconditional."""
         return None if self.conditions is None else property_matrix(smiles, self.conditions.names)
 
@@ -217,8 +217,8 @@ class MoleculeVAE:
         Returns ``(z [n_kept, latent_dim], kept_indices)``.
         """
         ids, lengths, kept = self.tokenize(list(smiles))
-        own = self._own_conditions([smiles[i] for i in kept])
-        cond = self._condition_tensor(own, len(kept)) if own is not None else None
+        own = self.own_conditions([smiles[i] for i in kept])
+        cond = self.condition_tensor(own, len(kept)) if own is not None else None
         gen = torch.Generator().manual_seed(seed)
         out = []
         for start in range(0, len(ids), batch_size):
@@ -248,7 +248,7 @@ class MoleculeVAE:
         if z.ndim != 2 or z.size(1) != self.config.latent_dim:
             raise ConfigError(f"latent vectors must have shape [n, {self.config.latent_dim}], got {list(z.shape)}")
         options = options or DecodeOptions(strategy="greedy")
-        cond = self._condition_tensor(condition, len(z), seed)
+        cond = self.condition_tensor(condition, len(z), seed)
         h = self.model.context(z, cond)
         gen = torch.Generator().manual_seed(seed)
         texts: list[str] = []
@@ -299,7 +299,7 @@ class MoleculeVAE:
             raise ConfigError("number of samples must be >= 0")
         chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
         opts = DecodeOptions(strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k)
-        cond = self._condition_tensor(condition, n, seed + 2)
+        cond = self.condition_tensor(condition, n, seed + 2)
         z_gen = torch.Generator().manual_seed(seed)
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
@@ -331,7 +331,7 @@ class MoleculeVAE:
         canon = [chem.canonical_smiles(s) for s in smiles]
         valid = [c for c in canon if c]
         z, kept = self.encode(valid, batch_size=batch_size)
-        own = self._own_conditions([valid[i] for i in kept])
+        own = self.own_conditions([valid[i] for i in kept])
         outputs = self.decode(z, DecodeOptions(strategy="greedy"), batch_size=batch_size, condition=own)
         return ReconstructionResult([valid[i] for i in kept], outputs)
 
@@ -347,7 +347,7 @@ class MoleculeVAE:
             raise ConfigError("both end points must be tokenisable with this model's vocabulary and length limit")
         a, b = torch.from_numpy(z[0]), torch.from_numpy(z[1])
         path = slerp(a, b, steps) if method == "slerp" else lerp(a, b, steps)
-        own = self._own_conditions(ends)
+        own = self.own_conditions(ends)
         cond = None if own is None else lerp(torch.from_numpy(own[0]), torch.from_numpy(own[1]), steps).numpy()
         return self.decode(path.numpy(), condition=cond)
 
