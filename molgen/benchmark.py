@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from molgen.metrics.compute import Evaluation, evaluate, reference_suffix
+from molgen.utils.io import atomic_output, atomic_write_text
 
 __all__ = ["run_benchmark", "MAIN_COLUMNS", "load_baselines"]
 
@@ -108,17 +109,17 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     rows = load_baselines(reference_suffix(reference)) if baselines and _is_moses(reference) else []
     files = {
-        "metrics.md": lambda p: p.write_text(
-            _markdown(result.metrics, reference_suffix(reference), rows, label)
-        ),
+        "metrics.md": lambda p: atomic_write_text(p, _markdown(result.metrics, reference_suffix(reference), rows, label)),
         "properties.png": lambda p: _plot_properties(result, p),
         "molecules.png": lambda p: _plot_molecules(result.valid_smiles, p, seed),
     }
+    # metrics.json goes last, and an older one goes first: a folder holding it is a complete report.
+    (out / "metrics.json").unlink(missing_ok=True)
     for name, write in files.items():
         write(out / name)
         report["files"].append(str(out / name))
     report["files"].insert(0, str(out / "metrics.json"))
-    (out / "metrics.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(report), indent=2) + "\n")
     return report
 
 
@@ -228,7 +229,8 @@ def _plot_properties(result: Evaluation, path: Path) -> None:
         ax.set_title(title)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_output(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -240,7 +242,8 @@ def _plot_molecules(smiles: list[str], path: Path, seed: int) -> None:
     chosen = random.Random(seed).sample(distinct, min(_GRID_SIZE, len(distinct)))
     mols = [Chem.MolFromSmiles(s) for s in chosen]
     image = Draw.MolsToGridImage(mols, molsPerRow=6, subImgSize=(250, 250))
-    image.save(str(path))
+    with atomic_output(path, "wb") as fh:
+        image.save(fh, format="PNG")
 
 
 def _json_safe(value: object) -> object:

@@ -24,6 +24,8 @@ predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predicto
 err = Console(stderr=True)
 
 MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
+REJECTS_HELP = "write every skipped line of {what} (line number, text, reason) to this CSV"
 
 
 def _threads(threads: int) -> None:
@@ -35,6 +37,17 @@ def _threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
+    """Molecules of ``path`` (skipping and counting bad lines unless ``strict``), with a one-line summary."""
+    from molgen.datasets import read_molecules
+
+    result = read_molecules(path, strict=strict, rejects_to=rejects)
+    err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
+    if not result.smiles:
+        raise DataError(f"{path} contains no valid molecule; check the file")
+    return result.smiles
+
+
 def _labels(path: Path, target: str, smiles_column: str):
     """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names); drop invalid rows."""
     import pandas as pd
@@ -43,7 +56,7 @@ def _labels(path: Path, target: str, smiles_column: str):
 
     try:
         frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: a truncated gzip
         raise DataError(f"cannot read labels from {path} ({str(exc).splitlines()[0]}); pass a CSV with a header") from None
     columns = {c.lower(): c for c in frame.columns}
     names = [t.strip() for t in target.split(",") if t.strip()]
@@ -75,6 +88,8 @@ def predictor_train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--data")),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--data")),
 ) -> None:
     """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
     from molgen.optimize.predictor import (
@@ -97,9 +112,9 @@ def predictor_train(
     else:
         if target:
             raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
-        from molgen.datasets import default_training_smiles, read_molecules
+        from molgen.datasets import default_training_smiles
 
-        smiles = read_molecules(data).smiles if data is not None else default_training_smiles()
+        smiles = _read(data, strict, rejects) if data is not None else default_training_smiles()
         smiles = smiles[:limit] if limit else smiles
         trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg)
     path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
@@ -137,6 +152,8 @@ def optimize_command(
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
 ) -> None:
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget."""
     from molgen.optimize.api import optimize
@@ -144,9 +161,7 @@ def optimize_command(
     _threads(threads)
     starts = list(start)
     if starts_file is not None:
-        from molgen.datasets import read_molecules
-
-        starts += read_molecules(starts_file, strict=True).smiles
+        starts += _read(starts_file, strict, rejects)
     options = {
         k: v
         for k, v in dict(
