@@ -419,6 +419,8 @@ def score(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --input"),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --input"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
     import numpy as np
@@ -432,7 +434,7 @@ def score(
         raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
     _set_threads(threads)
     vae = MoleculeVAE.load(model, device=device)
-    smiles = _read(input, smiles_column, False, None)
+    smiles = _read(input, smiles_column, strict, rejects)
     ref: list[str] | None = None
     if reference and reference.lower() != "none":
         ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None)
