@@ -16,21 +16,34 @@ from pathlib import Path
 
 from molgen.errors import MolgenError
 
-__all__ = ["atomic_output", "atomic_write_text", "RunLock"]
+__all__ = ["atomic_output", "atomic_write_text", "RunLock", "DiskFullError"]
+
+# "No space left on device" and "disk quota exceeded" mean the same to a user.
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFullError(MolgenError, OSError):
+    """The disk (or the user's quota) filled up while writing an output; the output was not created."""
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched
+    (an older file there stays as it was). A full disk raises
+    :class:`DiskFullError`, one line that names ``path``.
 
     >>> with atomic_output("out.txt", "w") as fh:  # doctest: +SKIP
     ...     fh.write("done")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_if_disk_full(exc, path)
+        raise
     kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -41,8 +54,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
-        if exc.errno == errno.ENOSPC:
-            raise MolgenError(f"disk full while writing {path}; free some space and run again") from None
+        _raise_if_disk_full(exc, path)
         raise
     except BaseException:
         _discard(tmp)
@@ -53,6 +65,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_output(path, "w") as fh:
         fh.write(text)
+
+
+def _raise_if_disk_full(exc: OSError, path: Path) -> None:
+    if exc.errno in _DISK_FULL:
+        raise DiskFullError(f"disk full while writing {path} (nothing was written there); free some space and run again") from None
 
 
 def _umask() -> int:
