@@ -14,6 +14,7 @@ dimension in use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +31,7 @@ from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult
+from molgen.train.trainer import RESUME_FILE
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
@@ -108,14 +110,31 @@ def tokenize_smiles(
 
 
 def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
-    """Copy weights from a compatible checkpoint (fresh optimizer, same vocabulary and shapes)."""
+    """Copy weights from a compatible checkpoint (fresh optimizer, same vocabulary and shapes).
+
+    An unconditional source may also start a conditional run of the same
+    architecture: the weights that read the condition (the trailing input
+    columns of every layer that sees ``[..., c]``) start at zero, so training
+    begins from exactly the source model and learns to use the properties.
+    """
     source = MoleculeVAE.load(path, device="cpu")
-    if source.config.to_dict() != vae.config.to_dict():
+    expected = vae.config.to_dict()
+    if source.config.cond_dim == 0:
+        expected["cond_dim"] = 0
+    if source.config.to_dict() != expected:
         raise ConfigError(
             f"--init-from {path}: architecture {source.config.to_dict()} differs from this run's {vae.config.to_dict()}; "
             "pass the same model options"
         )
-    vae.model.load_state_dict(source.model.state_dict())
+    state = vae.model.state_dict()
+    for name, weight in source.model.state_dict().items():
+        target = state[name]
+        if target.shape != weight.shape:
+            target.zero_()
+            target[..., : weight.shape[-1]] = weight
+        else:
+            target.copy_(weight)
+    vae.model.load_state_dict(state)
 
 
 def model_options(arch: str = "gru", **sizes: int | None) -> dict[str, Any]:
@@ -222,6 +241,16 @@ class SeqVAETask:
         self.vae.save(path, {**self.export_meta, **extra_meta})
 
 
+def _check_same_data(saved: dict[str, Any], digest: str, n_train: int, out: Path) -> None:
+    """A resumed run must see the molecules it started with, or its checkpoint's batch positions mean nothing."""
+    same = saved["sha256"] == digest if "sha256" in saved else saved.get("n_train", n_train) == n_train
+    if not same:
+        raise DataError(
+            f"the data differ from those the run in {out} started with ({saved.get('n_train')} training molecules then, "
+            f"{n_train} now); resume with the same --data and --limit, or start a new run"
+        )
+
+
 def train_vae(
     smiles: list[str],
     out_dir: str | Path,
@@ -249,7 +278,10 @@ def train_vae(
                 raise DataError(f"nothing to resume in {out} (no config.json); start without --resume")
             config = VAETrainingConfig.from_dict(saved["config"])
             vocab = Vocabulary.from_dict(saved["vocab"])
+            # Killed before its first checkpoint: nothing is lost by starting the run over.
+            resume = (out / RESUME_FILE).exists()
         else:
+            saved = None
             config = config or VAETrainingConfig()
             vocab = MoleculeVAE.load(init_from, device="cpu").vocab if init_from else None
         tcfg = TrainConfig.from_dict(config.train)
@@ -271,13 +303,18 @@ def train_vae(
         if init_from and not resume:
             _warm_start(vae, init_from)
         skipped = {k: train_data.skipped[k] + (val_data.skipped[k] if val_data else 0) for k in train_data.skipped}
+        digest = hashlib.sha256("\n".join(train_data.smiles + (val_data.smiles if val_data else [])).encode()).hexdigest()
+        if saved is not None:
+            _check_same_data(saved.get("data", {}), digest, len(train_data.smiles), out)
         run_info = {
             "config": config.to_dict(),
             "model_config": model_cfg.to_dict(),
             "vocab": vocab.to_dict(),
             "seed": tcfg.seed,
             "environment": environment_info(dev),
-            "data": dict(data_summary or {}, n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped),
+            "data": dict(
+                data_summary or {}, n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest
+            ),
             "parameters": vae.model.num_parameters(),
         }
         if not resume:

@@ -136,6 +136,8 @@ class Trainer:
         self.best_val = math.inf
         self.bad_epochs = 0
         self.history: list[dict[str, float]] = []
+        # Running sums of the current epoch's step logs; checkpointed, so a resumed epoch logs the same means.
+        self.epoch_sums: dict[str, float] = {}
 
     # -- state -----------------------------------------------------------------
     def _save_state(self) -> None:
@@ -153,6 +155,7 @@ class Trainer:
             "best_val": self.best_val if math.isfinite(self.best_val) else None,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
+            "epoch_sums": self.epoch_sums,
             "train_config": self.config.to_dict(),
         }
         save_checkpoint(self.out / RESUME_FILE, tensors, meta)
@@ -175,6 +178,7 @@ class Trainer:
         self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
         self.bad_epochs = meta["bad_epochs"]
         self.history = meta["history"]
+        self.epoch_sums = meta.get("epoch_sums", {})
         return True
 
     # -- loop ------------------------------------------------------------------
@@ -233,7 +237,7 @@ class Trainer:
             g["lr"] = cfg.lr * cfg.lr_decay**self.epoch
         while self.epoch < cfg.epochs:
             batches = self.task.train_batches(self.epoch)
-            sums: dict[str, float] = {}
+            sums = self.epoch_sums
             with progress_bar(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=self.show_progress) as bar:
                 bar.advance(self.batch_in_epoch)
                 for i in range(self.batch_in_epoch, len(batches)):
@@ -277,6 +281,7 @@ class Trainer:
     def _finish_epoch_state(self) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
+        self.epoch_sums = {}
         for g in self.optimizer.param_groups:
             g["lr"] *= self.config.lr_decay
         self._save_state()
