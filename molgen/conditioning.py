@@ -41,7 +41,7 @@ __all__ = ["ConditionSpec", "ConditionWarning", "parse_property_names", "propert
 
 # Training vectors kept in the checkpoint for filling in unrequested properties.
 _STORED_ROWS = 1000
-# A request is matched against this many nearest stored vectors.
+# A request is matched against this many nearest stored vectors (at most 5% of them).
 _NEIGHBOURS = 50
 
 
@@ -187,7 +187,8 @@ class ConditionSpec(ConfigMixin):
             if cols:
                 target = np.array([fixed[self.names[c]] for c in cols])
                 dist = (((stored[:, cols] - target) / np.array(self.std)[cols]) ** 2).sum(1)
-                stored = stored[np.argsort(dist, kind="stable")[:_NEIGHBOURS]]
+                k = max(1, min(_NEIGHBOURS, len(stored) // 20))
+                stored = stored[np.argsort(dist, kind="stable")[:k]]
             out = stored[rng.integers(0, len(stored), size=n)]
         else:
             out = np.tile(np.array(self.mean), (n, 1))
