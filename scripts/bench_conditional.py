@@ -1,0 +1,346 @@
+"""Benchmarks of issue 7: conditional control, GRU vs Transformer, likelihood scoring as an anomaly detector.
+
+Reproduce (one thread, on a CPU; each step appends its results to the JSON):
+
+    python scripts/bench_conditional.py train-cond --cpu-minutes 3
+    python scripts/bench_conditional.py train-arch --cpu-minutes 3
+    python scripts/bench_conditional.py eval-cond
+    python scripts/bench_conditional.py eval-arch
+    python scripts/bench_conditional.py score
+
+Training budgets are CPU seconds of the (single-threaded) training process,
+not wall-clock: the benchmark machine is shared, and wall-clock there says
+more about the neighbours than about the model. The script swaps the
+Trainer's clock for ``time.process_time`` to do that; nothing else changes.
+
+* ``train-cond``: a conditional GRU on logP, QED and SA, warm-started from
+  the shipped default model (its condition weights start at zero) and
+  fine-tuned on 20,000 embedded MOSES training molecules.
+* ``train-arch``: a GRU (the default model's sizes) and a Transformer
+  (``TRANSFORMER_DEFAULTS``) trained from scratch on the same 50,000 embedded
+  molecules with the same optimiser, KL schedule and CPU budget.
+* ``eval-cond``: for a grid of requests, MAE and within-tolerance fraction of
+  the conditional model vs the unconditional default model with rejection
+  sampling at the same number of decodes.
+* ``eval-arch``: reconstruction, validity, uniqueness, novelty, FCD and
+  speeds of the two architectures.
+* ``score``: AUROC of the default model's likelihood between held-out MOSES
+  test molecules and out-of-distribution sets drawn from ZINC-250k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs" / "issue7"
+OUT_JSON = ROOT / "docs" / "conditional_benchmarks.json"
+TOLERANCE = {"logp": 0.5, "qed": 0.05, "sa": 0.5}
+COND = ["logp", "qed", "sa"]
+
+
+def _record(key: str, value) -> None:
+    data = json.loads(OUT_JSON.read_text()) if OUT_JSON.exists() else {}
+    data[key] = value
+    data["machine"] = f"{platform.processor() or platform.machine()}, 2 shared cores, torch threads 1, load {_load()}"
+    OUT_JSON.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def _cpu_clock() -> None:
+    import molgen.train.trainer as trainer
+
+    trainer.time = types.SimpleNamespace(monotonic=time.process_time)  # type: ignore[attr-defined]
+
+
+def _train(name: str, smiles: list[str], minutes: float, **kw) -> dict:
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    _cpu_clock()
+    config = VAETrainingConfig(
+        train=dict(epochs=1000, batch_size=128, lr=1e-3, seed=0, max_minutes=minutes, patience=0, checkpoint_every=200),
+        word_dropout=0.1,
+        val_fraction=0.05,
+        max_length=100,
+        **kw,
+    )
+    start = time.process_time()
+    vae, result = train_vae(smiles, RUNS / name, config, device="cpu", show_progress=False)
+    history = [json.loads(line) for line in (RUNS / name / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "parameters": vae.model.num_parameters(),
+        "steps": result.steps,
+        "epochs": result.epochs_run,
+        "cpu_seconds_training": round(result.seconds, 1),
+        "cpu_seconds_total": round(time.process_time() - start, 1),
+        "steps_per_cpu_second": round(result.steps / max(result.seconds, 1e-9), 3),
+        "last_epoch": history[-1],
+        "best_val_loss": result.best_val_loss,
+    }
+
+
+def train_cond(args) -> None:
+    from molgen.datasets import default_training_smiles
+    from molgen.vae import DEFAULT_MODEL
+
+    smiles = default_training_smiles()[-20000:]
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    _cpu_clock()
+    config = VAETrainingConfig(
+        representation="selfies",
+        model=dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128),
+        kl=dict(kind="constant", beta=0.5),
+        conditions=COND,
+        train=dict(epochs=1000, batch_size=128, lr=5e-4, seed=0, max_minutes=args.cpu_minutes, patience=0, checkpoint_every=200),
+        word_dropout=0.1,
+        val_fraction=0.05,
+        max_length=100,
+    )
+    start = time.process_time()
+    vae, result = train_vae(smiles, RUNS / "cond_gru", config, device="cpu", show_progress=False, init_from=DEFAULT_MODEL)
+    history = [json.loads(line) for line in (RUNS / "cond_gru" / "metrics.jsonl").read_text().splitlines()]
+    _record(
+        "train_cond",
+        {
+            "data": "last 20,000 of the embedded 50k MOSES training molecules",
+            "init_from": "data/default_model.safetensors",
+            "cpu_minutes_budget": args.cpu_minutes,
+            "steps": result.steps,
+            "cpu_seconds_training": round(result.seconds, 1),
+            "cpu_seconds_total": round(time.process_time() - start, 1),
+            "last_epoch": history[-1],
+        },
+    )
+
+
+def train_arch(args) -> None:
+    from molgen.datasets import default_training_smiles
+    from molgen.vae_training import model_options
+
+    smiles = default_training_smiles()
+    common = dict(representation="selfies", kl=dict(kind="linear", beta=0.5, warmup_steps=300))
+    results = {}
+    for name, model in (
+        ("gru", model_options("gru", embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)),
+        ("transformer", model_options("transformer", latent_dim=128)),
+    ):
+        if args.only and name != args.only:
+            continue
+        results[name] = dict(_train(name, smiles, args.cpu_minutes, model=model, **common), model=model)
+        print(name, results[name], flush=True)
+    data = json.loads(OUT_JSON.read_text()).get("train_arch", {}) if OUT_JSON.exists() else {}
+    data.update(results)
+    data["budget"] = f"{args.cpu_minutes} CPU-minutes each, embedded 50k MOSES training molecules, batch 128, AdamW 1e-3, beta 0.5 after a 300-step ramp"
+    _record("train_arch", data)
+
+
+def _props(smiles: list[str | None]) -> np.ndarray:
+    from molgen.conditioning import property_matrix
+
+    return property_matrix([s or "" for s in smiles], COND, n_jobs=1)
+
+
+def eval_cond(args) -> None:
+    from molgen.datasets import default_test_smiles
+    from molgen.vae import MoleculeVAE
+
+    cond = MoleculeVAE.load(RUNS / "cond_gru", device="cpu")
+    base = MoleculeVAE.load(device="cpu")
+    requests = [f"logp={v}" for v in (1.0, 2.0, 3.0, 4.0)]
+    requests += [f"qed={v}" for v in (0.6, 0.7, 0.8, 0.9)]
+    requests += [f"sa={v}" for v in (2.0, 2.5, 3.0, 3.5)]
+    test = default_test_smiles()
+    rng = np.random.default_rng(0)
+    picks = [test[i] for i in rng.permutation(len(test))[: args.joint]]
+    for row in _props(picks):
+        requests.append(f"logp={row[0]:.2f},qed={row[1]:.2f},sa={row[2]:.2f}")
+    n = args.n
+    t0 = time.process_time()
+    pool = base.sample(n * len(requests), seed=1, n_jobs=1)
+    base_seconds = time.process_time() - t0
+    pool_props = _props(pool)
+    rows, cond_seconds = [], 0.0
+    for r, text in enumerate(requests):
+        want = cond.conditions.parse(text)
+        t0 = time.process_time()
+        got = cond.sample(n, seed=100 + r, n_jobs=1, condition=text)
+        cond_seconds += time.process_time() - t0
+        props = _props(got)
+        uncond = pool_props[r * n : (r + 1) * n]
+        row = {"request": text, "n": n}
+        for label, values in (("cond", props), ("uncond", uncond)):
+            valid = np.isfinite(values).all(1)
+            hit = valid.copy()
+            for name, value in want.items():
+                j = COND.index(name)
+                err = np.abs(values[valid, j] - value)
+                row[f"{label}_mae_{name}"] = float(err.mean()) if valid.any() else None
+                hit[valid] &= err <= TOLERANCE[name]
+            row[f"{label}_valid"] = float(valid.mean())
+            row[f"{label}_within_tol"] = float(hit.mean())
+        rows.append(row)
+        print(row, flush=True)
+    summary = {}
+    for name in COND:
+        for kind in ("single", "joint"):
+            sel = [r for r in rows if name in cond.conditions.parse(r["request"]) and ((kind == "joint") == ("," in r["request"]))]
+            if sel:
+                summary[f"{kind}_{name}"] = {
+                    "requests": len(sel),
+                    "cond_mae": float(np.mean([r[f"cond_mae_{name}"] for r in sel])),
+                    "uncond_mae": float(np.mean([r[f"uncond_mae_{name}"] for r in sel])),
+                    "cond_within_tol": float(np.mean([r["cond_within_tol"] for r in sel])),
+                    "uncond_within_tol": float(np.mean([r["uncond_within_tol"] for r in sel])),
+                }
+    _record(
+        "eval_cond",
+        {
+            "tolerance": TOLERANCE,
+            "samples_per_request": n,
+            "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
+            "rows": rows,
+            "summary": summary,
+        },
+    )
+
+
+def eval_arch(args) -> None:
+    from molgen.datasets import default_test_smiles, default_training_smiles
+    from molgen.metrics import compute_metrics
+    from molgen.vae import MoleculeVAE
+
+    train = default_training_smiles()
+    test = default_test_smiles()[: args.recon]
+    results = json.loads(OUT_JSON.read_text()).get("eval_arch", {}) if OUT_JSON.exists() else {}
+    for name in ("gru", "transformer"):
+        if args.only and name != args.only:
+            continue
+        vae = MoleculeVAE.load(RUNS / name, device="cpu")
+        t0 = time.process_time()
+        recon = vae.reconstruct(test)
+        t1 = time.process_time()
+        samples = vae.sample(args.n, seed=0, n_jobs=1)
+        t2 = time.process_time()
+        metrics = compute_metrics([s or "" for s in samples], "moses-test", train=train, n_jobs=1)
+        results[name] = {
+            "reconstruction": recon.accuracy,
+            "n_reconstructed": len(recon.inputs),
+            "recon_cpu_seconds": round(t1 - t0, 1),
+            "samples": args.n,
+            "sample_cpu_seconds": round(t2 - t1, 1),
+            "samples_per_cpu_second": round(args.n / (t2 - t1), 1),
+            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        }
+        print(name, results[name], flush=True)
+    _record("eval_arch", results)
+
+
+def _zinc_sets(per_set: int, seed: int) -> dict[str, list[str]]:
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    with gzip.open(ROOT / "data" / "zinc250k.smi.gz", "rt") as fh:
+        lines = [line.split()[0] for line in fh if line.strip()]
+    order = np.random.default_rng(seed).permutation(len(lines))
+    allowed = {"C", "N", "O", "S", "F", "Cl", "Br", "H"}
+    sets: dict[str, list[str]] = {"charged": [], "large_mw_gt_450": [], "small_mw_lt_200": [], "zinc_moses_like": []}
+    for i in order:
+        mol = Chem.MolFromSmiles(lines[i])
+        if mol is None:
+            continue
+        charged = any(a.GetFormalCharge() for a in mol.GetAtoms())
+        mw = Descriptors.MolWt(mol)
+        smi = Chem.MolToSmiles(mol)
+        if charged:
+            key = "charged"
+        elif mw > 450:
+            key = "large_mw_gt_450"
+        elif mw < 200:
+            key = "small_mw_lt_200"
+        elif 250 <= mw <= 350 and {a.GetSymbol() for a in mol.GetAtoms()} <= allowed:
+            key = "zinc_moses_like"
+        else:
+            continue
+        if len(sets[key]) < per_set:
+            sets[key].append(smi)
+        if all(len(v) >= per_set for v in sets.values()):
+            break
+    return sets
+
+
+def score(args) -> None:
+    from molgen.datasets import moses_split
+    from molgen.score import auroc, score_molecules
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(device="cpu")
+    with gzip.open(moses_split("test"), "rt") as fh:
+        test = [line.strip().split(",")[0] for line in fh][1:]
+    inliers = [test[i] for i in np.random.default_rng(0).permutation(len(test))[: args.n_in]]
+    t0 = time.process_time()
+    scored_in = score_molecules(vae, inliers, samples=args.samples, seed=0)
+    per_mol = (time.process_time() - t0) / len(inliers)
+    sets = _zinc_sets(args.n_out, seed=0)
+    result = {
+        "samples": args.samples,
+        "inliers": f"{len(inliers)} random MOSES test molecules (held out from the default model's training)",
+        "cpu_seconds_per_molecule": round(per_mol, 4),
+        "inlier_unscorable": float((scored_in["status"] != "ok").mean()),
+        "sets": {},
+    }
+    for name, mols in sets.items():
+        out = score_molecules(vae, mols, samples=args.samples, seed=1)
+        ok = out["status"] == "ok"
+        entry = {"n": len(mols), "unscorable": float((~ok).mean()), "statuses": out["status"].value_counts().to_dict()}
+        for col in ("iw_ll", "iw_ll_per_token", "elbo"):
+            entry[f"auroc_{col}"] = auroc(scored_in[col], out[col])
+            entry[f"auroc_{col}_scorable_only"] = auroc(scored_in[col].dropna(), out[col][ok]) if ok.any() else None
+            thr = np.nanquantile(scored_in[col], 0.05)
+            entry[f"tpr_at_5pct_fpr_{col}"] = float((~(out[col] >= thr)).mean())
+        result["sets"][name] = entry
+        print(name, entry, flush=True)
+    _record("score", result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train-cond")
+    p.add_argument("--cpu-minutes", type=float, default=3.0)
+    p = sub.add_parser("train-arch")
+    p.add_argument("--cpu-minutes", type=float, default=3.0)
+    p.add_argument("--only", choices=["gru", "transformer"])
+    p = sub.add_parser("eval-cond")
+    p.add_argument("--n", type=int, default=100, help="samples per request (and unconditional decodes per request)")
+    p.add_argument("--joint", type=int, default=6, help="joint requests taken from held-out test molecules")
+    p = sub.add_parser("eval-arch")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--recon", type=int, default=300)
+    p.add_argument("--only", choices=["gru", "transformer"])
+    p = sub.add_parser("score")
+    p.add_argument("--n-in", type=int, default=1000)
+    p.add_argument("--n-out", type=int, default=250)
+    p.add_argument("--samples", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    {"train-cond": train_cond, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
