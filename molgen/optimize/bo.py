@@ -233,9 +233,10 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             step += 1
             calls = oracle.calls
             ranked = _propose(data, region, box.dims, cfg, gen, seed + step)
-            scores = searcher.evaluate(ranked, min(cfg.batch_size, int(oracle.remaining)), step)
+            want = min(cfg.batch_size, int(oracle.remaining))
+            scores = searcher.evaluate(ranked, want, step)
             stalled = stalled + 1 if not scores else 0
-            restarted = _update(region, data, scores, cfg, failure_tol, centers)
+            restarted = _update(region, data, scores, cfg, failure_tol, centers, starved=len(scores) < want / 2 and not oracle.exhausted)
             run.restarts += restarted
             best = float(np.nanmax(oracle.best_so_far())) if oracle.calls else math.nan
             run.batches.append({"step": step, "new": len(scores), "length": round(region.length, 5), "best": best, "restart": restarted})
@@ -265,10 +266,20 @@ def _initial_design(box: LatentBox, cfg: BOConfig, start_x: torch.Tensor | None,
     return (reps + jitter).clamp(0, 1)
 
 
-def _update(region: _Region, data: _Data, scores: list[float], cfg: BOConfig, failure_tol: int, centers: set[str]) -> bool:
-    """TuRBO's length rule; returns True when the region restarted."""
+def _update(region: _Region, data: _Data, scores: list[float], cfg: BOConfig, failure_tol: int, centers: set[str], starved: bool = False) -> bool:
+    """TuRBO's length rule; returns True when the region restarted.
+
+    ``starved``: the batch found fewer than half the new molecules it wanted, because the region is
+    small against the decoder's resolution (many points decode to one molecule). That is not the
+    surrogate's failure: the region doubles instead, and restarts once at full length.
+    """
     finite = [s for s in scores if math.isfinite(s)]
     batch_best = max(finite) if finite else -math.inf
+    if starved and batch_best <= region.best:
+        if region.length >= cfg.length_max:
+            return _restart(region, data, cfg, centers)
+        region.length = min(2 * region.length, cfg.length_max)
+        return False
     if batch_best > region.best + 1e-3 * abs(region.best):
         region.successes, region.failures = region.successes + 1, 0
         region.best = batch_best
@@ -281,7 +292,11 @@ def _update(region: _Region, data: _Data, scores: list[float], cfg: BOConfig, fa
         region.length, region.failures = region.length / 2, 0
     if region.length >= cfg.length_min:
         return False
-    # Restart: a fresh region at the best molecule that has not been a centre yet.
+    return _restart(region, data, cfg, centers)
+
+
+def _restart(region: _Region, data: _Data, cfg: BOConfig, centers: set[str]) -> bool:
+    """A fresh region at the best molecule that has not been a centre yet."""
     order = torch.argsort(data.y, descending=True).tolist()
     fresh = next((i for i in order if data.smiles[i] not in centers), order[0])
     centers.add(data.smiles[fresh])
@@ -300,12 +315,15 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     idx = torch.cdist(data.x, center[None]).squeeze(1).argsort()[: cfg.max_train]
     model = _fit_gp(data.x[idx], data.y[idx], cfg.fit_iters)
     lengthscale = model.covar_module.lengthscale.detach().reshape(-1).double() if hasattr(model.covar_module, "lengthscale") else torch.ones(dims)
-    weights = lengthscale / lengthscale.log().mean().exp()
+    # TuRBO's shape: sides in proportion to the lengthscales (geometric mean 1), here at most 4x from the
+    # mean either way, so that no side is too thin for the decoder to change its output along it.
+    weights = (lengthscale / lengthscale.log().mean().exp()).clamp(0.25, 4.0)
     lower = (center - weights * region.length / 2).clamp(0, 1)
     upper = (center + weights * region.length / 2).clamp(0, 1)
     cand = _candidates(center, lower, upper, cfg.n_candidates, gen, seed)
     n_rank = math.ceil(cfg.batch_size * cfg.oversample)
-    with torch.random.fork_rng(), _exact_gp():
+    with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jitter added to near-singular covariances of close candidates
         torch.manual_seed(seed)
         if cfg.acquisition == "qlogei":
             return _rank_logei(model, data.y[idx].max(), cand, lower, upper, cfg.batch_size, n_rank)
@@ -366,7 +384,8 @@ def _rank_logei(model, best_f: torch.Tensor, cand: torch.Tensor, lower, upper, q
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         batch, _ = optimize_acqf(
-            qLogExpectedImprovement(model, best_f=best_f), torch.stack([lower, upper]), q=q, num_restarts=2, raw_samples=128, sequential=True
+            qLogExpectedImprovement(model, best_f=best_f), torch.stack([lower, upper]), q=q, num_restarts=2, raw_samples=128,
+            sequential=True, options={"maxiter": 50},
         )
     with torch.no_grad():
         score = LogExpectedImprovement(model, best_f=best_f)(cand[:, None, :])

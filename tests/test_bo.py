@@ -1,0 +1,213 @@
+"""Latent-space Bayesian optimization: budget accounting, de-duplication, failures, Ctrl-C, seeds, trust regions.
+
+The search logic runs on a toy "VAE" whose decoder maps z[0] to the length of a
+carbon chain (short chains are invalid), so the best molecule is known and
+repeats and invalid decodes are frequent; end-to-end paths use an untrained tiny
+SELFIES VAE (its decodes are valid and varied, which is all BO needs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from molgen.errors import ConfigError
+from molgen.optimize import optimize
+from molgen.optimize.bo import BOConfig, LatentBox, _Data, _Region, _update
+
+TOY_OPTIONS = dict(projection="none", n_init=4, batch_size=3, n_candidates=256, fit_iters=15, max_train=64)
+
+
+class ChainVAE:
+    """z -> 'C' * round(3 z0 + 6); lengths below 1 decode to None (invalid)."""
+
+    device = torch.device("cpu")
+    meta = {"path": "chain-toy"}
+
+    def __init__(self, latent_dim: int = 3) -> None:
+        self.config = SimpleNamespace(latent_dim=latent_dim)
+
+    def decode(self, z, options=None, seed=0, **kwargs):
+        lengths = np.round(np.asarray(z)[:, 0] * 3 + 6).astype(int)
+        return ["C" * k if k > 0 else None for k in lengths]
+
+    def encode(self, smiles, **kwargs):
+        kept = [i for i, s in enumerate(smiles) if s and set(s) == {"C"}]
+        z = np.zeros((len(kept), self.config.latent_dim), dtype=np.float32)
+        z[:, 0] = [(len(smiles[i]) - 6) / 3 for i in kept]
+        return z, kept
+
+
+def _log(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_budget_is_spent_on_new_unique_valid_molecules_only(tmp_path):
+    result = optimize("heavy_atoms=12", model=ChainVAE(), method="bo", budget=10, options=TOY_OPTIONS, out_dir=tmp_path, seed=0)
+    oracle = result.oracle
+    assert oracle.calls == 10
+    smiles = [r.smiles for r in oracle.history]
+    assert len(set(smiles)) == 10 and [r.call for r in oracle.history] == list(range(1, 11))
+    # The decoder maps many z to one chain and short chains to nothing: both happen, neither is charged.
+    assert oracle.counts["duplicate"] > 0 and oracle.counts["invalid"] > 0
+    log = _log(tmp_path / "oracle_log.jsonl")
+    assert [e["call"] for e in log] == list(range(1, 11))
+    assert result.frame.smiles.iloc[0] == "C" * 12  # the optimum, found within 10 of the 16 molecules
+    facts = result.summary["method_facts"]
+    assert facts["space"]["dims"] == 3 and facts["batches"] >= 2  # 4 initial, then batches of at most 3
+    assert sum(b["new"] for b in facts["trajectory"]) == 6
+
+
+def test_stops_when_no_new_molecules_can_be_found():
+    # Only 16 distinct chains exist inside the search box; a budget of 40 cannot be spent.
+    result = optimize("heavy_atoms=12", model=ChainVAE(), method="bo", budget=40, options={**TOY_OPTIONS, "max_stalled": 3}, seed=0)
+    facts = result.summary["method_facts"]
+    assert facts["stopped"] == "stalled"
+    assert result.oracle.calls <= 16 and len({r.smiles for r in result.oracle.history}) == result.oracle.calls
+
+
+def test_failures_are_logged_per_molecule_and_the_run_continues(tmp_path):
+    script = tmp_path / "flaky.py"
+    script.write_text(
+        "def score(smiles):\n"
+        "    out = []\n"
+        "    for s in smiles:\n"
+        "        if len(s) % 3 == 0:\n"
+        "            raise RuntimeError('docking crashed')\n"
+        "        out.append(float('nan') if len(s) % 3 == 1 else -abs(len(s) - 11))\n"
+        "    return out\n"
+    )
+    result = optimize(f"{script}:score", model=ChainVAE(), method="bo", budget=12, options=TOY_OPTIONS, out_dir=tmp_path / "out", seed=1)
+    oracle = result.oracle
+    assert oracle.calls == 12 and oracle.counts["failed"] >= 2
+    errors = {e["smiles"]: e["error"] for e in _log(tmp_path / "out" / "oracle_log.jsonl") if e["status"] == "failed"}
+    assert errors and all(("docking crashed" in msg) == (len(s) % 3 == 0) for s, msg in errors.items())
+    assert all(len(s) % 3 == 2 for s in result.frame.smiles)  # only successful scores are ranked
+    assert result.frame.smiles.iloc[0] == "C" * 11
+
+
+def test_ctrl_c_leaves_a_complete_log_and_csv(tmp_path):
+    script = tmp_path / "interrupt.py"
+    script.write_text(
+        "seen = []\n"
+        "def score(smiles):\n"
+        "    seen.extend(smiles)\n"
+        "    if len(seen) > 7:\n"
+        "        raise KeyboardInterrupt\n"
+        "    return [len(s) for s in smiles]\n"
+    )
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        optimize(f"{script}:score", model=ChainVAE(), method="bo", budget=30, options=TOY_OPTIONS, out_dir=out, seed=0)
+    log = _log(out / "oracle_log.jsonl")
+    frame = pd.read_csv(out / "molecules.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and 4 <= summary["oracle_calls"] == len(log) == len(frame) < 8
+    assert sorted(frame.smiles) == sorted(e["smiles"] for e in log)
+
+
+def test_trust_region_grows_shrinks_and_restarts():
+    cfg = BOConfig(success_tol=2, length_init=0.8, length_min=0.3)
+    data = _Data(2)
+    data.add(torch.tensor([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]]), [0.1, 0.5, 0.3], ["C", "CC", "CCC"])
+    region = _Region(0.8, center=1, best=0.5)
+    centers = {"CC"}
+    for i, value in enumerate([0.6, 0.7]):  # two improving batches: the centre follows, the length doubles
+        data.add(torch.tensor([[0.5 + 0.01 * (i + 1), 0.5]]), [value], ["C" * (4 + i)])
+        assert not _update(region, data, [value], cfg, failure_tol=1, centers=centers)
+    assert region.length == pytest.approx(1.6) and region.center == 4 and region.best == 0.7
+    assert not _update(region, data, [0.7], cfg, 1, centers)  # no improvement: halves
+    assert region.length == pytest.approx(0.8)
+    assert not _update(region, data, [math.nan], cfg, 1, centers)  # only failures: halves
+    assert region.length == pytest.approx(0.4)
+    assert _update(region, data, [], cfg, 1, centers)  # below length_min: restart at the best unused centre
+    assert region.length == cfg.length_init and data.smiles[region.center] == "C" * 5 and region.best == 0.7
+    assert _update(region, data, [], cfg, 1, centers) is False and _update(region, data, [], cfg, 1, centers)
+    assert data.smiles[region.center] == "C" * 4  # the next best that was never a centre
+    # Too few new molecules (the decoder maps the whole region to a few): grow, and restart at full size.
+    assert not _update(region, data, [0.2], cfg, 1, centers, starved=True) and region.length == pytest.approx(1.6)
+    assert _update(region, data, [0.2], cfg, 1, centers, starved=True) and data.smiles[region.center] == "CCC"
+
+
+def test_bad_options_and_missing_budget_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown bo options"):
+        optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"batchsize": 3})
+    with pytest.raises(ConfigError, match="acquisition"):
+        optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"acquisition": "ei"})
+    with pytest.raises(ConfigError, match="finite --budget"):
+        optimize("qed", model=ChainVAE(), method="bo", budget=None, options=TOY_OPTIONS)
+
+
+# -- the tiny real VAE ---------------------------------------------------------
+
+REAL_OPTIONS = dict(dims=4, n_init=8, batch_size=6, n_candidates=256, fit_iters=15, projection_molecules=300)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """An untrained tiny SELFIES VAE (decodes are valid and varied), its encoder scaled to spread molecules out."""
+    from molgen.datasets import default_training_smiles
+    from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+    from molgen.tokenizers import Vocabulary, get_tokenizer
+    from molgen.vae import MoleculeVAE
+
+    tokenizer = get_tokenizer("selfies")
+    vocab = Vocabulary.build([tokenizer.tokenize(s) for s in default_training_smiles(limit=300)])
+    torch.manual_seed(0)
+    cfg = SeqVAEConfig(vocab_size=len(vocab), representation="selfies", embed_dim=16, encoder_hidden=16, decoder_hidden=32,
+                       decoder_layers=1, latent_dim=8, max_length=40)
+    vae = MoleculeVAE(SeqVAE(cfg), vocab, device="cpu")
+    with torch.no_grad():
+        vae.model.to_mu.weight.mul_(30.0)
+    path = vae.save(tmp_path_factory.mktemp("untrained") / "tiny.safetensors")
+    return MoleculeVAE.load(path, device="cpu")
+
+
+def test_pca_box_round_trips(tiny):
+    box = LatentBox.build(tiny, BOConfig(dims=4, projection_molecules=300))
+    assert box.dims == 4 and 0 < box.explained <= 1
+    x = torch.rand(5, 4, dtype=torch.float64) * 0.6 + 0.2
+    assert box.from_latent(box.to_latent(x)).numpy() == pytest.approx(x.numpy(), abs=1e-5)
+
+
+def test_same_seed_same_molecules_and_thompson_or_qlogei(tiny):
+    def run(seed, budget=16, **extra):
+        result = optimize("pmo:qed", model=tiny, method="bo", budget=budget, options={**REAL_OPTIONS, **extra}, seed=seed)
+        assert result.oracle.calls == budget
+        return [r.smiles for r in result.oracle.history]
+
+    first = run(0)
+    assert run(0) == first
+    assert run(1) != first
+    assert len(set(run(0, budget=12, acquisition="qlogei", batch_size=4))) == 12
+
+
+def test_start_molecules_seed_the_initial_design(tiny):
+    start = "CCOC(=O)c1ccccc1"
+    result = optimize("pmo:qed", model=tiny, method="bo", budget=12, start=start, options=REAL_OPTIONS, seed=0)
+    assert result.oracle.calls == 12
+    assert all(r.origin == 0 for r in result.oracle.history)  # one start: every molecule is reached from it
+
+
+def test_cli_bo_run(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from molgen.cli import app
+
+    out = tmp_path / "bo"
+    args = ["optimize", "--objective", "pmo:qed", "--method", "bo", "--budget", "14", "--batch-size", "6", "--model", tiny.meta["path"],
+            "-o", str(out), "--quiet", "--threads", "1", "--option", "dims=4", "--option", "n_init=8", "--option", "projection_molecules=300",
+            "--option", "n_candidates=256", "--option", "fit_iters=15"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "14 oracle calls" in result.output
+    for name in ("molecules.csv", "top_molecules.png", "best_so_far.png", "oracle_log.jsonl", "summary.json"):
+        assert (out / name).exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "bo" and summary["method_facts"]["config"]["batch_size"] == 6
