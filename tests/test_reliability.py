@@ -196,3 +196,118 @@ def test_resume_with_other_data_is_refused(kill_data, uninterrupted, tmp_path, c
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "data differ" in errors[0] and "Traceback" not in err
     assert (out / "last.safetensors").read_bytes() == before
+
+
+# -- full disk -----------------------------------------------------------------------------------
+
+
+class _FilledUp:
+    """A file that takes ``room`` more bytes (or characters), then fails like a full disk."""
+
+    def __init__(self, fh, room: int) -> None:
+        self._fh, self._room = fh, room
+
+    def write(self, data):
+        if len(data) > self._room:
+            self._fh.write(data[: self._room])  # a real disk takes what fits first
+            self._room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+
+def _fill_disk(monkeypatch, room: int = 100, only: str = "", nth: int = 1) -> None:
+    """Make molgen's atomic outputs hit a full disk (for files whose name contains ``only``, from the nth on)."""
+    from molgen.utils import io as molgen_io
+
+    real_os, seen = os, [0]
+
+    class _Os:
+        def __getattr__(self, name):
+            return getattr(real_os, name)
+
+        @staticmethod
+        def fdopen(fd, *args, **kwargs):
+            fh = real_os.fdopen(fd, *args, **kwargs)
+            if only not in real_os.readlink(f"/proc/self/fd/{fd}"):
+                return fh
+            seen[0] += 1
+            return _FilledUp(fh, room) if seen[0] >= nth else fh
+
+    monkeypatch.setattr(molgen_io, "os", _Os())
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    from molgen.datasets import write_smiles
+    from molgen.errors import MolgenError
+    from molgen.train.checkpoint import save_checkpoint
+    from molgen.utils.io import DiskFullError, atomic_write_text
+
+    old = tmp_path / "report.txt"
+    old.write_text("the previous, complete report\n")
+    _fill_disk(monkeypatch)
+    with pytest.raises(DiskFullError, match=r"disk full while writing .*report\.txt") as info:
+        atomic_write_text(old, "x" * 1000)
+    assert isinstance(info.value, MolgenError) and isinstance(info.value, OSError)
+    assert "\n" not in str(info.value)
+    assert old.read_text() == "the previous, complete report\n"
+    with pytest.raises(DiskFullError, match="molecules.csv"):
+        write_smiles(tmp_path / "molecules.csv", ["CCO"] * 500)
+    with pytest.raises(DiskFullError, match="model.safetensors"):
+        save_checkpoint(tmp_path / "model.safetensors", {"w": torch.ones(100)}, {"kind": "test"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+
+
+def test_sample_on_a_full_disk_prints_one_line_and_writes_nothing(tiny_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "samples.csv"
+    _fill_disk(monkeypatch, room=200)
+    code = main(["sample", "--model", str(tiny_run), "-n", "64", "-o", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "disk full while writing" in errors[0] and "samples.csv" in errors[0]
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_during_training_keeps_the_last_checkpoint_and_resume_finishes(kill_data, uninterrupted, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _fill_disk(monkeypatch, room=1000, only="last.safetensors", nth=3)  # the step-9 checkpoint does not fit
+    assert main(_train_args(kill_data, out)) == 2
+    assert "disk full while writing" in capsys.readouterr().err
+    assert read_checkpoint_meta(out / "last.safetensors")["global_step"] == 6
+    assert _leftovers(out) == []
+    monkeypatch.undo()  # space was freed
+    assert main([*_train_args(kill_data, out), "--resume"]) == 0
+    _assert_same_run(out, uninterrupted)
+
+
+# -- run-folder lock -----------------------------------------------------------------------------
+
+
+def test_second_writer_to_a_run_folder_is_stopped_by_the_lock(kill_data, tmp_path, capsys):
+    from molgen.errors import MolgenError
+    from molgen.utils.io import RunLock
+
+    out = tmp_path / "run"
+    with RunLock(out):
+        with pytest.raises(MolgenError, match=rf"in use by another molgen process \(pid {os.getpid()}\)"):
+            RunLock(out).__enter__()
+        assert main(_train_args(kill_data, out)) == 2
+        assert "in use by another molgen process" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # the refused run wrote nothing
+    with RunLock(out):  # released with its holder
+        pass
