@@ -311,3 +311,95 @@ def test_second_writer_to_a_run_folder_is_stopped_by_the_lock(kill_data, tmp_pat
         assert sorted(p.name for p in out.iterdir()) == [".lock"]  # the refused run wrote nothing
     with RunLock(out):  # released with its holder
         pass
+
+
+# -- every command that reads molecules: --strict and --rejects ----------------------------------
+
+CORPUS = ROOT / "tests" / "data" / "corpus"
+QUOTED_REJECTS = ["line,text,reason", '4,"3,""unterminated quote,c1ccncc1,0.3",missing_column', "6,\"5,short_row\",missing_column", "8,,empty", "10,C1CC,parse"]
+
+
+def _command_lines(tiny_run: Path, tmp_path: Path) -> dict[str, list[str]]:
+    model = str(tiny_run)
+    data = str(CORPUS / "quoted.csv")
+    return {
+        "train": ["train", "--data", data, "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1"],
+        "encode": ["encode", "-i", data, "--model", model, "-o", str(tmp_path / "z.npy"), "--device", "cpu"],
+        "reconstruct": ["reconstruct", "-i", data, "--model", model, "--device", "cpu"],
+        "score": ["score", "-i", data, "--model", model, "-o", str(tmp_path / "s.csv"), "--reference", "none", "--samples", "2", "--device", "cpu"],
+        "benchmark --train": ["benchmark", "--generated", data, "--train", data, "-o", str(tmp_path / "report"), "--reference", data, "--device", "cpu"],
+        "optimize --starts": ["optimize", "--objective", "qed", "--starts", data, "--model", model, "-o", str(tmp_path / "opt"), "--device", "cpu"],
+        "predictor train --data": ["predictor", "train", "--data", data, "--model", model, "--out", str(tmp_path / "pred"), "--device", "cpu"],
+    }
+
+
+@pytest.mark.parametrize("command", ["train", "encode", "reconstruct", "score", "benchmark --train", "optimize --starts", "predictor train --data"])
+def test_every_molecule_reading_command_has_strict(command, tiny_run, tmp_path, capsys):
+    args = _command_lines(tiny_run, tmp_path)[command]
+    assert main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "quoted.csv, line 4: missing_column" in errors[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "score"])
+def test_rejects_csv_from_the_cli(command, tiny_run, tmp_path, capsys):
+    rejects = tmp_path / "rejects.csv"
+    assert main([*_command_lines(tiny_run, tmp_path)[command], "--rejects", str(rejects)]) == 0
+    assert "quoted.csv: read 8 records, kept 4, skipped 4 (empty: 1, missing_column: 2, parse: 1)" in capsys.readouterr().err
+    assert rejects.read_text().splitlines() == QUOTED_REJECTS
+
+
+# -- user code -----------------------------------------------------------------------------------
+
+
+def test_user_objective_code_runs_only_when_named_explicitly(tmp_path, monkeypatch):
+    from molgen.errors import MolgenError
+    from molgen.optimize import parse_objective
+
+    marker = tmp_path / "imported"
+    (tmp_path / "planted_scores.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\ndef score(smiles):\n    return [1.0 for _ in smiles]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for spec in ("planted_scores", "qed,planted_scores", "planted_scores=1", "planted_scores:2", "sim(planted_scores)"):
+        with pytest.raises(MolgenError):
+            parse_objective(spec)
+    assert not marker.exists()  # a module that merely looks like a name is never imported
+    assert list(parse_objective("planted_scores:score").score(["CCO"]).values) == [1.0]
+    assert marker.exists()
+
+
+# -- reproducibility -----------------------------------------------------------------------------
+
+
+def test_same_seed_same_samples_from_the_cli(tiny_run, tmp_path):
+    def sample(name: str, seed: int) -> bytes:
+        out = tmp_path / name
+        assert main(["sample", "--model", str(tiny_run), "-n", "200", "-o", str(out), "--seed", str(seed), "--device", "cpu", "--batch-size", "64"]) == 0
+        return out.read_bytes()
+
+    first = sample("a.smi", 11)
+    assert len(first.splitlines()) > 20
+    assert sample("b.smi", 11) == first
+    assert sample("c.smi", 12) != first
+
+
+def test_same_seed_same_optimization_results_from_the_cli(tiny_run, tmp_path):
+    def optimize(name: str, seed: int):
+        out = tmp_path / name
+        args = [
+            "optimize", "--objective", "qed:1,sa:-0.1", "--model", str(tiny_run), "-o", str(out), "--budget", "30",
+            "--n-starts", "16", "--steps", "4", "--decode-every", "2", "--option", "predictor_train_size=200",
+            "--option", '{"epochs": 3, "model": {"hidden": 16, "members": 2}}'.join(["predictor=", ""]),
+            "--seed", str(seed), "--device", "cpu", "--quiet", "--threads", "1",
+        ]  # fmt: skip
+        assert main(args) == 0
+        calls = [json.loads(line) for line in (out / "oracle_log.jsonl").read_text().splitlines()]
+        return (out / "molecules.csv").read_bytes(), [(c["smiles"], c["status"], c["score"], c["step"]) for c in calls]
+
+    first = optimize("a", 3)
+    assert len(first[1]) >= 3
+    assert optimize("b", 3) == first
+    assert optimize("c", 4) != first
