@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from molgen.metrics.compute import Evaluation, evaluate, reference_suffix
+from molgen.errors import ConfigError
+from molgen.metrics.compute import Evaluation, evaluate_many, reference_suffix
 from molgen.utils.io import atomic_output, atomic_write_text
 
 __all__ = ["run_benchmark", "MAIN_COLUMNS", "load_baselines"]
@@ -74,12 +75,17 @@ def run_benchmark(
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     label: str = "molgen",
+    references: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """Score ``generated`` against ``reference`` and, with ``out_dir``, write the report.
 
     Args:
         generated, reference, train, n_jobs, device, batch_size, cache_dir:
             as for :func:`molgen.metrics.compute_metrics`.
+        references: several references (names or files) scored in one pass,
+            sharing the generated-side work; replaces ``reference``. Their
+            metric keys must differ (``moses-test`` and
+            ``moses-test-scaffolds`` do: ``/Test`` and ``/TestSF``).
         out_dir: report folder (created); ``None`` writes nothing.
         baselines: put the MOSES baseline rows in ``metrics.md`` (only for
             the named MOSES references).
@@ -94,12 +100,19 @@ def run_benchmark(
         DataError: as :func:`molgen.metrics.compute_metrics`.
     """
     start = time.perf_counter()
-    result = evaluate(generated, reference, train, n_jobs, device, batch_size, cache_dir)
+    refs = [reference] if references is None else list(references)
+    suffixes = [reference_suffix(r) for r in refs]
+    if len(set(suffixes)) < len(suffixes):
+        raise ConfigError(
+            "these references would report under the same metric names "
+            f"({', '.join(suffixes)}); score custom reference files one at a time"
+        )
+    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir)
+    result = results[0]
+    names = [str(r) if isinstance(r, (str, os.PathLike)) else f"{len(r)} SMILES" for r in refs]
     report = {
-        "metrics": result.metrics,
-        "reference": str(reference)
-        if isinstance(reference, (str, os.PathLike))
-        else f"{len(reference)} SMILES",
+        "metrics": {k: v for r in results for k, v in r.metrics.items()},
+        "reference": names[0] if references is None else names,
         "seconds": round(time.perf_counter() - start, 2),
         "files": [],
     }
@@ -107,9 +120,14 @@ def run_benchmark(
         return report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = load_baselines(reference_suffix(reference)) if baselines and _is_moses(reference) else []
+    tables = [
+        _markdown(
+            r.metrics, suffix, load_baselines(suffix) if baselines and _is_moses(ref) else [], label
+        )
+        for r, ref, suffix in zip(results, refs, suffixes, strict=True)
+    ]
     files = {
-        "metrics.md": lambda p: atomic_write_text(p, _markdown(result.metrics, reference_suffix(reference), rows, label)),
+        "metrics.md": lambda p: atomic_write_text(p, "\n".join(tables)),
         "properties.png": lambda p: _plot_properties(result, p),
         "molecules.png": lambda p: _plot_molecules(result.valid_smiles, p, seed),
     }

@@ -364,7 +364,7 @@ def benchmark(
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP + "; sampled when --generated is not given"),
     generated: Optional[Path] = typer.Option(None, help="score this file of generated SMILES instead of sampling (every line counts)"),
     n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
-    reference: str = typer.Option("moses-test", help="moses-test, moses-test-scaffolds or a SMILES file"),
+    reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
     train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
     temperature: float = typer.Option(1.0),
     seed: int = typer.Option(0),
@@ -399,7 +399,7 @@ def benchmark(
             label = Path(vae.meta.get("path", "model")).stem
         else:
             gen, label = generated, generated.stem
-        report = run_benchmark(gen, reference, train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label)
+        report = run_benchmark(gen, train=train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label, references=reference)
     out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
     err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")
 

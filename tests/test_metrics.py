@@ -17,7 +17,7 @@ import pytest
 import scipy.linalg
 
 from molgen.benchmark import load_baselines, run_benchmark
-from molgen.errors import DataError
+from molgen.errors import ConfigError, DataError
 from molgen.metrics import (
     compute_metrics,
     frechet_distance,
@@ -305,3 +305,47 @@ def test_named_references_resolve_in_the_cache_and_name_the_keys(tmp_path):
     assert scaffolds["SNN/TestSF"] < 1.0
     assert test["fcd_reference_size"] == scaffolds["fcd_reference_size"] == 40
     assert len(list((tmp_path / "metrics").glob("*.npz"))) == 2
+
+
+def test_one_pass_over_several_references_equals_separate_runs(tmp_path):
+    from molgen.metrics.compute import evaluate_many
+
+    moses_dir = tmp_path / "moses"
+    moses_dir.mkdir()
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:90]
+    for name, part in (("test", smiles[:45]), ("test_scaffolds", smiles[45:])):
+        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
+            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    generated = smiles[20:70] + ["not a smiles", smiles[20]]
+    both = evaluate_many(
+        generated, ["moses-test", "moses-test-scaffolds"], n_jobs=1, cache_dir=tmp_path
+    )
+    for evaluation, name in zip(both, ("moses-test", "moses-test-scaffolds"), strict=True):
+        alone = compute_metrics(generated, reference=name, n_jobs=1, cache_dir=tmp_path)
+        assert list(evaluation.metrics) == list(alone)  # same keys, same order
+        for key, value in alone.items():
+            assert evaluation.metrics[key] == pytest.approx(value, nan_ok=True), key
+    assert both[0].metrics["SNN/Test"] != pytest.approx(both[1].metrics["SNN/TestSF"])
+
+
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_run_benchmark_with_two_references_merges_keys_and_tables(tmp_path):
+    moses_dir = tmp_path / "moses"
+    moses_dir.mkdir()
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:60]
+    for name, part in (("test", smiles[:30]), ("test_scaffolds", smiles[30:])):
+        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
+            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    report = run_benchmark(
+        smiles[10:40],
+        references=["moses-test", "moses-test-scaffolds"],
+        out_dir=tmp_path / "report",
+        n_jobs=1,
+        cache_dir=tmp_path,
+    )
+    assert {"FCD/Test", "FCD/TestSF", "SNN/Test", "SNN/TestSF"} <= set(report["metrics"])
+    assert report["reference"] == ["moses-test", "moses-test-scaffolds"]
+    table = (tmp_path / "report" / "metrics.md").read_text()
+    assert "FCD/Test |" in table and "FCD/TestSF" in table and table.count("CharRNN") == 2
+    with pytest.raises(ConfigError, match="same metric names"):
+        run_benchmark(smiles[:5], references=[DATA / "metrics_reference_300.smi"] * 2, n_jobs=1, cache_dir=tmp_path)

@@ -56,6 +56,7 @@ from molgen.metrics.similarity import internal_diversity, nearest_similarity
 __all__ = [
     "compute_metrics",
     "evaluate",
+    "evaluate_many",
     "Evaluation",
     "reference_suffix",
     "load_generated",
@@ -126,6 +127,28 @@ def evaluate(
     cache_dir: str | os.PathLike | None = None,
 ) -> Evaluation:
     """:func:`compute_metrics`, also returning the set statistics (for plots)."""
+    return evaluate_many(generated, [reference], train, n_jobs, device, batch_size, cache_dir)[0]
+
+
+def evaluate_many(
+    generated: Sequence[str] | str | os.PathLike,
+    references: Sequence[str | os.PathLike | Sequence[str]],
+    train: Sequence[str] | None = None,
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[Evaluation]:
+    """Score one generated set against several references in one pass.
+
+    The generated-side work (parsing, features, ChemNet activations, internal
+    diversity, KL sample) is done once and shared; only the comparisons are
+    repeated per reference, as MOSES's ``get_all_metrics`` does for its test
+    and scaffold-test sets. Returns one :class:`Evaluation` per reference, in
+    order; the reference-independent metrics are the same in each.
+    """
+    if not references:
+        raise DataError("no reference set given; pass at least one (e.g. 'moses-test')")
     samples = load_generated(generated)
     if not samples:
         raise DataError("the generated set is empty; pass at least one SMILES to score")
@@ -136,49 +159,70 @@ def evaluate(
             f"none of the {len(samples)} generated strings is a valid SMILES; check the generator or the file format"
         )
     canonical = [p.smiles for p in valid]
-    ref = reference_statistics(
-        reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir
-    )
+    refs = [
+        reference_statistics(
+            reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir
+        )
+        for reference in references
+    ]
     gen = summarize(canonical, [p.flat for p in valid], "first", n_jobs, device, batch_size)
 
-    suffix = reference_suffix(reference)
-    metrics: dict[str, float] = {"valid": len(valid) / len(samples)}
+    shared: dict[str, float] = {"valid": len(valid) / len(samples)}
     for k in UNIQUE_AT:
-        metrics[f"unique@{k}"] = _unique_at(canonical, k)
-    metrics[f"FCD/{suffix}"] = (
-        frechet_distance(gen.fcd_mu, gen.fcd_sigma, ref.fcd_mu, ref.fcd_sigma)
-        if gen.n_molecules >= 2
-        else float("nan")
-    )
-    metrics[f"SNN/{suffix}"] = _weighted_mean(
-        nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device),
-        gen.counts,
-    )
-    metrics[f"Frag/{suffix}"] = _count_cosine(
-        gen.fragment_keys, gen.fragment_counts, ref.fragment_keys, ref.fragment_counts
-    )
-    metrics[f"Scaf/{suffix}"] = _count_cosine(
-        gen.scaffold_keys, gen.scaffold_counts, ref.scaffold_keys, ref.scaffold_counts
-    )
-    metrics["IntDiv"], metrics["IntDiv2"] = internal_diversity(
+        shared[f"unique@{k}"] = _unique_at(canonical, k)
+    shared["IntDiv"], shared["IntDiv2"] = internal_diversity(
         gen.fingerprints, gen.counts, _features.FP_BITS, device
     )
-    metrics["Filters"] = _weighted_mean(gen.passes_filters.astype(np.float64), gen.counts)
+    shared["Filters"] = _weighted_mean(gen.passes_filters.astype(np.float64), gen.counts)
     if train is not None:
-        metrics["Novelty"] = _novelty(canonical, train)
-    metrics.update(_property_distances(gen, ref))
-    metrics["KL"] = kl_divergence_score(
-        gen.kl_descriptors,
-        gen.kl_max_similarity,
-        ref.kl_descriptors,
-        ref.kl_max_similarity,
-        _features.KL_N_CONTINUOUS,
-    )
-    metrics["n_generated"] = len(samples)
-    metrics["n_valid"] = len(valid)
-    metrics["fcd_sample_size"] = gen.n_molecules if gen.n_molecules >= 2 else 0
-    metrics["fcd_reference_size"] = ref.n_molecules
-    return Evaluation(metrics=metrics, generated=gen, reference=ref, valid_smiles=canonical)
+        shared["Novelty"] = _novelty(canonical, train)
+    evaluations = []
+    for reference, ref in zip(references, refs, strict=True):
+        suffix = reference_suffix(reference)
+        # MOSES's key order: validity and uniqueness, the reference comparisons, the rest.
+        head = ["valid", *(f"unique@{k}" for k in UNIQUE_AT)]
+        metrics = {key: shared[key] for key in head}
+        metrics.update(_reference_metrics(gen, ref, suffix, device))
+        metrics.update({k: v for k, v in shared.items() if k not in head})
+        metrics.update(_property_distances(gen, ref))
+        metrics["KL"] = kl_divergence_score(
+            gen.kl_descriptors,
+            gen.kl_max_similarity,
+            ref.kl_descriptors,
+            ref.kl_max_similarity,
+            _features.KL_N_CONTINUOUS,
+        )
+        metrics["n_generated"] = len(samples)
+        metrics["n_valid"] = len(valid)
+        metrics["fcd_sample_size"] = gen.n_molecules if gen.n_molecules >= 2 else 0
+        metrics["fcd_reference_size"] = ref.n_molecules
+        evaluations.append(
+            Evaluation(metrics=metrics, generated=gen, reference=ref, valid_smiles=canonical)
+        )
+    return evaluations
+
+
+def _reference_metrics(
+    gen: SetStatistics, ref: SetStatistics, suffix: str, device: str
+) -> dict[str, float]:
+    """FCD, SNN, Frag and Scaf of the generated set against one reference."""
+    return {
+        f"FCD/{suffix}": (
+            frechet_distance(gen.fcd_mu, gen.fcd_sigma, ref.fcd_mu, ref.fcd_sigma)
+            if gen.n_molecules >= 2
+            else float("nan")
+        ),
+        f"SNN/{suffix}": _weighted_mean(
+            nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device),
+            gen.counts,
+        ),
+        f"Frag/{suffix}": _count_cosine(
+            gen.fragment_keys, gen.fragment_counts, ref.fragment_keys, ref.fragment_counts
+        ),
+        f"Scaf/{suffix}": _count_cosine(
+            gen.scaffold_keys, gen.scaffold_counts, ref.scaffold_keys, ref.scaffold_counts
+        ),
+    }
 
 
 def reference_suffix(reference: object) -> str:
