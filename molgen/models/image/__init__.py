@@ -56,7 +56,9 @@ KINDS: dict[str, tuple[type[nn.Module], type]] = {
 MODEL_NAMES: dict[str, tuple[str, dict[str, Any]]] = {
     "vae": ("image_vae", {}),
     "beta-vae": ("image_vae", {"beta": 4.0}),
-    "cvae": ("image_vae", {"conditional": True}),
+    # A small latent leaves the class to the label: with 16 dimensions the code keeps it and the
+    # decoder learns to ignore its label input (35% conditional accuracy after 4 epochs, 93% with 4 dims).
+    "cvae": ("image_vae", {"conditional": True, "latent_dim": 4}),
     "dae": ("image_dae", {}),
     "dcgan": ("image_gan", {"loss": "ns"}),
     "wgan-gp": ("image_gan", {"loss": "wgan-gp", "critic_steps": 5}),

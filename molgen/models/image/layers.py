@@ -19,7 +19,7 @@ from torch import nn
 
 from molgen.errors import ConfigError
 
-__all__ = ["ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape"]
+__all__ = ["ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape", "dcgan_init", "label_planes"]
 
 T = TypeVar("T", bound="ConfigMixin")
 
@@ -50,6 +50,12 @@ def check_shape(shape: tuple[int, ...], name: str) -> None:
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return F.one_hot(labels.long(), num_classes).float()
+
+
+def label_planes(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``x`` ``[B, C, H, W]`` with the one-hot labels appended as ``num_classes`` constant planes."""
+    planes = one_hot(labels, num_classes).to(x.dtype)[:, :, None, None]
+    return torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
 
 
 class ConvEncoder(nn.Module):
@@ -83,7 +89,9 @@ class ConvDecoder(nn.Module):
         c, h, w = image_shape
         self.image_shape = image_shape
         self.start = (2 * hidden, math.ceil(h / 4), math.ceil(w / 4))
-        self.fc = nn.Sequential(nn.Linear(in_dim, int(torch.tensor(self.start).prod())), nn.ReLU())
+        flat = int(torch.tensor(self.start).prod())
+        norm: list[nn.Module] = [nn.BatchNorm1d(flat)] if batch_norm else []
+        self.fc = nn.Sequential(nn.Linear(in_dim, flat), *norm, nn.ReLU())
         layers: list[nn.Module] = [nn.ConvTranspose2d(2 * hidden, hidden, 4, 2, 1)]
         layers += [nn.BatchNorm2d(hidden)] if batch_norm else []
         layers += [nn.ReLU(), nn.ConvTranspose2d(hidden, c, 4, 2, 1)]
@@ -93,3 +101,17 @@ class ConvDecoder(nn.Module):
         out = self.deconv(self.fc(z).view(-1, *self.start))
         _, h, w = self.image_shape
         return out[:, :, :h, :w]
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.'s initialisation: weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0.
+
+    PyTorch's defaults scale with fan-in; the GANs here are tuned for these smaller, uniform weights.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, one_hot
+from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, label_planes, one_hot
 
 __all__ = ["VAEConfig", "ConvVAE", "VAEOutput"]
 
@@ -67,8 +67,12 @@ class ConvVAE(nn.Module):
         super().__init__()
         self.config = config
         k = config.num_classes
-        self.encoder = ConvEncoder(config.image_shape, config.hidden, 8 * config.hidden)
-        self.head = nn.Linear(8 * config.hidden + k, 2 * config.latent_dim)
+        c, h, w = config.image_shape
+        # A conditional encoder sees the label as K constant input planes, so its convolutions can
+        # describe the image *given* the class; with the label only at the last layer the latent
+        # code keeps the class and the decoder learns to ignore its label input.
+        self.encoder = ConvEncoder((c + k, h, w), config.hidden, 8 * config.hidden)
+        self.head = nn.Linear(8 * config.hidden, 2 * config.latent_dim)
         self.decoder = ConvDecoder(config.latent_dim + k, config.image_shape, config.hidden)
 
     @property
@@ -83,7 +87,11 @@ class ConvVAE(nn.Module):
         return torch.cat([h, one_hot(y, self.config.num_classes)], dim=1)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self._cond(self.encoder(x), y)).chunk(2, dim=1)
+        if self.conditional:
+            if y is None:
+                raise ConfigError("this is a conditional VAE: pass labels")
+            x = label_planes(x, y, self.config.num_classes)
+        mu, logvar = self.head(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 8)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
