@@ -53,16 +53,28 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     digest = hashlib.sha256(body[8 + header_len :]).hexdigest()
     # The checksum covers the tensor bytes; it must be known before the header
     # is final, so the file is serialised twice (cheap next to the disk write).
+    meta_json = json.dumps(meta, sort_keys=True)
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "sha256": digest,
-        "meta": json.dumps(meta, sort_keys=True),
+        "header_sha256": _header_digest(json.loads(body[8 : 8 + header_len]), meta_json),
+        "meta": meta_json,
     }
     blob = st_save(tensors, metadata=metadata)
     with atomic_output(path, "wb") as fh:
         fh.write(blob)
     return path
+
+
+def _header_digest(descriptors: dict[str, Any], meta_json: str) -> str:
+    """SHA-256 of the tensor index (names, dtypes, shapes, offsets) and the metadata JSON.
+
+    ``sha256`` covers the tensor bytes only; without this, damage that keeps
+    the header valid JSON (a renamed tensor, an altered config value) would load.
+    """
+    tensors = {k: v for k, v in descriptors.items() if k != "__metadata__"}
+    return hashlib.sha256(json.dumps({"tensors": tensors, "meta": meta_json}, sort_keys=True).encode()).hexdigest()
 
 
 def _split(path: Path) -> tuple[dict[str, Any], bytes, bytes]:
@@ -136,6 +148,9 @@ def load_checkpoint(
         expected = header["__metadata__"].get("sha256")
         if expected != hashlib.sha256(data).hexdigest():
             raise CheckpointError(f"{path} failed its checksum (corrupted or truncated); re-save or re-train it")
+        expected_header = header["__metadata__"].get("header_sha256")  # absent in checkpoints from before it existed
+        if expected_header is not None and expected_header != _header_digest(header, header["__metadata__"]["meta"]):
+            raise CheckpointError(f"{path} has a corrupted header (its checksum does not match); re-save or re-train it")
     try:
         tensors = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
