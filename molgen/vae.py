@@ -199,15 +199,12 @@ class MoleculeVAE:
                 continue
             if len(toks) + 1 > max_length:  # room for EOS
                 continue
-            seqs.append(self.vocab.encode(toks))
+            seqs.append(toks)
             kept.append(i)
         if not seqs:
             return torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, dtype=torch.long), kept
-        width = max(len(s) for s in seqs)
-        arr = np.zeros((len(seqs), width), dtype=np.int64)
-        for r, s in enumerate(seqs):
-            arr[r, : len(s)] = s
-        return torch.from_numpy(arr), torch.tensor([len(s) for s in seqs]), kept
+        ids = self.vocab.encode_batch(seqs)
+        return torch.from_numpy(ids), torch.tensor([len(s) + 2 for s in seqs]), kept
 
     # -- core operations ---------------------------------------------------------
     @torch.inference_mode()

@@ -27,6 +27,7 @@ import torch
 from molgen import chem
 from molgen.conditioning import ConditionSpec, parse_property_names, property_matrix
 from molgen.datasets import BucketBatchSampler, train_val_split
+from molgen.datasets.token_cache import CachedTokens, default_token_cache, load_tokens, save_tokens, token_cache_key
 from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
@@ -84,29 +85,50 @@ def _tokenize_one(smiles: str, representation: str) -> list[str] | None:
 
 
 def tokenize_smiles(
-    smiles: list[str], representation: str, max_length: int, vocab: Vocabulary | None = None, n_jobs: int | None = None
+    smiles: list[str],
+    representation: str,
+    max_length: int,
+    vocab: Vocabulary | None = None,
+    n_jobs: int | None = None,
+    cache_dir: str | Path | None = None,
+    cache_min: int = 50_000,
 ) -> tuple[TokenizedData, Vocabulary]:
-    """Tokenise (in a process pool for large inputs), build or apply a vocabulary, pad to an id array."""
+    """Tokenise (in a process pool for large inputs), build or apply a vocabulary, pad to an id array.
+
+    Inputs of at least ``cache_min`` molecules are cached on disk
+    (:mod:`molgen.datasets.token_cache`, under ``cache_dir`` or
+    ``$MOLGEN_CACHE/tokens``); a later call with the same molecules, settings
+    and vocabulary memory-maps the arrays instead of tokenising again.
+    """
+    use_cache = len(smiles) >= cache_min
+    if use_cache:
+        folder = Path(cache_dir) if cache_dir is not None else default_token_cache()
+        key = token_cache_key(smiles, representation, max_length, vocab.to_dict() if vocab else None)
+        hit = load_tokens(key, folder)
+        if hit is not None:
+            vocab = vocab or Vocabulary.from_dict(hit.vocab)
+            kept_smiles = [smiles[i] for i in hit.kept.tolist()]
+            return TokenizedData(hit.ids, hit.lengths.astype(np.int64), kept_smiles, dict(hit.skipped)), vocab
     token_lists = chem.pmap(partial(_tokenize_one, representation=representation), smiles, n_jobs=n_jobs)
     skipped = {"untokenizable": 0, "too_long": 0}
-    kept_tokens, kept_smiles = [], []
-    for s, toks in zip(smiles, token_lists):
+    kept_tokens, kept = [], []
+    for i, toks in enumerate(token_lists):
         if toks is None:
             skipped["untokenizable"] += 1
         elif len(toks) > max_length:
             skipped["too_long"] += 1
         else:
             kept_tokens.append(toks)
-            kept_smiles.append(s)
+            kept.append(i)
     if not kept_tokens:
         raise DataError(f"no molecule could be tokenised within max_length={max_length}; check the input or raise --max-length")
     if vocab is None:
         vocab = Vocabulary.build(kept_tokens)
     lengths = np.array([len(t) + 2 for t in kept_tokens], dtype=np.int64)
-    ids = np.zeros((len(kept_tokens), int(lengths.max())), dtype=np.int64)
-    for i, toks in enumerate(kept_tokens):
-        ids[i, : lengths[i]] = vocab.encode(toks)
-    return TokenizedData(ids, lengths, kept_smiles, skipped), vocab
+    ids = vocab.encode_batch(kept_tokens)
+    if use_cache:
+        save_tokens(key, folder, CachedTokens(ids, lengths, np.array(kept), vocab.to_dict(), skipped))
+    return TokenizedData(ids, lengths, [smiles[i] for i in kept], skipped), vocab
 
 
 def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
@@ -192,7 +214,9 @@ class SeqVAETask:
 
     def _tensors(self, data: TokenizedData, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = data.lengths[idx]
-        ids = torch.from_numpy(data.ids[idx, : int(lengths.max())]).to(self.device, non_blocking=True)
+        # Cached ids are a memory-mapped uint8/int32 array: gather the rows, widen to int64.
+        rows = np.asarray(data.ids[idx, : int(lengths.max())], dtype=np.int64)
+        ids = torch.from_numpy(rows).to(self.device, non_blocking=True)
         return ids, torch.from_numpy(lengths)
 
     def train_batches(self, epoch: int) -> list[tuple[str, np.ndarray]]:
