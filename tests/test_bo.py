@@ -211,3 +211,19 @@ def test_cli_bo_run(tiny, tmp_path):
         assert (out / name).exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "bo" and summary["method_facts"]["config"]["batch_size"] == 6
+
+
+def test_a_slow_molecule_times_out_and_the_run_continues(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time\n"
+        "def score(smiles):\n"
+        "    for s in smiles:\n"
+        "        if len(s) == 8:\n"
+        "            time.sleep(30)\n"
+        "    return [-abs(len(s) - 9) for s in smiles]\n"
+    )
+    result = optimize(f"{script}:score", model=ChainVAE(), method="bo", budget=8, options=TOY_OPTIONS, seed=0, timeout=0.5)
+    failed = [r for r in result.oracle.history if r.status == "failed"]
+    assert result.oracle.calls == 8 and [r.smiles for r in failed] == ["C" * 8]
+    assert failed[0].error.endswith("score: ObjectiveTimeout: took longer than 0.5 s")

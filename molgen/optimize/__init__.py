@@ -6,6 +6,8 @@
 * :mod:`~molgen.optimize.oracle` -- scoring, de-duplication, budget, JSONL log;
 * :mod:`~molgen.optimize.predictor` -- fitting and saving latent property predictors;
 * :mod:`~molgen.optimize.gradient` -- gradient ascent on z against a predictor;
+* :mod:`~molgen.optimize.bo` -- Bayesian optimization (BoTorch GP, Thompson sampling, trust regions);
+* :mod:`~molgen.optimize.pmo` -- the 20 RDKit-only PMO tasks (``pmo:<task>``) and AUC top-10;
 * :mod:`~molgen.optimize.outputs` -- ranked CSV, top-molecule grid, best-so-far plot;
 * :mod:`~molgen.optimize.api` -- :func:`optimize`, the one-call entry point.
 
@@ -16,6 +18,7 @@ Example::
 """
 
 from molgen.optimize.api import METHODS, MethodContext, OptimizationResult, build_constraints, optimize, register_method
+from molgen.optimize.bo import BOConfig, BORun, optimize_bo
 from molgen.optimize.constraints import Constraint, ConstraintSet
 from molgen.optimize.gradient import GradientConfig, GradientRun, optimize_gradient
 from molgen.optimize.objectives import Objective, Term, load_user_function, parse_objective, register_term_prefix
@@ -41,6 +44,9 @@ __all__ = [
     "build_constraints",
     "Constraint",
     "ConstraintSet",
+    "BOConfig",
+    "BORun",
+    "optimize_bo",
     "GradientConfig",
     "GradientRun",
     "optimize_gradient",

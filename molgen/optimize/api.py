@@ -115,6 +115,7 @@ def optimize(
     seed: int = 0,
     device: str = "auto",
     show_progress: bool = False,
+    timeout: float | None = None,
 ) -> OptimizationResult:
     """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE or any object with its
     ``encode``/``decode``/``config.latent_dim``, a checkpoint path, or None for the shipped default).
@@ -122,6 +123,7 @@ def optimize(
     ``options`` are the method's settings (for ``gradient``: the fields of
     :class:`~molgen.optimize.gradient.GradientConfig`, plus ``predictor_train_size``
     -- molecules used to fit a property predictor when none is given).
+    ``timeout`` limits the seconds a user objective may spend on one molecule (a slower one is a logged failure).
     Returns the oracle and the ranked molecules; with ``out_dir`` also writes the output files.
     """
     from molgen.vae import MoleculeVAE
@@ -142,7 +144,7 @@ def optimize(
     objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
     seed_everything(seed)
     out = Path(out_dir) if out_dir is not None else None
-    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None)
+    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None, timeout=timeout)
     ctx = MethodContext(vae, oracle, oracle.starts, seed, dict(options or {}), trained, show_progress)
     summary: dict[str, Any] = {"method": method, "seed": seed, "options": ctx.options, "model": vae.meta.get("path")}
     t0 = time.perf_counter()

@@ -62,9 +62,9 @@ class BOConfig(ConfigMixin):
     projection_molecules: int = 2000  # encoded training molecules the PCA is computed on
     bound: float = 3.5  # search box, in standard deviations along each direction
     acquisition: Literal["ts", "qlogei"] = "ts"
-    n_candidates: int = 2000  # Thompson-sampling candidates per batch
+    n_candidates: int = 1000  # Thompson-sampling candidates per batch
     oversample: float = 4.0  # decode up to this many times batch_size candidates to find new molecules
-    max_train: int = 500  # GP training points, nearest the trust-region centre
+    max_train: int = 300  # GP training points, nearest the trust-region centre
     fit_iters: int = 75  # L-BFGS iterations of the GP hyperparameter fit
     length_init: float = 0.8
     length_min: float = 0.5**7

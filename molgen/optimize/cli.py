@@ -127,10 +127,10 @@ def predictor_train(
 
 
 def optimize_command(
-    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME"),
+    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
-    method: str = typer.Option("gradient", help="optimizer (gradient; others when installed)"),
+    method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. dims=32)"),
     budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
     constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
     start: list[str] = typer.Option([], "--start", help="start molecule SMILES (repeatable)"),
@@ -152,6 +152,7 @@ def optimize_command(
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
     strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
 ) -> None:
@@ -174,7 +175,7 @@ def optimize_command(
     result = optimize(
         objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
         min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
-        out_dir=output, seed=seed, device=device, show_progress=not quiet,
+        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout,
     )
     _report(result, output)
 

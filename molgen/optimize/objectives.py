@@ -28,11 +28,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import math
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,16 +148,17 @@ class Objective:
             total = total + term.weight * term.transform(predicted[term.prop])
         return total
 
-    def score(self, smiles: Sequence[str], properties: dict[str, Sequence[float]] | None = None) -> ObjectiveScores:
+    def score(self, smiles: Sequence[str], properties: dict[str, Sequence[float]] | None = None, timeout: float | None = None) -> ObjectiveScores:
         """Score valid SMILES. Failures (exceptions, NaN, wrong output length) give NaN and a message.
 
-        ``properties`` may hold already computed built-in property columns to reuse.
+        ``properties`` may hold already computed built-in property columns to reuse. ``timeout``
+        (seconds per molecule, for user functions) turns a molecule that takes longer into a failure.
         """
         smiles = list(smiles)
         total = np.zeros(len(smiles))
         errors: list[str | None] = [None] * len(smiles)
         for term in self.terms:
-            values, term_errors = _term_values(term, smiles, properties)
+            values, term_errors = _term_values(term, smiles, properties, timeout)
             for i, (v, e) in enumerate(zip(values, term_errors)):
                 if errors[i] is None and (e is not None or not math.isfinite(v)):
                     errors[i] = f"{term.label}: {e or 'returned ' + str(v)}"
@@ -169,7 +173,7 @@ class Objective:
 # -- evaluation ----------------------------------------------------------------
 
 
-def _term_values(term: Term, smiles: list[str], properties) -> tuple[np.ndarray, list[str | None]]:
+def _term_values(term: Term, smiles: list[str], properties, timeout: float | None = None) -> tuple[np.ndarray, list[str | None]]:
     if term.differentiable and term.func is None:
         if properties is not None and term.prop in properties:
             raw = np.asarray(properties[term.prop], dtype=float)
@@ -177,16 +181,17 @@ def _term_values(term: Term, smiles: list[str], properties) -> tuple[np.ndarray,
             raw = chem.compute_properties(smiles, [term.prop])[term.prop].to_numpy(dtype=float)
         errors = [None if math.isfinite(v) else "molecule did not parse" for v in raw]
         return np.asarray(term.transform(raw), dtype=float), errors
-    return _call_batch(term.func, smiles)
+    return _call_batch(term.func, smiles, timeout)
 
 
-def _call_batch(func: Callable[[list[str]], Sequence[float]], smiles: list[str]) -> tuple[np.ndarray, list[str | None]]:
-    """Call a batch function; if the batch call fails, fall back to one call per molecule so one bad
-    molecule costs only its own score."""
+def _call_batch(func: Callable[[list[str]], Sequence[float]], smiles: list[str], timeout: float | None = None) -> tuple[np.ndarray, list[str | None]]:
+    """Call a batch function; if the batch call fails (or takes longer than ``timeout`` seconds per
+    molecule), fall back to one call per molecule so one bad molecule costs only its own score."""
     if not smiles:
         return np.zeros(0), []
     try:
-        values = _as_floats(func(list(smiles)), len(smiles))
+        with _deadline(timeout * len(smiles) if timeout else None):
+            values = _as_floats(func(list(smiles)), len(smiles))
         return values, [None] * len(smiles)
     except Exception:  # user code may raise anything; retry molecule by molecule below
         pass
@@ -194,10 +199,36 @@ def _call_batch(func: Callable[[list[str]], Sequence[float]], smiles: list[str])
     errors: list[str | None] = [None] * len(smiles)
     for i, s in enumerate(smiles):
         try:
-            values[i] = _as_floats(func([s]), 1)[0]
+            with _deadline(timeout):
+                values[i] = _as_floats(func([s]), 1)[0]
         except Exception as exc:  # logged per molecule; the run goes on
             errors[i] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
     return values, errors
+
+
+class ObjectiveTimeout(Exception):
+    """A user objective ran past its per-molecule time limit."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None):
+    """Raise :class:`ObjectiveTimeout` inside the block after ``seconds`` (SIGALRM: main thread on POSIX
+    only; elsewhere no limit). Python code is interrupted at once; a long call into C returns first."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ObjectiveTimeout(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _as_floats(result, n: int) -> np.ndarray:

@@ -11,8 +11,8 @@ Every optimizer in :mod:`molgen.optimize` sees the objective only through an
   passed to the objective, costs nothing;
 * every other new molecule is one oracle call: scored once, charged once
   against ``budget``, written at once as one line of the JSONL log (so an
-  interrupted run keeps a complete log). Objective failures (an exception or
-  NaN for that molecule) are logged with their message and still count,
+  interrupted run keeps a complete log). Objective failures (an exception,
+  NaN or a timeout for that molecule) are logged with their message and still count,
   because the objective was called.
 
 When the budget is spent, further new molecules get NaN and are not logged;
@@ -64,6 +64,8 @@ class Oracle:
         starts: start molecules (SMILES); ``origins`` passed to :meth:`__call__`
             index into them, for the similarity column and ``sim`` constraints.
         log_path: JSONL file to append every call to (created, truncated first).
+        timeout: seconds a user objective may spend on one molecule; a slower molecule is a
+            logged failure (None: no limit).
     """
 
     def __init__(
@@ -73,9 +75,13 @@ class Oracle:
         constraints: ConstraintSet | Sequence[str] | None = None,
         starts: Sequence[str] | None = None,
         log_path: str | Path | None = None,
+        timeout: float | None = None,
     ) -> None:
         if budget is not None and budget < 1:
             raise ConfigError("--budget must be at least 1 oracle call")
+        if timeout is not None and not timeout > 0:
+            raise ConfigError("--timeout must be a positive number of seconds")
+        self.timeout = timeout
         self.objective = parse_objective(objective)
         self.budget = budget
         self.constraints = constraints if isinstance(constraints, ConstraintSet) else ConstraintSet.parse(constraints or [])
@@ -174,7 +180,7 @@ class Oracle:
                 feasible.append((s, origin, sim, row))
         if not feasible:
             return
-        scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in props.columns})
+        scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in props.columns}, self.timeout)
         for (s, origin, sim, row), value, error in zip(feasible, scored.values, scored.errors):
             status = "ok" if error is None else "failed"
             self.counts["failed"] += status == "failed"
