@@ -113,3 +113,22 @@ def test_warm_start_copies_weights_and_checks_architecture(tmp_path, tiny_smiles
     bigger = VAETrainingConfig(representation="selfies", model=dict(TINY_ARCH, latent_dim=9), train=dict(epochs=1))
     with pytest.raises(MolgenError, match="architecture"):
         train_vae(tiny_smiles[:64], tmp_path / "bad", bigger, device="cpu", show_progress=False, init_from=tiny_run)
+
+
+def test_cpu_time_budget_stops_after_the_step_that_exceeds_it(tmp_path, tiny_smiles, monkeypatch):
+    import time as time_module
+
+    clock = {"t": 0.0}
+
+    def fake_process_time():
+        clock["t"] += 10.0  # every reading: 10 CPU-seconds later
+        return clock["t"]
+
+    monkeypatch.setattr(time_module, "process_time", fake_process_time)
+    # The clock moves 10 s per reading (one at the start, one per step, maybe a few elsewhere):
+    # a 30 s budget stops the run after a handful of its 30 steps.
+    _, result = train_vae(
+        tiny_smiles[:200], tmp_path / "run", _config(epochs=5, max_cpu_minutes=0.5), device="cpu", show_progress=False
+    )
+    assert result.stopped_because == "time budget"
+    assert 1 <= result.steps <= 4

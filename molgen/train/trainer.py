@@ -61,6 +61,7 @@ class TrainConfig(ConfigMixin):
     patience: int = 5  # epochs without validation improvement before stopping; 0 disables
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
     max_minutes: float = 0.0  # wall-clock budget; 0 means no limit
+    max_cpu_minutes: float = 0.0  # CPU-time budget of this process (fair on a shared machine); 0 means no limit
     amp: bool = True  # mixed precision, used only on CUDA
     seed: int = 0
 
@@ -230,7 +231,7 @@ class Trainer:
             raise MolgenError(f"nothing to resume in {self.out} (no {RESUME_FILE}); start without --resume")
         if not resume and (self.out / RESUME_FILE).exists():
             raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         stopped = "epochs"
         cfg = self.config
         for g in self.optimizer.param_groups:
@@ -248,7 +249,7 @@ class Trainer:
                     bar.advance(1, loss=logs["loss"], **{k: logs[k] for k in ("recon", "kl", "beta") if k in logs})
                     if self.global_step % cfg.checkpoint_every == 0:
                         self._save_state()
-                    if cfg.max_minutes and time.monotonic() - start > cfg.max_minutes * 60:
+                    if self._out_of_time(start, cpu_start):
                         stopped = "time budget"
                         break
             n = max(1, self.batch_in_epoch)
@@ -277,6 +278,12 @@ class Trainer:
         self._save_state()
         self._write_logs()
         return TrainResult(len(self.history), self.global_step, self.best_val, stopped, time.monotonic() - start)
+
+    def _out_of_time(self, start: float, cpu_start: float) -> bool:
+        cfg = self.config
+        wall = bool(cfg.max_minutes) and time.monotonic() - start > cfg.max_minutes * 60
+        cpu = bool(cfg.max_cpu_minutes) and time.process_time() - cpu_start > cfg.max_cpu_minutes * 60
+        return wall or cpu
 
     def _finish_epoch_state(self) -> None:
         self.epoch += 1
