@@ -201,6 +201,11 @@ def _markdown(out: dict, methods: list[str]) -> str:
         lines.append(f"| {t} | " + " | ".join(ours) + " | " + " | ".join(f"{out['published'][p][t]:.3f}" for p in pub) + " |")
     sums = [f"**{out['summary'][m]['sum_auc_run']:.3f}**" if out["summary"][m]["sum_auc_run"] is not None else "" for m in methods]
     lines.append("| **sum (20)** | " + " | ".join(sums) + " | " + " | ".join(f"**{out['published_sums'][p]:.3f}**" for p in pub) + " |")
+    common = [t for t in PMO_TASKS if all(out["per_task"][m][t] for m in methods)]
+    if len(common) < len(PMO_TASKS):
+        ours = [f"{sum(out['per_task'][m][t]['auc_run'] for t in common):.3f}" for m in methods]
+        theirs = [f"{sum(out['published'][p][t] for t in common):.3f}" for p in pub]
+        lines.append(f"| sum over the {len(common)} tasks every column has | " + " | ".join(ours + theirs) + " |")
     return "\n".join(lines)
 
 

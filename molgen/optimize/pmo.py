@@ -338,10 +338,11 @@ def auc_top_k(scores: Sequence[float], budget: int = 10_000, k: int = 10, freq: 
     """PMO's AUC top-k: the trapezoid area under the logged top-k curve (from 0 at call 0), over ``budget``.
 
     With ``finish`` a run that stopped before ``budget`` calls has its last value held flat to
-    ``budget`` (as in mol_opt); without it the area covers only the calls made. The result is in
-    [0, 1] for scores in [0, 1]. For a run of ``n < budget`` calls, ``auc_top_k(scores, budget=n)``
-    is a lower bound on what the same run would get if continued to ``budget`` calls, because the
-    curve never decreases.
+    ``budget`` (as in mol_opt); without it the area covers only the calls made (still divided by
+    ``budget``). The result is in
+    [0, 1] for scores in [0, 1]. For a run of ``n < budget`` calls, ``n`` a multiple of ``freq``
+    (and ``freq >= k``), ``auc_top_k(scores, budget=n)`` is a lower bound on what the same run would
+    get if continued to ``budget`` calls, because the logged curve never decreases.
     """
     if budget < 1:
         raise ConfigError("the AUC budget must be at least 1 call")
