@@ -42,7 +42,7 @@ from molgen import chem
 from molgen.errors import ConfigError
 from molgen.vae import MoleculeVAE
 
-__all__ = ["score_molecules", "flag_threshold", "auroc", "COLUMNS"]
+__all__ = ["COLUMNS", "auroc", "flag_threshold", "score_molecules"]
 
 COLUMNS = ["smiles", "status", "n_tokens", "elbo", "recon_ll", "kl", "iw_ll", "iw_ll_per_token"]
 _LOG_2PI = math.log(2 * math.pi)
@@ -78,7 +78,10 @@ def _score_batch(
     b, d = mu.shape
     eps = torch.randn(samples, b, d, generator=gen).to(dev)
     z = mu + eps * torch.exp(0.5 * logvar)  # [K, B, D]
-    rows = lambda t: t.unsqueeze(0).expand(samples, *t.shape).reshape(samples * b, *t.shape[1:])  # noqa: E731
+
+    def rows(t: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K * B, ...], sample-major like z
+        return t.unsqueeze(0).expand(samples, *t.shape).reshape(samples * b, *t.shape[1:])
+
     h = model.context(z.reshape(samples * b, d), None if c is None else rows(c))
     inputs, targets = rows(ids[:, :-1]), rows(ids[:, 1:])
     logits = model.decode_logits(h, inputs).float()

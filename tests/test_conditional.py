@@ -8,14 +8,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARCH
 
 from molgen.cli import main
 from molgen.conditioning import ConditionSpec, ConditionWarning, parse_property_names
 from molgen.errors import ConfigError
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.vae import MoleculeVAE
-
-from conftest import TINY_ARCH
 
 # Drawn from data/default_model.safetensors with sample(16, seed=3) before conditioning existed.
 DEFAULT_MODEL_SEED3 = [

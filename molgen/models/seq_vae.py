@@ -40,7 +40,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from molgen.errors import ConfigError
 from molgen.utils.config import ConfigMixin
 
-__all__ = ["SeqVAEConfig", "SeqVAE", "SeqVAEBase", "VAEOutput", "build_seq_vae"]
+__all__ = ["SeqVAE", "SeqVAEBase", "SeqVAEConfig", "VAEOutput", "build_seq_vae"]
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 

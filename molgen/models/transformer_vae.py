@@ -29,7 +29,7 @@ from torch import nn
 
 from molgen.models.seq_vae import PAD, SeqVAEBase, SeqVAEConfig
 
-__all__ = ["TransformerVAE", "TRANSFORMER_DEFAULTS"]
+__all__ = ["TRANSFORMER_DEFAULTS", "TransformerVAE"]
 
 #: Size defaults applied when ``arch="transformer"`` and a size is not given.
 TRANSFORMER_DEFAULTS: dict[str, int] = dict(
