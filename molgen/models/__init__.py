@@ -1,8 +1,18 @@
-"""Models: the sequence VAE and latent property predictor for molecules; ``image`` holds the image models."""
+"""Models: the sequence VAEs (GRU and Transformer) and latent property predictor for molecules; ``image`` holds the image models."""
 
 from __future__ import annotations
 
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
-from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, VAEOutput
+from molgen.models.seq_vae import SeqVAE, SeqVAEBase, SeqVAEConfig, VAEOutput, build_seq_vae
+from molgen.models.transformer_vae import TransformerVAE
 
-__all__ = ["LatentPredictor", "LatentPredictorConfig", "SeqVAE", "SeqVAEConfig", "VAEOutput"]
+__all__ = [
+    "LatentPredictor",
+    "LatentPredictorConfig",
+    "SeqVAE",
+    "SeqVAEBase",
+    "SeqVAEConfig",
+    "TransformerVAE",
+    "VAEOutput",
+    "build_seq_vae",
+]
