@@ -34,9 +34,11 @@ import numpy as np
 
 from molgen.errors import ConfigError
 from molgen.metrics.compute import Evaluation, evaluate_many, reference_suffix
+from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
+from molgen.shards import ShardSpec
 from molgen.utils.io import atomic_output, atomic_write_text
 
-__all__ = ["run_benchmark", "MAIN_COLUMNS", "load_baselines"]
+__all__ = ["run_benchmark", "run_benchmark_shard", "merge_benchmark", "MAIN_COLUMNS", "load_baselines"]
 
 #: Metric columns of the main table (MOSES's README layout).
 MAIN_COLUMNS = (
@@ -101,18 +103,98 @@ def run_benchmark(
     """
     start = time.perf_counter()
     refs = [reference] if references is None else list(references)
+    _check_suffixes(refs)
+    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir)
+    return _report(results, refs, references is None, start, out_dir, baselines, seed, label)
+
+
+def run_benchmark_shard(
+    generated: Sequence[str] | str | os.PathLike,
+    shard: ShardSpec,
+    out_path: str | os.PathLike,
+    references: Sequence[str | os.PathLike] = ("moses-test",),
+    train: Sequence[str] | None = None,
+    job: dict | None = None,
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+    cache_dir: str | os.PathLike | None = None,
+) -> PartialStatistics:
+    """Do one shard's part of a benchmark and save its statistics to ``out_path`` (``.npz``).
+
+    ``generated`` holds this shard's samples only (e.g. ``shard.select(all_samples)``).
+    Every shard of a job must use the same references, training set and
+    ``job`` settings; :func:`merge_benchmark` checks that. See
+    :mod:`molgen.metrics.partial` for what is saved.
+    """
+    _check_suffixes(references)
+    part = compute_partial(
+        generated, references, (shard.index, shard.count), train, job, n_jobs, device, batch_size, cache_dir
+    )
+    part.save(out_path)
+    return part
+
+
+def merge_benchmark(
+    parts: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    references: Sequence[str | os.PathLike] | None = None,
+    baselines: bool = True,
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    label: str | None = None,
+) -> dict:
+    """Combine every shard's statistics into the report one run over all samples writes.
+
+    Args:
+        parts: the ``.npz`` files of all shards (any order).
+        references: where the reference sets are now, if they moved
+            (default: the names the shards used).
+        label: our row's name (default: the one the shards recorded).
+        out_dir, baselines, n_jobs, device, batch_size, cache_dir, seed: as
+            for :func:`run_benchmark`.
+    """
+    start = time.perf_counter()
+    loaded = [PartialStatistics.load(p) for p in parts]
+    results = merge_partials(loaded, references, n_jobs, device, batch_size, cache_dir)
+    first = loaded[0].meta
+    names = [r["name"] for r in first["references"]]
+    label = label or first["job"].get("label") or "molgen"
+    report = _report(results, names, len(names) == 1, start, out_dir, baselines, seed, label)
+    report["shards"] = first["of"]
+    return report
+
+
+def _check_suffixes(refs: Sequence[object]) -> list[str]:
     suffixes = [reference_suffix(r) for r in refs]
     if len(set(suffixes)) < len(suffixes):
         raise ConfigError(
             "these references would report under the same metric names "
             f"({', '.join(suffixes)}); score custom reference files one at a time"
         )
-    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir)
+    return suffixes
+
+
+def _report(
+    results: list[Evaluation],
+    refs: Sequence[object],
+    single: bool,
+    start: float,
+    out_dir: str | os.PathLike | None,
+    baselines: bool,
+    seed: int,
+    label: str,
+) -> dict:
+    """The report dict, and with ``out_dir`` the report folder."""
+    suffixes = [reference_suffix(r) for r in refs]
     result = results[0]
     names = [str(r) if isinstance(r, (str, os.PathLike)) else f"{len(r)} SMILES" for r in refs]
     report = {
         "metrics": {k: v for r in results for k, v in r.metrics.items()},
-        "reference": names[0] if references is None else names,
+        "reference": names[0] if single else names,
         "seconds": round(time.perf_counter() - start, 2),
         "files": [],
     }

@@ -36,6 +36,7 @@ out = Console(soft_wrap=True)
 MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
 STRICT_HELP = "stop at the first invalid input line, naming it (default: skip and count bad lines)"
 REJECTS_HELP = "write every skipped input line (line number, text, reason) to this CSV"
+SHARD_HELP = "do only part i of N of the job (0-based, e.g. $SLURM_ARRAY_TASK_ID/N); combine the parts with molgen merge"
 
 
 def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False):
@@ -204,16 +205,23 @@ def sample(
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
+    shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
     Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory.
     """
+    from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
     from molgen.train.progress import progress_bar
     from molgen.utils.io import atomic_output
-    from molgen.vae import MoleculeVAE
+    from molgen.vae import MoleculeVAE, resolve_model_path
 
     _set_threads(threads)
+    spec = parse_shard(shard) if shard is not None else None
+    total, seed_arg = n, seed
+    if spec is not None:
+        n, seed = spec.size(total), spec.seed(seed)
+        sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
     if vae.conditions is not None and condition is None:
         err.print(f"[dim]conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data[/dim]")
@@ -241,8 +249,15 @@ def sample(
 
         molecule_grid(kept_for_grid, grid)
     written = len(seen) if unique else n_valid
+    if spec is not None:
+        job = dict(
+            command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
+            top_k=top_k, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
+        )  # fmt: skip
+        write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
     err.print(
-        f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
+        (f"shard {spec} (seed {seed}): " if spec is not None else "")
+        + f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
         f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
     )
 
@@ -373,35 +388,68 @@ def benchmark(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --train (every line of --generated is a sample)"),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --train"),
+    shard: Optional[str] = typer.Option(
+        None, help=SHARD_HELP + ": score lines of --generated, or sample as molgen sample --shard does; -o is then the part's .npz (or a folder for it)"
+    ),
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
     from molgen.benchmark import run_benchmark
+    from molgen.shards import file_digest, parse_shard
     from molgen.utils.io import RunLock
     from molgen.utils.runtime import resolve_device
 
     _set_threads(threads)
+    spec = parse_shard(shard) if shard is not None else None
     train = None
     if train_file is not None:
         train = _read(train_file, None, strict, rejects)
-    with RunLock(output):
+    # Shards write one .npz each (atomically), so they share an output folder without a lock.
+    with RunLock(output) if spec is None else _no_lock():
         if generated is None:
-            from molgen.vae import MoleculeVAE, training_smiles
+            from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
 
             vae = MoleculeVAE.load(model, device=device)
             start = time.perf_counter()
-            samples = vae.sample(n, temperature=temperature, seed=seed)
-            err.print(f"sampled {n:,} molecules in {time.perf_counter() - start:.1f} s")
+            n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
+            samples = vae.sample(n_here, temperature=temperature, seed=seed_here)
+            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:
                 train = training_smiles(vae)
                 if train is None:
                     err.print("[yellow]the checkpoint's training set is not available; novelty is not computed (pass --train)[/yellow]")
             label = Path(vae.meta.get("path", "model")).stem
+            job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature) if spec else {}
         else:
             gen, label = generated, generated.stem
+            if spec is not None:
+                from molgen.metrics import load_generated
+
+                gen = list(spec.select(load_generated(generated)))
+                job = dict(generated=file_digest(generated))
+        if spec is not None:
+            _benchmark_part(gen, spec, output, reference, train, dict(job, label=label), n_jobs, str(resolve_device(device)))
+            return
         report = run_benchmark(gen, train=train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label, references=reference)
     out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
     err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")
+
+
+@contextmanager
+def _no_lock():
+    yield
+
+
+def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: dict, n_jobs: int | None, device: str) -> None:
+    from molgen.benchmark import run_benchmark_shard
+
+    path = output if output.suffix == ".npz" else output / f"{spec.file_tag()}.npz"
+    start = time.perf_counter()
+    part = run_benchmark_shard(gen, spec, path, references=reference, train=train, job=dict(job, command="benchmark"), n_jobs=n_jobs, device=device)
+    err.print(
+        f"shard {spec}: {part.n_generated:,} samples, {part.n_valid:,} valid, {len(part.smiles):,} distinct; "
+        f"statistics in {path} ({time.perf_counter() - start:.1f} s); when every shard is done: molgen merge {path.parent}/ -o REPORT"
+    )
 
 
 @app.command()
@@ -423,20 +471,30 @@ def score(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --input"),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --input"),
+    shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i scores its block of the molecules read from --input)"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
     import numpy as np
 
     from molgen.score import flag_threshold, score_molecules
+    from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
     from molgen.train.progress import progress_bar
     from molgen.utils.io import atomic_output
-    from molgen.vae import MoleculeVAE, training_smiles
+    from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
 
     if flag_on not in ("iw_ll_per_token", "iw_ll", "elbo"):
         raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
     _set_threads(threads)
+    spec = parse_shard(shard) if shard is not None else None
+    if spec is not None:
+        sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
     smiles = _read(input, smiles_column, strict, rejects)
+    n_read = len(smiles)
+    if spec is not None:
+        # Every shard reads the same molecules, so the blocks tile the input; the
+        # reference threshold below uses --seed itself, so it is the same in every shard.
+        smiles = list(spec.select(smiles))
     ref: list[str] | None = None
     if reference and reference.lower() != "none":
         ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None)
@@ -450,12 +508,19 @@ def score(
         if ref:
             ref_scores = score_molecules(vae, ref, samples, batch_size, seed, progress=bar)
             threshold = flag_threshold(ref_scores[flag_on], flag_quantile)
-        frame = score_molecules(vae, smiles, samples, batch_size, seed, progress=bar)
+        frame = score_molecules(vae, smiles, samples, batch_size, seed if spec is None else spec.seed(seed), progress=bar)
     if threshold is not None:
         # Molecules the model cannot spell (NaN score) are as far from the training data as it gets.
         frame["flagged"] = ~(frame[flag_on] >= threshold)
     with atomic_output(output, "w") as fh:
         frame.to_csv(fh, index=False, float_format="%.4f")
+    if spec is not None:
+        job = dict(
+            command="score", input=file_digest(input), molecules=n_read, model=file_digest(resolve_model_path(model)), samples=samples,
+            seed=seed, reference=_reference_identity(reference), reference_size=reference_size, flag_quantile=flag_quantile, flag_on=flag_on,
+            smiles_column=smiles_column, strict=strict, batch_size=batch_size,
+        )  # fmt: skip
+        write_sidecar(output, spec, job, rows=len(frame), header=True, shard_seed=spec.seed(seed))
     unscorable = int((frame["status"] != "ok").sum())
     msg = f"scored {len(frame) - unscorable:,} molecules (K={samples}); median IW log-likelihood {frame['iw_ll'].median():.2f} nats"
     if unscorable:
@@ -463,6 +528,56 @@ def score(
     if threshold is not None:
         msg += f"; flagged {int(frame['flagged'].sum()):,} below {flag_on} {threshold:.3f} (the {flag_quantile:g} quantile of {len(ref):,} reference molecules)"
     err.print(msg + f"; wrote {output}")
+
+
+def _reference_identity(reference: str | None) -> str | None:
+    """A score reference as the shards must agree on it: a file by its content."""
+    from molgen.shards import file_digest
+
+    if reference is None or reference.lower() in ("train", "none"):
+        return reference
+    return f"sha256:{file_digest(reference)}" if Path(reference).is_file() else reference
+
+
+@app.command()
+def merge(
+    parts: list[Path] = typer.Argument(..., help="every shard's output (any order), or the folder holding them"),
+    output: Path = typer.Option(..., "-o", "--output", help="merged .smi/.csv file; for benchmark parts (.npz) the report folder"),
+    unique: bool = typer.Option(False, help="SMILES/CSV parts: keep only the first line of each molecule"),
+    reference: Optional[list[str]] = typer.Option(None, help="benchmark parts: where each reference set is now, if it moved (same order)"),
+    label: Optional[str] = typer.Option(None, help="benchmark parts: name of our row in the table (default: the shards' label)"),
+    seed: int = typer.Option(0, help="benchmark parts: picks the molecules of the grid image"),
+    n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
+    device: str = typer.Option("auto"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Combine the outputs of a --shard job once every shard has finished.
+
+    SMILES/CSV parts (molgen sample/score --shard) are concatenated in shard
+    order; benchmark parts (.npz from molgen benchmark --shard) become the
+    report a single run over all samples writes. Refuses a missing, repeated,
+    changed or foreign part.
+    """
+    from molgen.shards import collect_parts, merge_text_parts
+
+    _set_threads(threads)
+    found = collect_parts(parts, suffixes=(".npz",))
+    kinds = {p.suffix == ".npz" for p in found}
+    if len(kinds) > 1:
+        raise DataError("these parts mix benchmark statistics (.npz) and text outputs; merge one job at a time")
+    if kinds.pop():
+        from molgen.benchmark import merge_benchmark
+        from molgen.utils.io import RunLock
+        from molgen.utils.runtime import resolve_device
+
+        with RunLock(output):
+            report = merge_benchmark(found, output, reference or None, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label)
+        out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
+        err.print(f"merged {report['shards']} benchmark parts in {report['seconds']:.1f} s; report in {output}/")
+        return
+    merged = merge_text_parts(found, output, unique=unique)
+    dropped = f" ({merged.duplicates_dropped:,} repeated molecules dropped)" if unique else ""
+    err.print(f"merged {merged.parts} parts of a {merged.job.get('command', 'molgen')} job: {merged.rows:,} rows{dropped} in {output}")
 
 
 @app.command()

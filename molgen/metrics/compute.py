@@ -167,22 +167,49 @@ def evaluate_many(
     ]
     gen = summarize(canonical, [p.flat for p in valid], "first", n_jobs, device, batch_size)
 
-    shared: dict[str, float] = {"valid": len(valid) / len(samples)}
+    novelty = _novelty(canonical, train) if train is not None else None
+    shared = _shared_metrics(len(valid) / len(samples), canonical, gen, novelty, device)
+    return _assemble(references, refs, gen, shared, len(samples), canonical, device)
+
+
+def _shared_metrics(
+    validity: float, head: Sequence[str], gen: SetStatistics, novelty: float | None, device: str
+) -> dict[str, float]:
+    """The reference-independent metrics; ``head`` starts with the first valid molecules, in order."""
+    shared: dict[str, float] = {"valid": validity}
     for k in UNIQUE_AT:
-        shared[f"unique@{k}"] = _unique_at(canonical, k)
+        shared[f"unique@{k}"] = _unique_at(head, k)
     shared["IntDiv"], shared["IntDiv2"] = internal_diversity(
         gen.fingerprints, gen.counts, _features.FP_BITS, device
     )
     shared["Filters"] = _weighted_mean(gen.passes_filters.astype(np.float64), gen.counts)
-    if train is not None:
-        shared["Novelty"] = _novelty(canonical, train)
+    if novelty is not None:
+        shared["Novelty"] = novelty
+    return shared
+
+
+def _assemble(
+    references: Sequence[object],
+    refs: Sequence[SetStatistics],
+    gen: SetStatistics,
+    shared: dict[str, float],
+    n_generated: int,
+    valid_smiles: list[str],
+    device: str,
+    snn: Sequence[np.ndarray] | None = None,
+) -> list[Evaluation]:
+    """One :class:`Evaluation` per reference from the generated-side statistics.
+
+    ``snn`` holds, per reference, each distinct generated molecule's nearest
+    similarity when it is already known (merged shards); else it is computed.
+    """
     evaluations = []
-    for reference, ref in zip(references, refs, strict=True):
+    for j, (reference, ref) in enumerate(zip(references, refs, strict=True)):
         suffix = reference_suffix(reference)
         # MOSES's key order: validity and uniqueness, the reference comparisons, the rest.
         head = ["valid", *(f"unique@{k}" for k in UNIQUE_AT)]
         metrics = {key: shared[key] for key in head}
-        metrics.update(_reference_metrics(gen, ref, suffix, device))
+        metrics.update(_reference_metrics(gen, ref, suffix, device, None if snn is None else snn[j]))
         metrics.update({k: v for k, v in shared.items() if k not in head})
         metrics.update(_property_distances(gen, ref))
         metrics["KL"] = kl_divergence_score(
@@ -192,30 +219,33 @@ def evaluate_many(
             ref.kl_max_similarity,
             _features.KL_N_CONTINUOUS,
         )
-        metrics["n_generated"] = len(samples)
-        metrics["n_valid"] = len(valid)
+        metrics["n_generated"] = n_generated
+        metrics["n_valid"] = gen.n_molecules
         metrics["fcd_sample_size"] = gen.n_molecules if gen.n_molecules >= 2 else 0
         metrics["fcd_reference_size"] = ref.n_molecules
         evaluations.append(
-            Evaluation(metrics=metrics, generated=gen, reference=ref, valid_smiles=canonical)
+            Evaluation(metrics=metrics, generated=gen, reference=ref, valid_smiles=valid_smiles)
         )
     return evaluations
 
 
 def _reference_metrics(
-    gen: SetStatistics, ref: SetStatistics, suffix: str, device: str
+    gen: SetStatistics,
+    ref: SetStatistics,
+    suffix: str,
+    device: str,
+    snn: np.ndarray | None = None,
 ) -> dict[str, float]:
     """FCD, SNN, Frag and Scaf of the generated set against one reference."""
+    if snn is None:
+        snn = nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device)
     return {
         f"FCD/{suffix}": (
             frechet_distance(gen.fcd_mu, gen.fcd_sigma, ref.fcd_mu, ref.fcd_sigma)
             if gen.n_molecules >= 2
             else float("nan")
         ),
-        f"SNN/{suffix}": _weighted_mean(
-            nearest_similarity(gen.fingerprints, ref.fingerprints, _features.FP_BITS, device=device),
-            gen.counts,
-        ),
+        f"SNN/{suffix}": _weighted_mean(snn, gen.counts),
         f"Frag/{suffix}": _count_cosine(
             gen.fragment_keys, gen.fragment_counts, ref.fragment_keys, ref.fragment_counts
         ),

@@ -46,6 +46,7 @@ __all__ = [
     "summarize",
     "reference_statistics",
     "resolve_reference",
+    "reference_digest",
     "read_smiles_file",
     "default_cache_dir",
 ]
@@ -117,6 +118,22 @@ def summarize(
         device: torch device for ChemNet and the similarity products.
         batch_size: ChemNet batch size.
     """
+    return _summarize(canonical, flat, kl_pick, n_jobs, device, batch_size)[0]
+
+
+def _summarize(
+    canonical: Sequence[str],
+    flat: Sequence[str],
+    kl_pick: Literal["first", "random"],
+    n_jobs: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 512,
+) -> tuple[SetStatistics, list[str], np.ndarray]:
+    """:func:`summarize`, also returning the KL sample's stereo-free SMILES and packed fingerprints.
+
+    Shards of a benchmark keep these so that a merge can rebuild the KL sample
+    of the whole set (:mod:`molgen.metrics.partial`).
+    """
     multiplicity = Counter(canonical)
     distinct = list(multiplicity)
     counts = np.array([multiplicity[s] for s in distinct], dtype=np.int64)
@@ -129,8 +146,9 @@ def summarize(
         if feature.scaffold is not None:
             scaffolds[feature.scaffold] += int(count)
     mu, sigma = _fcd_statistics([f.fcd_smiles for f in features], counts, device, batch_size)
-    kl_descriptors, kl_similarity = _kl_sample(flat, kl_pick, n_jobs, device)
-    return SetStatistics(
+    kl_flat, kl_descriptors, kl_packed = kl_sample(flat, kl_pick, n_jobs)
+    kl_similarity = kl_internal_similarity(kl_packed, device)
+    stats = SetStatistics(
         n_molecules=int(counts.sum()),
         counts=counts,
         fingerprints=np.frombuffer(
@@ -147,6 +165,7 @@ def summarize(
         kl_descriptors=kl_descriptors,
         kl_max_similarity=kl_similarity,
     )
+    return stats, kl_flat, kl_packed
 
 
 def reference_statistics(
@@ -170,13 +189,12 @@ def reference_statistics(
     """
     if isinstance(reference, (str, os.PathLike)):
         path = resolve_reference(reference, cache_dir)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         smiles_source: Sequence[str] | Path = path
         label = path.name
     else:
         smiles_source = list(reference)
-        digest = hashlib.sha256("\n".join(smiles_source).encode()).hexdigest()
         label = f"{len(smiles_source)} SMILES"
+    digest = reference_digest(smiles_source, cache_dir)
     cache_file = (
         Path(cache_dir or default_cache_dir())
         / "metrics"
@@ -195,6 +213,15 @@ def reference_statistics(
     )
     stats.save(cache_file)
     return stats
+
+
+def reference_digest(
+    reference: str | os.PathLike | Sequence[str], cache_dir: str | os.PathLike | None = None
+) -> str:
+    """SHA-256 that identifies a reference set: of its file's bytes, or of the SMILES list."""
+    if isinstance(reference, (str, os.PathLike)):
+        return hashlib.sha256(resolve_reference(reference, cache_dir).read_bytes()).hexdigest()
+    return hashlib.sha256("\n".join(reference).encode()).hexdigest()
 
 
 def resolve_reference(
@@ -273,9 +300,10 @@ def _fcd_statistics(
     return gaussian_statistics(activations, counts)
 
 
-def _kl_sample(
-    flat: Sequence[str], pick: Literal["first", "random"], n_jobs: int | None, device: str
-) -> tuple[np.ndarray, np.ndarray]:
+def kl_sample(
+    flat: Sequence[str], pick: Literal["first", "random"], n_jobs: int | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The GuacaMol KL sample: its stereo-free SMILES, descriptors and packed ECFP4 fingerprints."""
     distinct = list(dict.fromkeys(flat))
     if pick == "first" or len(distinct) <= KL_SAMPLE_SIZE:
         sample = distinct[:KL_SAMPLE_SIZE]
@@ -291,7 +319,12 @@ def _kl_sample(
     packed = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(
         len(rows), _features.KL_FP_BITS // 8
     )
+    return sample, descriptors, packed
+
+
+def kl_internal_similarity(packed: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Each KL-sample molecule's highest similarity to another member of the sample."""
     similarity = nearest_similarity(
         packed, packed, _features.KL_FP_BITS, exclude_self=True, device=device
     )
-    return descriptors, similarity.astype(np.float64)
+    return similarity.astype(np.float64)
