@@ -248,7 +248,9 @@ def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_ca
     monkeypatch.setenv("MOLGEN_CACHE", str(cache))
     samples = tmp_path / "generated.smi"
     samples.write_text("\n".join(generated[:30]) + "\n")
-    common = ["--generated", samples, "--reference", reference[0], "--train", DATA / "metrics_train_3k.smi", "--n-jobs", 1, "--threads", 1]
+    small_reference = tmp_path / "reference.smi"
+    small_reference.write_text("\n".join(read_smiles_file(reference[0])[:60]) + "\n")
+    common = ["--generated", samples, "--reference", small_reference, "--train", DATA / "metrics_train_3k.smi", "--n-jobs", 1, "--threads", 1]
     assert _cli("benchmark", *common, "-o", tmp_path / "single") == 0
     for i in (1, 0):
         assert _cli("benchmark", *common, "--shard", f"{i}/2", "-o", tmp_path / "parts") == 0
