@@ -115,6 +115,7 @@ def run_benchmark_shard(
     references: Sequence[str | os.PathLike] = ("moses-test",),
     train: Sequence[str] | None = None,
     job: dict | None = None,
+    label: str = "molgen",
     n_jobs: int | None = None,
     device: str = "cpu",
     batch_size: int = 512,
@@ -124,13 +125,15 @@ def run_benchmark_shard(
 
     ``generated`` holds this shard's samples only (e.g. ``shard.select(all_samples)``).
     Every shard of a job must use the same references, training set and
-    ``job`` settings; :func:`merge_benchmark` checks that. See
-    :mod:`molgen.metrics.partial` for what is saved.
+    ``job`` settings; :func:`merge_benchmark` checks that. ``label`` names
+    the row of the merged report. See :mod:`molgen.metrics.partial` for what
+    is saved.
     """
     _check_suffixes(references)
     part = compute_partial(
         generated, references, (shard.index, shard.count), train, job, n_jobs, device, batch_size, cache_dir
     )
+    part.meta["label"] = label
     part.save(out_path)
     return part
 
@@ -160,9 +163,9 @@ def merge_benchmark(
     start = time.perf_counter()
     loaded = [PartialStatistics.load(p) for p in parts]
     results = merge_partials(loaded, references, n_jobs, device, batch_size, cache_dir)
-    first = loaded[0].meta
+    first = min(loaded, key=lambda p: p.meta["shard"]).meta
     names = [r["name"] for r in first["references"]]
-    label = label or first["job"].get("label") or "molgen"
+    label = label or first.get("label") or "molgen"
     report = _report(results, names, len(names) == 1, start, out_dir, baselines, seed, label)
     report["shards"] = first["of"]
     return report

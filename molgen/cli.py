@@ -8,6 +8,7 @@ traceback and exit with status 2.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import warnings
@@ -389,7 +390,9 @@ def benchmark(
     strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --train (every line of --generated is a sample)"),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --train"),
     shard: Optional[str] = typer.Option(
-        None, help=SHARD_HELP + ": score lines of --generated, or sample as molgen sample --shard does; -o is then the part's .npz (or a folder for it)"
+        None,
+        help=SHARD_HELP + ": score shard i's lines of --generated (all of it if it is part i of a sharded sample job), "
+        "or sample as molgen sample --shard does; -o is then the part's .npz (or a folder for it)",
     ),
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
@@ -423,12 +426,11 @@ def benchmark(
         else:
             gen, label = generated, generated.stem
             if spec is not None:
-                from molgen.metrics import load_generated
-
-                gen = list(spec.select(load_generated(generated)))
-                job = dict(generated=file_digest(generated))
+                gen, job = _generated_part(generated, spec)
+                if "parts_of" in job:  # sample-3.smi -> sample: one name for the parts' row
+                    label = re.sub(r"[-_.]?\d+$", "", label) or label
         if spec is not None:
-            _benchmark_part(gen, spec, output, reference, train, dict(job, label=label), n_jobs, str(resolve_device(device)))
+            _benchmark_part(gen, spec, output, reference, train, job, label, n_jobs, str(resolve_device(device)))
             return
         report = run_benchmark(gen, train=train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label, references=reference)
     out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
@@ -440,12 +442,28 @@ def _no_lock():
     yield
 
 
-def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: dict, n_jobs: int | None, device: str) -> None:
+def _generated_part(generated: Path, spec) -> tuple[list[str], dict]:
+    """Shard ``spec``'s samples: the whole file if it is that part of a sharded sample job, else its block of lines."""
+    from molgen.metrics import load_generated
+    from molgen.shards import file_digest, read_sidecar, sidecar_path
+
+    if not sidecar_path(generated).is_file():
+        return list(spec.select(load_generated(generated))), {"generated": file_digest(generated)}
+    record = read_sidecar(generated)
+    if (record["shard"], record["of"]) != (spec.index, spec.count):
+        raise ConfigError(f"{generated} is part {record['shard']}/{record['of']} of a sharded job (its .shard.json says so), not {spec}; pass the matching part")
+    if file_digest(generated) != record["sha256"]:
+        raise DataError(f"{generated} changed after its shard wrote it; run that shard again")
+    err.print(f"[dim]{generated} is part {spec} of a sharded {record['job'].get('command', '')} job: scoring all of it[/dim]")
+    return load_generated(generated), {"parts_of": record["job"]}
+
+
+def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: dict, label: str, n_jobs: int | None, device: str) -> None:
     from molgen.benchmark import run_benchmark_shard
 
     path = output if output.suffix == ".npz" else output / f"{spec.file_tag()}.npz"
     start = time.perf_counter()
-    part = run_benchmark_shard(gen, spec, path, references=reference, train=train, job=dict(job, command="benchmark"), n_jobs=n_jobs, device=device)
+    part = run_benchmark_shard(gen, spec, path, reference, train, dict(job, command="benchmark"), label, n_jobs=n_jobs, device=device)
     err.print(
         f"shard {spec}: {part.n_generated:,} samples, {part.n_valid:,} valid, {len(part.smiles):,} distinct; "
         f"statistics in {path} ({time.perf_counter() - start:.1f} s); when every shard is done: molgen merge {path.parent}/ -o REPORT"

@@ -54,6 +54,8 @@ __all__ = [
     "file_digest",
     "sidecar_path",
     "write_sidecar",
+    "read_sidecar",
+    "check_complete",
     "collect_parts",
     "merge_text_parts",
     "MergedText",

@@ -18,7 +18,7 @@ from molgen.metrics import partial as partial_module
 from molgen.metrics import reference as reference_module
 from molgen.metrics.compute import evaluate_many
 from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
-from molgen.shards import ShardSpec, merge_text_parts, parse_shard, sidecar_path
+from molgen.shards import ShardSpec, merge_text_parts, parse_shard, sidecar_path, write_sidecar
 from molgen.vae import MoleculeVAE
 
 DATA = Path(__file__).parent / "data"
@@ -137,8 +137,6 @@ def _copy_part(part: Path, folder: Path) -> Path:
 
 def test_merge_unique_keeps_the_first_occurrence(tmp_path):
     spec_job = {"command": "sample"}
-    from molgen.shards import write_sidecar
-
     for i, lines in enumerate((["CCO", "c1ccccc1"], ["CCO", "CCN"])):
         path = tmp_path / f"p{i}.smi"
         path.write_text("".join(s + "\n" for s in lines))
@@ -258,6 +256,18 @@ def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_ca
     assert _cli("merge", tmp_path / "parts", "-o", tmp_path / "report", "--n-jobs", 1) == 0
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     merged = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    _assert_same_metrics(merged["metrics"], single["metrics"])
+    # Parts of a sharded sample job are scored whole (their records say which shard they are).
+    for i, block in enumerate((generated[:12], generated[12:30])):
+        part = tmp_path / "samples" / f"s{i}.smi"
+        part.parent.mkdir(exist_ok=True)
+        part.write_text("\n".join(block) + "\n")
+        write_sidecar(part, ShardSpec(i, 2), {"command": "sample", "seed": 1}, rows=len(block), header=False)
+        part_args = ["--generated", part, *common[2:], "--shard", f"{i}/2", "-o", tmp_path / "bench" / f"b{i}.npz"]
+        assert _cli("benchmark", *part_args) == 0
+    assert _cli("benchmark", *part_args[:-4], "--shard", "0/2", "-o", tmp_path / "x.npz") == 2  # part 1 is not shard 0
+    assert _cli("merge", tmp_path / "bench", "-o", tmp_path / "report2", "--n-jobs", 1) == 0
+    merged = json.loads((tmp_path / "report2" / "metrics.json").read_text())
     _assert_same_metrics(merged["metrics"], single["metrics"])
     assert {p.name for p in (tmp_path / "report").iterdir()} >= {"metrics.json", "metrics.md", "properties.png", "molecules.png"}
     assert "**generated**" in (tmp_path / "report" / "metrics.md").read_text()
