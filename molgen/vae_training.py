@@ -14,6 +14,7 @@ dimension in use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from molgen.datasets.token_cache import CachedTokens, default_token_cache, load_
 from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
-from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult
+from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
@@ -255,6 +256,13 @@ class SeqVAETask:
         }
         return out.loss, logs
 
+    def shard_batch(self, batch: tuple[str, np.ndarray], rank: int, world_size: int) -> tuple[str, np.ndarray]:
+        """This rank's share of a batch (distributed training); a batch too small to share is used whole."""
+        split, idx = batch
+        if len(idx) < world_size:
+            return batch
+        return split, np.array_split(idx, world_size)[rank]
+
     def describe_batch(self, batch: tuple[str, np.ndarray]) -> str:
         split, idx = batch
         data = self.train if split == "train" else self.val
@@ -295,66 +303,88 @@ def train_vae(
     ``train_set_name`` names a known set such as ``moses-train``.
     """
     out = Path(out_dir)
-    with RunLock(out):
-        if resume:
-            saved = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
-            if saved is None:
-                raise DataError(f"nothing to resume in {out} (no config.json); start without --resume")
-            config = VAETrainingConfig.from_dict(saved["config"])
-            vocab = Vocabulary.from_dict(saved["vocab"])
-            # Killed before its first checkpoint: nothing is lost by starting the run over.
-            resume = (out / RESUME_FILE).exists()
-        else:
-            saved = None
-            config = config or VAETrainingConfig()
-            vocab = MoleculeVAE.load(init_from, device="cpu").vocab if init_from else None
-        tcfg = TrainConfig.from_dict(config.train)
-        dev = resolve_device(device)
-        generator = seed_everything(tcfg.seed)
-        train_smi, val_smi = train_val_split(list(smiles), config.val_fraction, seed=tcfg.seed)
-        train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab)
-        val_data = tokenize_smiles(val_smi, config.representation, config.max_length, vocab)[0] if val_smi else None
-        cond_rows, spec = _condition_rows(config, train_data, val_data)
-        model_cfg = SeqVAEConfig(
-            vocab_size=len(vocab),
-            representation=config.representation,
-            max_length=config.max_length + 1,
-            cond_dim=len(config.conditions),
-            **config.model,
-        )
-        torch.manual_seed(tcfg.seed)
-        vae = MoleculeVAE(build_seq_vae(model_cfg), vocab, {"conditions": spec.to_dict()} if spec else None, device=dev)
-        if init_from and not resume:
-            _warm_start(vae, init_from)
-        skipped = {k: train_data.skipped[k] + (val_data.skipped[k] if val_data else 0) for k in train_data.skipped}
-        digest = hashlib.sha256("\n".join(train_data.smiles + (val_data.smiles if val_data else [])).encode()).hexdigest()
-        if saved is not None:
-            _check_same_data(saved.get("data", {}), digest, len(train_data.smiles), out)
-        run_info = {
-            "config": config.to_dict(),
-            "model_config": model_cfg.to_dict(),
-            "vocab": vocab.to_dict(),
-            "seed": tcfg.seed,
-            "environment": environment_info(dev),
-            "data": dict(
-                data_summary or {}, n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest
-            ),
-            "parameters": vae.model.num_parameters(),
-        }
-        if not resume:
-            atomic_write_text(out / "config.json", json.dumps(run_info, indent=2))
-            if train_set_name is None:
-                with atomic_output(out / "train.smi", "w") as fh:
-                    fh.write("".join(s + "\n" for s in train_data.smiles))
-        task = SeqVAETask(vae, train_data, val_data, config, tcfg.batch_size, tcfg.seed, dev, generator)
-        task.conditions = cond_rows
-        task.export_meta = {
-            "train_set": train_set_name or "train.smi",
-            "n_train": len(train_data.smiles),
-            "training": config.to_dict(),
-            "environment": run_info["environment"],
-        }
-        trainer = Trainer(task, tcfg, out, dev, generator=generator, show_progress=show_progress)
-        result = trainer.fit(resume=resume)
-        best = MoleculeVAE.load(out / MODEL_FILE, device=dev)
-        return best, result
+    dist_info, dev, started = distributed.init_distributed(resolve_device(device))
+    # Only rank 0 writes to the run folder, so only it takes the lock.
+    with RunLock(out) if dist_info.is_main else contextlib.nullcontext():
+        try:
+            return _train_vae(smiles, out, config, dev, dist_info, resume, show_progress, train_set_name, data_summary, init_from)
+        finally:
+            if started:
+                distributed.shutdown()
+
+
+def _train_vae(
+    smiles: list[str],
+    out: Path,
+    config: VAETrainingConfig | None,
+    dev: torch.device,
+    dist_info: distributed.DistInfo,
+    resume: bool,
+    show_progress: bool,
+    train_set_name: str | None,
+    data_summary: dict[str, Any] | None,
+    init_from: str | Path | None,
+) -> tuple[MoleculeVAE, TrainResult]:
+    if resume:
+        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
+        if saved is None:
+            raise DataError(f"nothing to resume in {out} (no config.json); start without --resume")
+        config = VAETrainingConfig.from_dict(saved["config"])
+        vocab = Vocabulary.from_dict(saved["vocab"])
+        # Killed before its first checkpoint: nothing is lost by starting the run over.
+        resume = (out / RESUME_FILE).exists()
+    else:
+        saved = None
+        config = config or VAETrainingConfig()
+        vocab = MoleculeVAE.load(init_from, device="cpu").vocab if init_from else None
+    tcfg = TrainConfig.from_dict(config.train)
+    generator = seed_everything(tcfg.seed)
+    train_smi, val_smi = train_val_split(list(smiles), config.val_fraction, seed=tcfg.seed)
+    train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab)
+    val_data = tokenize_smiles(val_smi, config.representation, config.max_length, vocab)[0] if val_smi else None
+    cond_rows, spec = _condition_rows(config, train_data, val_data)
+    model_cfg = SeqVAEConfig(
+        vocab_size=len(vocab),
+        representation=config.representation,
+        max_length=config.max_length + 1,
+        cond_dim=len(config.conditions),
+        **config.model,
+    )
+    torch.manual_seed(tcfg.seed)
+    vae = MoleculeVAE(build_seq_vae(model_cfg), vocab, {"conditions": spec.to_dict()} if spec else None, device=dev)
+    if init_from and not resume:
+        _warm_start(vae, init_from)
+    skipped = {k: train_data.skipped[k] + (val_data.skipped[k] if val_data else 0) for k in train_data.skipped}
+    digest = hashlib.sha256("\n".join(train_data.smiles + (val_data.smiles if val_data else [])).encode()).hexdigest()
+    if saved is not None:
+        _check_same_data(saved.get("data", {}), digest, len(train_data.smiles), out)
+    run_info = {
+        "config": config.to_dict(),
+        "model_config": model_cfg.to_dict(),
+        "vocab": vocab.to_dict(),
+        "seed": tcfg.seed,
+        "environment": environment_info(dev),
+        "data": dict(
+            data_summary or {}, n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest
+        ),
+        "parameters": vae.model.num_parameters(),
+    }
+    if dist_info.enabled:
+        run_info["distributed"] = {"world_size": dist_info.world_size, "backend": "nccl" if dev.type == "cuda" else "gloo"}
+    if not resume and dist_info.is_main:
+        atomic_write_text(out / "config.json", json.dumps(run_info, indent=2))
+        if train_set_name is None:
+            with atomic_output(out / "train.smi", "w") as fh:
+                fh.write("".join(s + "\n" for s in train_data.smiles))
+    task = SeqVAETask(vae, train_data, val_data, config, tcfg.batch_size, tcfg.seed, dev, generator)
+    task.conditions = cond_rows
+    task.export_meta = {
+        "train_set": train_set_name or "train.smi",
+        "n_train": len(train_data.smiles),
+        "training": config.to_dict(),
+        "environment": run_info["environment"],
+    }
+    trainer = Trainer(task, tcfg, out, dev, generator=generator, show_progress=show_progress)
+    result = trainer.fit(resume=resume)
+    best = MoleculeVAE.load(out / MODEL_FILE, device=dev)
+    return best, result

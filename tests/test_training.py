@@ -132,3 +132,32 @@ def test_cpu_time_budget_stops_after_the_step_that_exceeds_it(tmp_path, tiny_smi
     )
     assert result.stopped_because == "time budget"
     assert 1 <= result.steps <= 4
+
+
+def test_sigterm_stops_cleanly_with_model_and_resumable_state(tmp_path, tiny_smiles, monkeypatch):
+    import os
+    import signal
+
+    original = Trainer._train_step
+    calls = {"n": 0}
+
+    def terminate_during_step_3(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would; the step still completes
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", terminate_during_step_3)
+    before = signal.getsignal(signal.SIGTERM)
+    _, result = train_vae(tiny_smiles[:200], tmp_path / "run", _config(), device="cpu", show_progress=False)
+    assert signal.getsignal(signal.SIGTERM) == before  # handler restored
+    assert result.stopped_because == "terminated" and result.steps == 3
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    _, meta = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert meta["global_step"] == 3
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    _, resumed = train_vae(tiny_smiles[:200], tmp_path / "run", None, device="cpu", resume=True, show_progress=False)
+    _, full = train_vae(tiny_smiles[:200], tmp_path / "full", _config(), device="cpu", show_progress=False)
+    assert resumed.stopped_because == "epochs" and resumed.steps == full.steps  # no batch skipped
+    resumed_w, full_w = _weights(tmp_path / "run"), _weights(tmp_path / "full")
+    assert all(torch.equal(resumed_w[k], full_w[k]) for k in full_w)

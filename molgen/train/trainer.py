@@ -15,12 +15,15 @@ with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from molgen.errors import ConfigError, MolgenError
+from molgen.train import distributed
 from molgen.train.checkpoint import (
     flatten_state,
     load_checkpoint,
@@ -129,7 +133,16 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.use_amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.show_progress = show_progress
+        self.dist = distributed.current()
+        self._ddp: nn.Module | None = None
+        if self.dist.enabled:
+            if not hasattr(task, "shard_batch"):
+                raise ConfigError(f"{type(task).__name__} does not support distributed training; run it in one process")
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.show_progress = show_progress and self.dist.is_main
         self.on_epoch_end = on_epoch_end
         self.global_step = 0
         self.epoch = 0
@@ -139,9 +152,12 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         # Running sums of the current epoch's step logs; checkpointed, so a resumed epoch logs the same means.
         self.epoch_sums: dict[str, float] = {}
+        self._terminated = False
 
     # -- state -----------------------------------------------------------------
     def _save_state(self) -> None:
+        if not self.dist.is_main:
+            return
         opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "optim")
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(opt_tensors)
@@ -185,10 +201,18 @@ class Trainer:
     # -- loop ------------------------------------------------------------------
     def _train_step(self, batch: Any) -> dict[str, float]:
         self.model.train()
-        with torch.autocast(self.device.type, enabled=self.use_amp):
-            loss, logs = self.task.step(batch, self.global_step)
-        if not torch.isfinite(loss):
-            self._diverged(batch, f"loss is {loss.item()}")
+        if self._ddp is not None:
+            # Every rank walks the same batches; each takes its share of this one, and
+            # the forward pass goes through DDP so that backward averages the gradients.
+            batch = self.task.shard_batch(batch, self.dist.rank, self.dist.world_size)  # type: ignore[attr-defined]
+            self.task.model = self._ddp
+        try:
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                loss, logs = self.task.step(batch, self.global_step)
+        finally:
+            self.task.model = self.model
+        if distributed.any_true(not bool(torch.isfinite(loss)), self.device):
+            self._diverged(batch, f"loss is {loss.item()}" + (" on some rank" if self.dist.enabled else ""))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -233,6 +257,10 @@ class Trainer:
             raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
         start, cpu_start = time.monotonic(), time.process_time()
         stopped = "epochs"
+        with _graceful_sigterm(self):
+            return self._fit(start, cpu_start, stopped)
+
+    def _fit(self, start: float, cpu_start: float, stopped: str) -> TrainResult:
         cfg = self.config
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.lr * cfg.lr_decay**self.epoch
@@ -249,20 +277,30 @@ class Trainer:
                     bar.advance(1, loss=logs["loss"], **{k: logs[k] for k in ("recon", "kl", "beta") if k in logs})
                     if self.global_step % cfg.checkpoint_every == 0:
                         self._save_state()
-                    if self._out_of_time(start, cpu_start):
-                        stopped = "time budget"
+                    if distributed.any_true(self._out_of_time(start, cpu_start) or self._terminated, self.device):
+                        stopped = "terminated" if self._terminated else "time budget"
                         break
+            if stopped == "terminated":
+                # Keep the position inside the epoch so --resume goes on from the next batch.
+                self._save_state()
+                if self.dist.is_main and not (self.out / "model.safetensors").exists():
+                    self.task.export(self.out / "model.safetensors", {"history": self.history, "partial": True})
+                break
             n = max(1, self.batch_in_epoch)
             record = {"epoch": self.epoch + 1, "step": self.global_step}
-            record.update({f"train_{k}": v / n for k, v in sums.items()})
-            record.update({f"val_{k}": v for k, v in self._validate().items()})
+            train_means = distributed.mean_over_ranks({k: v / n for k, v in sums.items()}, self.device)
+            record.update({f"train_{k}": v for k, v in train_means.items()})
+            val_means = distributed.mean_over_ranks(self._validate(), self.device)
+            record.update({f"val_{k}": v for k, v in val_means.items()})
+            distributed.check_in_sync(self.model, self.device)
             record["lr"] = self.optimizer.param_groups[0]["lr"]
             record["seconds"] = time.monotonic() - start
             self.history.append(record)
             val = record.get("val_loss", record.get("train_loss", math.inf))
             if val < self.best_val:
                 self.best_val, self.bad_epochs = val, 0
-                self.task.export(self.out / "model.safetensors", {"history": self.history, "best_epoch": self.epoch + 1})
+                if self.dist.is_main:
+                    self.task.export(self.out / "model.safetensors", {"history": self.history, "best_epoch": self.epoch + 1})
             else:
                 self.bad_epochs += 1
             if stopped == "time budget":
@@ -277,6 +315,7 @@ class Trainer:
                 break
         self._save_state()
         self._write_logs()
+        distributed.barrier()  # rank 0's files are complete before any rank reads them
         return TrainResult(len(self.history), self.global_step, self.best_val, stopped, time.monotonic() - start)
 
     def _out_of_time(self, start: float, cpu_start: float) -> bool:
@@ -294,7 +333,7 @@ class Trainer:
         self._save_state()
 
     def _write_logs(self) -> None:
-        if not self.history:
+        if not self.history or not self.dist.is_main:
             return
         atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
         keys = sorted({k for r in self.history for k in r}, key=lambda k: (k not in ("epoch", "step"), k))
@@ -306,3 +345,27 @@ class Trainer:
         from molgen.viz import plot_history
 
         plot_history(self.history, self.out / "loss_curve.png")
+
+
+@contextlib.contextmanager
+def _graceful_sigterm(trainer: Trainer) -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption or time limit) ends training cleanly.
+
+    The current step finishes, the epoch is validated, the best model and the
+    resumable state are written, and ``fit`` returns with ``stopped_because ==
+    "terminated"``; ``--resume`` continues from there. Only possible in the
+    main thread; elsewhere the default handling stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        trainer._terminated = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
