@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import resource
+import signal
 import sys
 import time
 import types
@@ -151,9 +152,14 @@ def moses_train(args: argparse.Namespace) -> None:
     else:
         bar = _Deadline(loader, start + args.minutes * 60, args.max_steps)
     epochs = 0
-    while bar.clock() < bar.deadline and (args.max_steps is None or bar.steps < args.max_steps):
-        trainer._train_epoch(model, epochs, bar, kl_weight, optimizer)
-        epochs += 1
+    # SIGTERM ends training early but still saves the model and the result.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while bar.clock() < bar.deadline and (args.max_steps is None or bar.steps < args.max_steps):
+            trainer._train_epoch(model, epochs, bar, kl_weight, optimizer)
+            epochs += 1
+    except KeyboardInterrupt:
+        print("interrupted: saving the model trained so far", file=sys.stderr)
     seconds = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "chars": sorted(vocab.c2i)}, args.out / "moses_vae.pt")
@@ -195,6 +201,208 @@ def _moses_train_smiles() -> list[str]:
     return [line.split(",")[0] for line in lines[1:] if line.strip()]
 
 
+# --------------------------------------------------------------------------- measurements
+
+
+def _moses_sample(model, n: int, batch: int) -> tuple[list[str], float, float]:
+    """MOSES-style sampling: ``VAE.sample`` in batches, then RDKit canonicalisation (serial, as its
+    scripts do); returns (valid canonical SMILES, wall s, CPU s)."""
+    from molgen import chem
+
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    strings: list[str] = []
+    while len(strings) < n:
+        strings.extend(model.sample(min(batch, n - len(strings))))
+    valid = [c for c in (chem.canonical_smiles(s) for s in strings) if c]
+    return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
+
+
+def _molgen_sample(vae, n: int, batch: int, n_jobs: int) -> tuple[list[str], float, float]:
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    valid = [s for chunk in vae.sample_chunks(n, seed=0, batch_size=batch, n_jobs=n_jobs) for s in chunk if s]
+    return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
+
+
+def _rate(valid: list[str], n: int, wall: float, cpu: float) -> dict:
+    unique = len(set(valid))
+    return {
+        "n": n,
+        "valid": len(valid),
+        "unique": unique,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "valid_unique_per_s": round(unique / wall, 1),
+        "valid_unique_per_cpu_s": round(unique / max(cpu, 1e-9), 1),
+    }
+
+
+def throughput(args: argparse.Namespace) -> None:
+    """Sampling (both tools), the RDKit floor and training steps, one after another in this process."""
+    import torch
+
+    from molgen import chem
+    from molgen.vae import MoleculeVAE
+
+    torch.set_num_threads(args.threads)
+    moses = import_moses_vae(args.moses_root, args.extra)
+    moses_model = load_moses_vae(args.moses_run, moses)
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    vae.sample(256, seed=123)  # warm-up
+    results: dict = {"machine": _machine(), "threads": args.threads, "n_jobs": args.n_jobs}
+    valid, wall, cpu = _molgen_sample(vae, args.n, 1024, args.n_jobs)
+    results["molgen_sample"] = _rate(valid, args.n, wall, cpu)
+    test = _moses_test_smiles()[: args.n]
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    chem.canonicalize_many(test, n_jobs=args.n_jobs)
+    wall_floor, cpu_floor = time.perf_counter() - start, _cpu_seconds() - cpu0
+    results["rdkit_floor"] = {
+        "n": len(test),
+        "wall_s": round(wall_floor, 2),
+        "cpu_s": round(cpu_floor, 2),
+        "per_s": round(len(test) / wall_floor, 1),
+        "per_cpu_s": round(len(test) / max(cpu_floor, 1e-9), 1),
+    }
+    n_moses = args.n_moses or args.n
+    valid, wall, cpu = _moses_sample(moses_model, n_moses, args.moses_batch)
+    results["moses_sample"] = _rate(valid, n_moses, wall, cpu)
+    results["moses_sample"]["batch"] = args.moses_batch
+    # Training steps at each tool's default configuration, on the same molecules.
+    results["molgen_train"] = _molgen_train_rate(args.train_seconds)
+    results["moses_train"] = _moses_train_rate(moses, args.train_seconds)
+    _append(results, "throughput")
+    print(json.dumps(results, indent=2))
+
+
+def _molgen_train_rate(seconds: float) -> dict:
+    import numpy as np
+    import torch
+
+    from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+    from molgen.vae_training import tokenize_smiles
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_default_model import DEFAULT_ARCH
+
+    smiles = _moses_train_smiles()[:20_000]
+    data, vocab = tokenize_smiles(smiles, "selfies", 100, n_jobs=1)
+    torch.manual_seed(0)
+    model = SeqVAE(SeqVAEConfig(vocab_size=len(vocab), max_length=101, **DEFAULT_ARCH))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    order = np.argsort(data.lengths, kind="stable")
+    batches = [order[i : i + 128] for i in range(0, len(order) - 127, 128)]
+    np.random.default_rng(0).shuffle(batches)
+    return _timed_steps(batches, seconds, lambda idx: _molgen_step(model, opt, data, idx))
+
+
+def _molgen_step(model, opt, data, idx) -> None:
+    import torch
+
+    lengths = data.lengths[idx]
+    ids = torch.from_numpy(data.ids[idx, : lengths.max()])
+    out = model(ids, torch.from_numpy(lengths), beta=0.5, word_dropout=0.1)
+    opt.zero_grad()
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+
+
+def _moses_train_rate(moses: types.SimpleNamespace, seconds: float) -> dict:
+    import torch
+
+    smiles = _moses_train_smiles()[:20_000]
+    torch.manual_seed(0)
+    model = moses.VAE(moses.OneHotVocab.from_data(smiles), moses.config)
+    trainer = moses.VAETrainer(moses.config)
+    optimizer = torch.optim.Adam(trainer.get_optim_params(model), lr=moses.config.lr_start)
+    batches = list(trainer.get_dataloader(model, smiles, shuffle=True))
+
+    def step(batch) -> None:
+        kl_loss, recon_loss = model(batch)
+        loss = 0.0 * kl_loss + recon_loss  # its first epoch's KL weight
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainer.get_optim_params(model), moses.config.clip_grad)
+        optimizer.step()
+
+    return _timed_steps(batches, seconds, step)
+
+
+def _timed_steps(batches: list, seconds: float, step) -> dict:
+    step(batches[0])  # warm-up
+    molecules, n_steps = 0, 0
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    for batch in batches[1:]:
+        step(batch)
+        molecules += len(batch)
+        n_steps += 1
+        if _cpu_seconds() - cpu0 > seconds:
+            break
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
+    return {
+        "steps": n_steps,
+        "molecules": molecules,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "molecules_per_s": round(molecules / wall, 1),
+        "molecules_per_cpu_s": round(molecules / cpu, 1),
+    }
+
+
+def quality(args: argparse.Namespace) -> None:
+    """Validity and FCD/Test of both models after their (equal) training budgets."""
+    import torch
+
+    from molgen.metrics import compute_metrics
+    from molgen.vae import MoleculeVAE
+
+    torch.set_num_threads(args.threads)
+    moses = import_moses_vae(args.moses_root, args.extra)
+    out: dict = {"machine": _machine(), "n": args.n}
+    torch.manual_seed(args.seed)
+    moses_model = load_moses_vae(args.moses_run, moses)
+    strings = []
+    while len(strings) < args.n:
+        strings.extend(moses_model.sample(min(512, args.n - len(strings))))
+    vae = MoleculeVAE.load(args.molgen_run, device="cpu")
+    samples = [s or "" for s in vae.sample(args.n, seed=args.seed)]
+    for name, generated, run in (
+        ("molgen", samples, args.molgen_run),
+        ("moses-vae", strings, args.moses_run),
+    ):
+        try:
+            metrics = compute_metrics(generated, reference="moses-test", n_jobs=args.n_jobs)
+        except Exception as exc:  # e.g. no valid molecule at all
+            metrics = {"valid": 0.0, "error": str(exc)}
+        train_json = Path(run) / ("train_result.json" if name == "moses-vae" else "config.json")
+        out[name] = {
+            "metrics": {k: metrics.get(k) for k in ("valid", "unique@1000", "FCD/Test", "SNN/Test", "fcd_sample_size", "error") if k in metrics},
+            "run": str(run),
+            "training": json.loads(train_json.read_text()) if name == "moses-vae" else _molgen_train_summary(Path(run)),
+        }
+    _append(out, "quality")
+    print(json.dumps(out, indent=2))
+
+
+def _molgen_train_summary(run: Path) -> dict:
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    info = json.loads((run / "config.json").read_text())
+    return {"steps": history[-1]["step"], "seconds": history[-1]["seconds"], "data": info["data"]}
+
+
+def _moses_test_smiles() -> list[str]:
+    from molgen.datasets import moses_split
+
+    with gzip.open(moses_split("test"), "rt") as handle:
+        lines = handle.read().splitlines()
+    return [line.split(",")[0] for line in lines[1:] if line.strip()]
+
+
+def _append(entry: dict, kind: str) -> None:
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[kind] = {"command": " ".join(["python", *sys.argv]), **entry}
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -228,8 +436,21 @@ def main() -> None:
     p.add_argument("--cpu-minutes", type=float, default=0.0, help="CPU-time budget instead of --minutes")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--out", type=Path, default=Path("runs/moses45"))
+    p = sub.add_parser("throughput", help="sampling, RDKit floor and training speed of both tools")
+    p.add_argument("--model", default=None, help="molgen checkpoint (default: the shipped model)")
+    p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
+    p.add_argument("-n", "--n", type=int, default=10_000)
+    p.add_argument("--n-moses", type=int, default=0, help="MOSES samples (default: -n)")
+    p.add_argument("--moses-batch", type=int, default=512)
+    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--train-seconds", type=float, default=60.0, help="CPU seconds of training steps per tool")
+    p = sub.add_parser("quality", help="validity and FCD/Test of both trained runs")
+    p.add_argument("--molgen-run", type=Path, default=Path("runs/molgen_cpu12"))
+    p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
+    p.add_argument("-n", "--n", type=int, default=10_000)
+    p.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
-    {"moses-train": moses_train}[args.command](args)
+    {"moses-train": moses_train, "throughput": throughput, "quality": quality}[args.command](args)
 
 
 if __name__ == "__main__":
