@@ -1,13 +1,18 @@
 """Latent-optimization benchmarks: QED, penalized logP, constrained pLogP improvement, speed.
 
-Reproduce (CPU; add ``--threads 1`` on a busy machine)::
+Reproduce (CPU, one torch thread; the measured settings are in
+``docs/optimize_benchmarks.md`` and in each JSON's ``settings``)::
 
-    python scripts/bench_optimize.py train-zinc --minutes 75 --out runs/zinc      # the ZINC-250k VAE
-    python scripts/bench_optimize.py predictor --model runs/zinc --out runs/zinc/pred_plogp_qed
-    python scripts/bench_optimize.py qed --model runs/zinc --predictor runs/zinc/pred_plogp_qed --budget 5000 --seeds 0 1 2
-    python scripts/bench_optimize.py plogp --model runs/zinc --predictor runs/zinc/pred_plogp_qed --budget 10000 --seeds 0 1 2
-    python scripts/bench_optimize.py constrained --model runs/zinc --predictor runs/zinc/pred_plogp_qed
-    python scripts/bench_optimize.py speed --model runs/zinc --predictor runs/zinc/pred_plogp_qed
+    python scripts/train_zinc_model.py --out runs/zinc --minutes 25            # or use data/zinc_model.safetensors
+    python scripts/bench_optimize.py predictor --data moses --n 10000 --epochs 40 --model data/default_model.safetensors --out runs/b/pred_default
+    python scripts/bench_optimize.py predictor --data zinc --n 10000 --epochs 40 --model data/zinc_model.safetensors --out runs/b/pred_zinc
+    python scripts/bench_optimize.py qed --model data/default_model.safetensors --predictor runs/b/pred_default --budget 5000 --seeds 0 1 2 \
+        --n-starts 500 --steps 20 --decode-every 5 --rounds 4 --out runs/b
+    python scripts/bench_optimize.py plogp --model data/default_model.safetensors --predictor runs/b/pred_default --budget 10000 --seeds 0 1 2 \
+        --n-starts 250 --steps 20 --decode-every 5 --rounds 40 --lr 0.1 --prior-weight 0.001 --refit \
+        --option elite_fraction=0.8 --option start_noise=0.3 --option 'predictor={"epochs":15,"patience":5}' --out runs/b
+    python scripts/bench_optimize.py constrained --model data/zinc_model.safetensors --predictor runs/b/pred_zinc --n 800 --copies 4 --steps 20 --out runs/b
+    python scripts/bench_optimize.py speed --model data/default_model.safetensors --predictor runs/b/pred_default --n-starts 10000 --steps 10
 
 Each command writes ``<out>/<task>.json`` (and the run folders of the
 optimizer, with molecules.csv, grids and curves) and prints a Markdown row to
@@ -38,31 +43,16 @@ import torch
 
 ZINC = Path(__file__).resolve().parents[1] / "data" / "zinc250k.smi.gz"
 OPT_TEST = Path(__file__).resolve().parents[1] / "data" / "opt_test_800.logP-SA"
-ARCH = dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)
-
-
-def train_zinc(args) -> None:
-    from molgen.datasets import read_molecules
-    from molgen.vae_training import VAETrainingConfig, train_vae
-
-    smiles = read_molecules(ZINC).smiles
-    config = VAETrainingConfig(
-        representation="selfies",
-        model=ARCH,
-        train=dict(epochs=50, batch_size=128, lr=1e-3, seed=args.seed, max_minutes=args.minutes, checkpoint_every=500, patience=0),
-        kl=dict(kind="linear", beta=0.5, warmup_steps=2000),
-        word_dropout=0.1,
-        val_fraction=0.01,
-        max_length=120,
-    )
-    _, result = train_vae(smiles, args.out, config, device="cpu", resume=args.resume, show_progress=False,
-                          data_summary={"data": "ZINC-250k (data/zinc250k.smi.gz)", "minutes_budget": args.minutes})
-    print(json.dumps({"epochs": result.epochs_run, "steps": result.steps, "best_val_loss": result.best_val_loss, "minutes": result.seconds / 60}))
 
 
 def predictor(args) -> None:
+    from molgen import chem
     from molgen.datasets import read_molecules
-    from molgen.optimize import PredictorTrainingConfig, save_predictor, train_property_predictor
+    from molgen.optimize import (
+        PredictorTrainingConfig,
+        save_predictor,
+        train_property_predictor,
+    )
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(args.model, device="cpu")
@@ -74,6 +64,9 @@ def predictor(args) -> None:
         smiles = default_training_smiles()
     rng = np.random.default_rng(args.seed)
     smiles = [smiles[i] for i in rng.choice(len(smiles), args.n, replace=False)]
+    if args.data == "zinc":
+        # The ZINC model is trained without stereochemistry (scripts/train_zinc_model.py); no label depends on it.
+        smiles = [chem.canonical_smiles(s, isomeric=False) for s in smiles]
     t0 = time.perf_counter()
     trained = train_property_predictor(vae, smiles, args.properties.split(","), PredictorTrainingConfig(epochs=args.epochs, seed=args.seed))
     save_predictor(Path(args.out) / "predictor.safetensors", trained)
@@ -89,8 +82,7 @@ def _top3(args, objective: str, extra: dict) -> None:
         result = optimize(
             objective, args.model, budget=args.budget, predictor=args.predictor, seed=seed, device="cpu",
             out_dir=Path(args.out) / f"{args.task}_seed{seed}",
-            options=dict(n_starts=args.n_starts, steps=args.steps, lr=args.lr, decode_every=args.decode_every,
-                         rounds=args.rounds, prior_weight=args.prior_weight), **extra,
+            options=_options(args), **extra,
         )
         top = result.top(3)
         rows.append({
@@ -100,6 +92,15 @@ def _top3(args, objective: str, extra: dict) -> None:
         })
         print(json.dumps(rows[-1]))
     _save(args, {"task": args.task, "budget": args.budget, "runs": rows, "settings": vars(args)})
+
+
+def _options(args) -> dict:
+    options = {"n_starts": args.n_starts, "steps": args.steps, "lr": args.lr, "decode_every": args.decode_every,
+               "rounds": args.rounds, "prior_weight": args.prior_weight, "refit": args.refit}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value)
+    return options
 
 
 def qed(args) -> None:
@@ -112,12 +113,18 @@ def plogp(args) -> None:
 
 def constrained(args) -> None:
     from molgen import chem
-    from molgen.optimize import GradientConfig, Oracle, load_predictor, optimize_gradient
+    from molgen.optimize import (
+        GradientConfig,
+        Oracle,
+        load_predictor,
+        optimize_gradient,
+    )
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(args.model, device="cpu")
     lines = [line.split() for line in OPT_TEST.read_text().splitlines() if line.strip()][: args.n]
-    starts = [chem.canonical_smiles(s) for s, _ in lines]
+    # Stereo-free starts: pLogP and the (non-chiral) Morgan similarity ignore stereochemistry, and the ZINC model has none.
+    starts = [chem.canonical_smiles(s, isomeric=False) for s, _ in lines]
     # A model trained on another set may not represent every test molecule; those are reported, not hidden.
     _, kept = vae.encode(starts)
     lines, starts = [lines[i] for i in kept], [starts[i] for i in kept]
@@ -166,7 +173,12 @@ def constrained(args) -> None:
 
 def speed(args) -> None:
     from molgen.generate import DecodeOptions
-    from molgen.optimize import GradientConfig, Oracle, load_predictor, optimize_gradient
+    from molgen.optimize import (
+        GradientConfig,
+        Oracle,
+        load_predictor,
+        optimize_gradient,
+    )
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(args.model, device="cpu")
@@ -195,12 +207,10 @@ def _save(args, result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["train-zinc", "predictor", "qed", "plogp", "constrained", "speed"])
+    parser.add_argument("task", choices=["predictor", "qed", "plogp", "constrained", "speed"])
     parser.add_argument("--model", default=None)
     parser.add_argument("--predictor", default=None)
     parser.add_argument("--out", default="runs/bench_optimize")
-    parser.add_argument("--minutes", type=float, default=75)
-    parser.add_argument("--resume", action="store_true")
     parser.add_argument("--data", choices=["zinc", "moses"], default="zinc", help="predictor: molecules to label (moses: the embedded 50k)")
     parser.add_argument("--properties", default="plogp,qed,logp,sa")
     parser.add_argument("--n", type=int, default=800, help="predictor: training molecules; constrained: test molecules")
@@ -216,13 +226,15 @@ def main() -> None:
     parser.add_argument("--prior-weight", type=float, default=0.01)
     parser.add_argument("--copies", type=int, default=1, help="constrained: starts per test molecule")
     parser.add_argument("--noise", type=float, default=0.1, help="constrained: noise on copies of a start")
-    parser.add_argument("--deltas", type=float, nargs="+", default=[0.4, 0.6])
+    parser.add_argument("--deltas", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6])
+    parser.add_argument("--refit", action="store_true", help="qed/plogp: refit the predictor on scored molecules between rounds")
+    parser.add_argument("--option", action="append", default=[], help="qed/plogp: any GradientConfig key=value (JSON value)")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.task = args.task.replace("-", "_")
-    {"train_zinc": train_zinc, "predictor": predictor, "qed": qed, "plogp": plogp, "constrained": constrained, "speed": speed}[args.task](args)
+    {"predictor": predictor, "qed": qed, "plogp": plogp, "constrained": constrained, "speed": speed}[args.task](args)
 
 
 if __name__ == "__main__":
