@@ -6,8 +6,8 @@ come from ZINC, so their rows compare like with like only on a ZINC model.
 
 Stereochemistry is removed first (``isomericSmiles=False``): none of the
 benchmark scores (penalized logP, QED, Morgan-fingerprint similarity) depends
-on it, and it nearly quadruples the SELFIES vocabulary (111 tokens with
-stereo and cis/trans bonds, 35 without), which a short CPU training cannot
+on it, and it doubles the SELFIES vocabulary (111 tokens with stereo and
+cis/trans bonds, 56 without), which a short CPU training cannot
 afford. Charges stay, so every test molecule is representable.
 
 Reproduce::
