@@ -280,6 +280,9 @@ def merge_text_parts(parts: Iterable[str | os.PathLike], output: str | os.PathLi
     output = Path(output)
     if any(output.resolve() == p.resolve() for p in paths):
         raise DataError(f"the merged output {output} is one of the parts; choose another -o")
+    suffixes = {p.suffix for p in paths}
+    if len(suffixes) == 1 and output.suffix not in suffixes:
+        raise DataError(f"the parts are {suffixes.pop()} files; give the merged output the same suffix, not {output.name!r}")
     headers = {bool(records[k]["header"]) for k in order}
     if len(headers) > 1:
         raise DataError("some parts have a header line and others do not; merge parts of one job with one output format")

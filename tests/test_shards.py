@@ -144,6 +144,8 @@ def test_merge_unique_keeps_the_first_occurrence(tmp_path):
     merged = merge_text_parts([tmp_path], tmp_path / "out" / "all.smi", unique=True)
     assert (merged.rows, merged.duplicates_dropped) == (3, 1)
     assert (tmp_path / "out" / "all.smi").read_text() == "CCO\nc1ccccc1\nCCN\n"
+    with pytest.raises(DataError, match="same suffix"):
+        merge_text_parts([tmp_path], tmp_path / "all.csv")
 
 
 def test_score_shards_cover_the_input_in_order(tiny_run, tiny_smiles, tmp_path):

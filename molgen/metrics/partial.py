@@ -106,14 +106,14 @@ class PartialStatistics:
     kl_max_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write an ``.npz`` (no pickles) atomically."""
+        """Write a compressed ``.npz`` (no pickles) atomically."""
         from molgen.utils.io import atomic_output
 
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "meta"}
         arrays["meta"] = np.array(json.dumps(self.meta, sort_keys=True))
         path = Path(path)
         with atomic_output(path, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez_compressed(handle, **arrays)
         return path
 
     @classmethod
