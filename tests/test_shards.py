@@ -237,9 +237,10 @@ def test_benchmark_parts_are_plain_npz_and_checked_when_merged(benchmark_case, t
     with pytest.raises(DataError, match="not the set the shards scored against"):
         merge_partials(parts, references=[moved], n_jobs=1, cache_dir=cache)
     broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"not an npz")
-    with pytest.raises(DataError, match="not a molgen benchmark part"):
-        PartialStatistics.load(broken)
+    for damaged in (b"not an npz", parts[1].read_bytes()[:2000]):  # garbage, a cut-off part
+        broken.write_bytes(damaged)
+        with pytest.raises(DataError, match="not a molgen benchmark part"):
+            PartialStatistics.load(broken)
 
 
 @pytest.mark.filterwarnings("ignore:unique@")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -126,7 +127,7 @@ class PartialStatistics:
             with np.load(path, allow_pickle=False) as data:
                 values = {f.name: data[f.name] for f in fields(cls) if f.name != "meta"}
                 meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(
                 f"{path} is not a molgen benchmark part ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                 "run that shard again with molgen benchmark --shard"
