@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import random
-import resource
 import signal
 import sys
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from moses_reference import DEFAULT_EXTRA, DEFAULT_MOSES_ROOT, patch_for_moses  # noqa: E402
+from moses_reference import DEFAULT_EXTRA, DEFAULT_MOSES_ROOT, _cpu_seconds, patch_for_moses  # noqa: E402
 
 RESULTS = ROOT / "docs" / "bench_speed.json"
 
@@ -404,12 +403,6 @@ def _append(entry: dict, kind: str) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _machine() -> dict:

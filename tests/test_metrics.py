@@ -292,12 +292,7 @@ def test_filter_screen_changes_no_result():
 
 
 def test_named_references_resolve_in_the_cache_and_name_the_keys(tmp_path):
-    moses_dir = tmp_path / "moses"
-    moses_dir.mkdir()
-    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:80]
-    for name, part in (("test", smiles[:40]), ("test_scaffolds", smiles[40:])):
-        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
-            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    smiles = _fake_moses_splits(tmp_path, 80)
     generated = smiles[:30]
     test = compute_metrics(generated, reference="moses-test", n_jobs=1, cache_dir=tmp_path)
     scaffolds = compute_metrics(generated, reference="moses-test-scaffolds", n_jobs=1, cache_dir=tmp_path)
@@ -310,12 +305,7 @@ def test_named_references_resolve_in_the_cache_and_name_the_keys(tmp_path):
 def test_one_pass_over_several_references_equals_separate_runs(tmp_path):
     from molgen.metrics.compute import evaluate_many
 
-    moses_dir = tmp_path / "moses"
-    moses_dir.mkdir()
-    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:90]
-    for name, part in (("test", smiles[:45]), ("test_scaffolds", smiles[45:])):
-        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
-            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    smiles = _fake_moses_splits(tmp_path, 90)
     generated = smiles[20:70] + ["not a smiles", smiles[20]]
     both = evaluate_many(
         generated, ["moses-test", "moses-test-scaffolds"], n_jobs=1, cache_dir=tmp_path
@@ -330,12 +320,7 @@ def test_one_pass_over_several_references_equals_separate_runs(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:unique@")
 def test_run_benchmark_with_two_references_merges_keys_and_tables(tmp_path):
-    moses_dir = tmp_path / "moses"
-    moses_dir.mkdir()
-    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:60]
-    for name, part in (("test", smiles[:30]), ("test_scaffolds", smiles[30:])):
-        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
-            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    smiles = _fake_moses_splits(tmp_path, 60)
     report = run_benchmark(
         smiles[10:40],
         references=["moses-test", "moses-test-scaffolds"],
@@ -349,3 +334,14 @@ def test_run_benchmark_with_two_references_merges_keys_and_tables(tmp_path):
     assert "FCD/Test |" in table and "FCD/TestSF" in table and table.count("CharRNN") == 2
     with pytest.raises(ConfigError, match="same metric names"):
         run_benchmark(smiles[:5], references=[DATA / "metrics_reference_300.smi"] * 2, n_jobs=1, cache_dir=tmp_path)
+
+
+def _fake_moses_splits(cache: Path, n: int) -> list[str]:
+    """A MOSES cache folder whose 'test' and 'test_scaffolds' are the two halves of n molecules."""
+    moses_dir = cache / "moses"
+    moses_dir.mkdir()
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:n]
+    for name, part in (("test", smiles[: n // 2]), ("test_scaffolds", smiles[n // 2 :])):
+        with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
+            handle.write("SMILES\n" + "\n".join(part) + "\n")
+    return smiles
