@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from molgen.errors import ConfigError
-from molgen.metrics.compute import Evaluation, evaluate_many, reference_suffix
+from molgen.metrics.compute import Evaluation, evaluate_many, merge_metrics, reference_suffix
 from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
 from molgen.shards import ShardSpec
 from molgen.utils.io import atomic_output, atomic_write_text
@@ -196,7 +196,7 @@ def _report(
     result = results[0]
     names = [str(r) if isinstance(r, (str, os.PathLike)) else f"{len(r)} SMILES" for r in refs]
     report = {
-        "metrics": {k: v for r in results for k, v in r.metrics.items()},
+        "metrics": merge_metrics(results, suffixes),
         "reference": names[0] if single else names,
         "seconds": round(time.perf_counter() - start, 2),
         "files": [],

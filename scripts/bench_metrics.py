@@ -73,6 +73,11 @@ def main() -> None:
         "--keep-cache", action="store_true", help="reuse cached reference statistics"
     )
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="molgen scores all --splits in one call (evaluate_many), as MOSES's get_all_metrics does",
+    )
+    parser.add_argument(
         "--worker", nargs=3, metavar=("GENERATED", "SPLIT", "CACHE"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -85,7 +90,7 @@ def main() -> None:
     if not args.keep_cache:
         shutil.rmtree(cache, ignore_errors=True)
     runs = {}
-    for split in args.splits:
+    for split in ["+".join(args.splits)] if args.together else args.splits:
         for label in ("warm",) if args.keep_cache else ("cold", "warm"):
             print(f"molgen {split} {label} cache ...", file=sys.stderr, flush=True)
             runs[f"molgen/{split}/{label}"] = _run_json(
@@ -129,16 +134,17 @@ def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) ->
     sys.path.insert(0, str(ROOT))
     import warnings
 
-    from molgen.metrics import compute_metrics
+    from molgen.metrics.compute import REFERENCE_DEPENDENT, evaluate_many
 
     warnings.simplefilter("ignore")
     train = _read_column(args.moses_data / "train.csv.gz")
     cached_before = set(Path(cache, "metrics").glob("*.npz"))
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
-    metrics = compute_metrics(
+    splits = split.split("+")
+    evaluations = evaluate_many(
         generated,
-        reference=args.moses_data / SPLITS[split],
+        [args.moses_data / SPLITS[name] for name in splits],
         train=train,
         n_jobs=args.n_jobs,
         cache_dir=cache,
@@ -146,7 +152,17 @@ def _worker(args: argparse.Namespace, generated: str, split: str, cache: str) ->
     seconds = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_before
     state = "warm" if set(Path(cache, "metrics").glob("*.npz")) == cached_before else "cold"
-    renamed = {key.replace("/Test", f"/{split}"): value for key, value in metrics.items()}
+    # Each split's comparisons under its own name; the reference-dependent
+    # metrics without a suffix (property distances, KL) come from the first split.
+    renamed = {}
+    for i, (name, evaluation) in enumerate(zip(splits, evaluations, strict=True)):
+        for key, value in evaluation.metrics.items():
+            if key.endswith("/Test"):
+                renamed[key.replace("/Test", f"/{name}")] = value
+            elif i == 0:
+                renamed[key] = value
+            elif key in REFERENCE_DEPENDENT:
+                renamed[f"{key}/{name}"] = value
     result = {
         "metrics": renamed,
         "seconds": round(seconds, 2),

@@ -328,7 +328,12 @@ def test_run_benchmark_with_two_references_merges_keys_and_tables(tmp_path):
         n_jobs=1,
         cache_dir=tmp_path,
     )
-    assert {"FCD/Test", "FCD/TestSF", "SNN/Test", "SNN/TestSF"} <= set(report["metrics"])
+    assert {"FCD/Test", "FCD/TestSF", "SNN/Test", "SNN/TestSF", "logP/TestSF", "KL/TestSF"} <= set(report["metrics"])
+    # Unsuffixed reference-dependent metrics belong to the first reference, not the last.
+    alone = compute_metrics(smiles[10:40], reference="moses-test", n_jobs=1, cache_dir=tmp_path)
+    for key in ("logP", "SA", "QED", "weight", "KL", "fcd_reference_size"):
+        assert report["metrics"][key] == pytest.approx(alone[key]), key
+    assert report["metrics"]["logP/TestSF"] != pytest.approx(alone["logP"])
     assert report["reference"] == ["moses-test", "moses-test-scaffolds"]
     table = (tmp_path / "report" / "metrics.md").read_text()
     assert "FCD/Test |" in table and "FCD/TestSF" in table and table.count("CharRNN") == 2

@@ -57,6 +57,7 @@ __all__ = [
     "compute_metrics",
     "evaluate",
     "evaluate_many",
+    "merge_metrics",
     "Evaluation",
     "reference_suffix",
     "load_generated",
@@ -64,6 +65,8 @@ __all__ = [
 ]
 
 UNIQUE_AT = (1000, 10_000)
+#: Metrics that depend on the reference set but carry no ``/<ref>`` suffix.
+REFERENCE_DEPENDENT = (*_features.PROPERTY_NAMES, "KL", "fcd_reference_size")
 
 
 @dataclass
@@ -227,6 +230,25 @@ def _assemble(
             Evaluation(metrics=metrics, generated=gen, reference=ref, valid_smiles=valid_smiles)
         )
     return evaluations
+
+
+def merge_metrics(evaluations: Sequence[Evaluation], suffixes: Sequence[str]) -> dict[str, float]:
+    """One metrics dict for several references, as MOSES's ``get_all_metrics`` reports them.
+
+    The first reference's metrics are kept whole. Of each further one, the
+    ``/<suffix>`` comparisons are added, and the metrics that depend on the
+    reference but carry no suffix (property distances, ``KL``,
+    ``fcd_reference_size``) are added as ``<name>/<suffix>`` rather than
+    overwriting the first reference's.
+    """
+    merged = dict(evaluations[0].metrics)
+    for evaluation, suffix in zip(evaluations[1:], suffixes[1:], strict=True):
+        for key, value in evaluation.metrics.items():
+            if key.endswith(f"/{suffix}"):
+                merged[key] = value
+            elif key in REFERENCE_DEPENDENT:
+                merged[f"{key}/{suffix}"] = value
+    return merged
 
 
 def _reference_metrics(
