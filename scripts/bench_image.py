@@ -1,10 +1,10 @@
 """Train and evaluate the image models side by side on one data set; write a Markdown table.
 
-    OMP_NUM_THREADS=1 nice -n 15 python scripts/bench_image.py --out runs/bench_image --minutes 3
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/bench_image.py --out runs/bench_image --epochs 20
     python scripts/bench_image.py --models vae vaegan --epochs 5 --out runs/quick
 
 Each model is trained into ``OUT/<name>`` with the CLI's defaults (for at
-most ``--epochs`` epochs or ``--minutes`` minutes), then scored with
+most ``--epochs`` epochs, or ``--minutes`` minutes when given), then scored with
 :func:`molgen.image.evaluate.evaluate_model` against the same reference
 classifier. ``vae-no9`` is a VAE trained without the digit 9, for the anomaly
 AUROC. Results go to ``OUT/results.json`` and ``OUT/results.md``; when the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -57,9 +58,10 @@ def _train(name: str, spec: dict, args: argparse.Namespace) -> float:
         train_image_model(ImageTrainingConfig(model=spec["model"]), out, device=args.device, resume=True, show_progress=False)
         return time.monotonic() - start
     adversarial = MODEL_NAMES[spec["model"]][0] in ADVERSARIAL_KINDS
+    epochs = dict(item.split("=") for item in args.epochs_for).get(name, args.epochs)
     config = ImageTrainingConfig(
         model=spec["model"], data=args.data, exclude_classes=spec.get("exclude_classes", []),
-        train=dict(epochs=args.epochs, batch_size=64, lr=2e-4 if adversarial else 1e-3, seed=args.seed,
+        train=dict(epochs=int(epochs), batch_size=64, lr=2e-4 if adversarial else 1e-3, seed=args.seed,
                    max_minutes=args.minutes, patience=0 if adversarial else 5, grad_clip=10.0 if adversarial else 5.0),
     )
     start = time.monotonic()
@@ -73,7 +75,8 @@ def main() -> None:
     parser.add_argument("--data", default="mnist5k")
     parser.add_argument("--models", nargs="*", default=list(RUNS))
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
+    parser.add_argument("--epochs-for", nargs="*", default=[], metavar="NAME=EPOCHS", help="per-model epochs, e.g. wgan-gp=10")
+    parser.add_argument("--minutes", type=float, default=0.0, help="training budget per model (0: none, train for --epochs)")
     parser.add_argument("--n-samples", type=int, default=2000)
     parser.add_argument("--iw-samples", type=int, default=50)
     parser.add_argument("--baseline-steps", type=int, default=400, help="training steps of the 100-label classifiers")
@@ -98,6 +101,7 @@ def main() -> None:
             steps=history[-1]["step"] if history else 0,
             train_seconds=seconds,  # this invocation only (a resumed run counts from where it resumed)
             eval_seconds=time.monotonic() - start,
+            load_average=os.getloadavg()[0],
         )
         results[name] = metrics
         args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from molgen.errors import CheckpointError, ConfigError
-from molgen.models.image import MODEL_NAMES, build_model, load_image_model, save_image_model
+from molgen.models.image import (
+    MODEL_NAMES,
+    build_model,
+    load_image_model,
+    save_image_model,
+)
+from molgen.models.image.layers import label_planes
 from molgen.models.image.vae import ConvVAE
 from molgen.train.checkpoint import save_checkpoint
 
@@ -145,3 +151,31 @@ def test_vae_loss_is_elbo_and_iw_bound_is_tighter():
     assert iw50 < neg_elbo
     # An untrained decoder outputs ~0.5 everywhere: about log 2 nats per pixel.
     assert 0.5 * 120 < iw50 < 1.5 * 120
+
+
+def test_gans_start_with_small_discriminator_scores():
+    # With PyTorch's default initialisation (N(0, 1) for the projection embedding) the untrained cGAN
+    # discriminator scores these images up to +-2.7, and in training it won at once; DCGAN's N(0, 0.02)
+    # keeps every score below 0.03.
+    x, y = _batch(32, (1, 28, 28))
+    for name in ("dcgan", "cgan", "wgan-gp"):
+        torch.manual_seed(0)
+        model = build_model(name, (1, 28, 28), num_classes=3).eval()
+        with torch.no_grad():
+            scores = model.discriminator(x, y if model.conditional else None)
+        assert scores.abs().max() < 0.1, name
+        weights = model.generator.fc[0].weight
+        assert abs(weights.std().item() - 0.02) < 0.002, name
+
+
+def test_conditional_models_see_the_label_in_the_first_layer():
+    # The label enters the cVAE encoder and the cGAN discriminator as constant input planes.
+    x, y = _batch()
+    cvae, cgan = _model("cvae").eval(), _model("cgan").eval()
+    assert cvae.encoder.conv[0].in_channels == SHAPE[0] + 3 and cvae.config.latent_dim == 4
+    assert cgan.discriminator.features.conv[0].in_channels == SHAPE[0] + 3
+    with torch.no_grad():
+        assert not torch.allclose(cvae.encode(x, y)[0], cvae.encode(x, (y + 1) % 3)[0])
+        a = cgan.discriminator.features(label_planes(x, y, 3))
+        b = cgan.discriminator.features(label_planes(x, (y + 1) % 3, 3))
+    assert not torch.allclose(a, b)

@@ -30,7 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, dcgan_init, label_planes, one_hot
+from molgen.models.image.layers import (
+    ConfigMixin,
+    ConvDecoder,
+    ConvEncoder,
+    check_shape,
+    dcgan_init,
+    label_planes,
+    one_hot,
+)
 
 __all__ = ["GANConfig", "GAN", "AdversarialLosses"]
 
@@ -44,6 +52,7 @@ class GANConfig(ConfigMixin):
     num_classes: int = 0  # > 0: conditional GAN
     gp_weight: float = 10.0
     critic_steps: int = 1  # discriminator updates per generator update
+    minibatch_std: bool = False  # ns loss only; see Discriminator
 
     def __post_init__(self) -> None:
         check_shape(tuple(self.image_shape), "GANConfig")
@@ -69,13 +78,21 @@ class Discriminator(nn.Module):
         self.num_classes = config.num_classes
         # No batch norm for WGAN-GP: it couples the samples of a batch, which the gradient penalty must not see.
         self.features = ConvEncoder((c + config.num_classes, h, w), config.hidden, width, batch_norm=config.loss == "ns")
-        self.out = nn.Linear(width, 1)
+        # Minibatch standard deviation (Karras et al., "Progressive Growing of GANs", ICLR 2018): the
+        # spread of the batch's features is one more input of the last layer, so a generator that puts
+        # every sample on the same few digits is told so. Batch-coupled, hence not for WGAN-GP.
+        self.batch_std = config.minibatch_std and config.loss == "ns"
+        self.out = nn.Linear(width + int(self.batch_std), 1)
         self.embed = nn.Embedding(config.num_classes, width) if config.num_classes else None
         dcgan_init(self)  # includes the projection embedding: at PyTorch's N(0, 1) it swamps the other scores
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x if y is None else label_planes(x, y, self.num_classes))
-        score = self.out(h).squeeze(1)
+        if self.batch_std:
+            spread = h.std(0, unbiased=False).mean()
+            score = self.out(torch.cat([h, spread.expand(len(h), 1)], 1)).squeeze(1)
+        else:
+            score = self.out(h).squeeze(1)
         if self.embed is not None:
             score = score + (self.embed(y) * h).sum(1)
         return score

@@ -76,9 +76,13 @@ class ConvEncoder(nn.Module):
         self.fc = nn.Sequential(nn.Linear(flat, out_dim), nn.LeakyReLU(0.2))
         self.out_dim = out_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolution's activations, flattened ``[B, 2 * hidden * (H // 4) * (W // 4)]``."""
         # Pixels arrive in [0, 1]; centring them helps every discriminator and encoder alike.
-        return self.fc(self.conv(x * 2 - 1))
+        return self.conv(x * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv_features(x))
 
 
 class ConvDecoder(nn.Module):

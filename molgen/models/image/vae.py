@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, label_planes, one_hot
+from molgen.models.image.layers import (
+    ConfigMixin,
+    ConvDecoder,
+    ConvEncoder,
+    check_shape,
+    label_planes,
+    one_hot,
+)
 
 __all__ = ["VAEConfig", "ConvVAE", "VAEOutput"]
 
