@@ -243,8 +243,7 @@ def test_benchmark_parts_are_plain_npz_and_checked_when_merged(benchmark_case, t
             PartialStatistics.load(broken)
 
 
-@pytest.mark.filterwarnings("ignore:unique@")
-def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_case, tmp_path, monkeypatch):
+def _cli_benchmark_setup(benchmark_case, tmp_path, monkeypatch) -> tuple[list[str], list, dict]:
     generated, reference, _, cache = benchmark_case
     monkeypatch.setenv("MOLGEN_CACHE", str(cache))
     samples = tmp_path / "generated.smi"
@@ -253,15 +252,28 @@ def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_ca
     small_reference.write_text("\n".join(read_smiles_file(reference[0])[:60]) + "\n")
     common = ["--generated", samples, "--reference", small_reference, "--train", DATA / "metrics_train_3k.smi", "--n-jobs", 1, "--threads", 1]
     assert _cli("benchmark", *common, "-o", tmp_path / "single") == 0
+    return common, generated[:30], json.loads((tmp_path / "single" / "metrics.json").read_text())
+
+
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_case, tmp_path, monkeypatch):
+    common, _, single = _cli_benchmark_setup(benchmark_case, tmp_path, monkeypatch)
     for i in (1, 0):
         assert _cli("benchmark", *common, "--shard", f"{i}/2", "-o", tmp_path / "parts") == 0
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["shard-0000-of-0002.npz", "shard-0001-of-0002.npz"]
     assert _cli("merge", tmp_path / "parts", "-o", tmp_path / "report", "--n-jobs", 1) == 0
-    single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     merged = json.loads((tmp_path / "report" / "metrics.json").read_text())
     _assert_same_metrics(merged["metrics"], single["metrics"])
-    # Parts of a sharded sample job are scored whole (their records say which shard they are).
-    for i, block in enumerate((generated[:12], generated[12:30])):
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {"metrics.json", "metrics.md", "properties.png", "molecules.png"}
+    assert "**generated**" in (tmp_path / "report" / "metrics.md").read_text()
+    assert _cli("benchmark", *common, "--shard", "2/2", "-o", tmp_path / "parts") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_benchmark_cli_scores_parts_of_a_sharded_sample_job_whole(benchmark_case, tmp_path, monkeypatch):
+    common, generated, single = _cli_benchmark_setup(benchmark_case, tmp_path, monkeypatch)
+    for i, block in enumerate((generated[:12], generated[12:])):
         part = tmp_path / "samples" / f"s{i}.smi"
         part.parent.mkdir(exist_ok=True)
         part.write_text("\n".join(block) + "\n")
@@ -269,9 +281,7 @@ def test_benchmark_cli_shards_and_merge_write_the_single_run_report(benchmark_ca
         part_args = ["--generated", part, *common[2:], "--shard", f"{i}/2", "-o", tmp_path / "bench" / f"b{i}.npz"]
         assert _cli("benchmark", *part_args) == 0
     assert _cli("benchmark", *part_args[:-4], "--shard", "0/2", "-o", tmp_path / "x.npz") == 2  # part 1 is not shard 0
-    assert _cli("merge", tmp_path / "bench", "-o", tmp_path / "report2", "--n-jobs", 1) == 0
-    merged = json.loads((tmp_path / "report2" / "metrics.json").read_text())
+    assert _cli("merge", tmp_path / "bench", "-o", tmp_path / "report", "--n-jobs", 1) == 0
+    merged = json.loads((tmp_path / "report" / "metrics.json").read_text())
     _assert_same_metrics(merged["metrics"], single["metrics"])
-    assert {p.name for p in (tmp_path / "report").iterdir()} >= {"metrics.json", "metrics.md", "properties.png", "molecules.png"}
-    assert "**generated**" in (tmp_path / "report" / "metrics.md").read_text()
-    assert _cli("benchmark", *common, "--shard", "2/2", "-o", tmp_path / "parts") == 2
+    assert "**s** |" in (tmp_path / "report" / "metrics.md").read_text()  # s0.smi, s1.smi -> one row "s"
