@@ -15,6 +15,12 @@ def _single_thread():
     # Tiny recurrent models gain nothing from threads; on a busy CI machine
     # OpenMP spinning makes them many times slower.
     torch.set_num_threads(1)
+    # The same for NumPy/SciPy's BLAS (FCD's 512x512 eigendecompositions): two
+    # OpenBLAS threads fighting for a busy core made them 50x slower.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -24,14 +24,7 @@ from molgen.vae import MoleculeVAE
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    # FCD's 512 x 512 eigendecompositions: OpenBLAS threads that spin on a busy machine make each one
-    # take seconds instead of a tenth of one.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
+# BLAS is limited to one thread for the whole suite (tests/conftest.py).
 
 
 def _cli(*args) -> int:
