@@ -279,8 +279,7 @@ def _molgen_train_rate(seconds: float) -> dict:
     from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
     from molgen.vae_training import tokenize_smiles
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from train_default_model import DEFAULT_ARCH
+    from train_default_model import DEFAULT_ARCH  # scripts/ is on sys.path (top of file)
 
     smiles = _moses_train_smiles()[:20_000]
     data, vocab = tokenize_smiles(smiles, "selfies", 100, n_jobs=1)

@@ -256,11 +256,11 @@ class Trainer:
         if not resume and (self.out / RESUME_FILE).exists():
             raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
         start, cpu_start = time.monotonic(), time.process_time()
-        stopped = "epochs"
         with _graceful_sigterm(self):
-            return self._fit(start, cpu_start, stopped)
+            return self._fit(start, cpu_start)
 
-    def _fit(self, start: float, cpu_start: float, stopped: str) -> TrainResult:
+    def _fit(self, start: float, cpu_start: float) -> TrainResult:
+        stopped = "epochs"
         cfg = self.config
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.lr * cfg.lr_decay**self.epoch
