@@ -22,11 +22,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from molgen.image.data import load_splits
-from molgen.image.evaluate import EvalOptions, evaluate_model, reference_classifier
-from molgen.image.training import ADVERSARIAL_KINDS, ImageTrainingConfig, train_image_model
+from molgen.image.evaluate import EvalOptions, _features, evaluate_model, frechet_distance, reference_classifier
+from molgen.image.pipelines import batched, sample_images
+from molgen.image.training import ADVERSARIAL_KINDS, ImageTrainingConfig, to_tensors, train_image_model
 from molgen.models.image import MODEL_NAMES, load_image_model
 
 RUNS = {name: {"model": name} for name in MODEL_NAMES}
@@ -48,14 +50,45 @@ COLUMNS = [
 ]
 
 
-def _train(name: str, spec: dict, args: argparse.Namespace) -> float:
+def _monitor(out: Path, classifier, splits):
+    """After every epoch: 1,000 samples' conditional accuracy or class histogram, Frechet distance, SGAN test
+    accuracy, appended to ``OUT/<name>/monitor.jsonl`` (seeded sampling: training is not perturbed)."""
+    x_test, y_test = to_tensors(splits.test)
+    test_features = _features(classifier, x_test)
+    k = splits.train.num_classes
+
+    def callback(model, record: dict) -> None:
+        was_training = model.training
+        info: dict = {"epoch": record["epoch"], "step": record["step"]}
+        if hasattr(model, "sample"):
+            samples = sample_images(model, 1000, seed=1)
+            predicted = batched(classifier.predict, samples).numpy()
+            if getattr(model, "conditional", False):
+                info["conditional_accuracy"] = float((predicted == np.arange(1000) % k).mean())
+            else:
+                counts = np.bincount(predicted, minlength=k) / 1000
+                info["class_coverage"] = float((counts >= 0.5 / k).mean())
+                info["class_percent"] = (counts * 100).round(1).tolist()
+            info["frechet_classifier_distance"] = frechet_distance(_features(classifier, samples), test_features)
+        if hasattr(model, "predict"):
+            model.eval()
+            info["sgan_test_accuracy"] = float((batched(model.predict, x_test) == y_test).float().mean())
+        model.train(was_training)
+        with open(out / "monitor.jsonl", "a") as fh:
+            fh.write(json.dumps(info) + "\n")
+
+    return callback
+
+
+def _train(name: str, spec: dict, args: argparse.Namespace, monitor=None) -> float:
     out = args.out / name
     if (out / "config.json").exists():
         if json.loads((out / "config.json").read_text())["config"]["train"].get("max_minutes"):
             return 0.0  # a time-budgeted run is finished once started; resuming would extend its budget
         # An earlier invocation started this run: finish it (a finished run returns at once).
         start = time.monotonic()
-        train_image_model(ImageTrainingConfig(model=spec["model"]), out, device=args.device, resume=True, show_progress=False)
+        train_image_model(ImageTrainingConfig(model=spec["model"]), out, device=args.device, resume=True, show_progress=False,
+                          monitor=monitor)
         return time.monotonic() - start
     adversarial = MODEL_NAMES[spec["model"]][0] in ADVERSARIAL_KINDS
     epochs = dict(item.split("=") for item in args.epochs_for).get(name, args.epochs)
@@ -65,7 +98,7 @@ def _train(name: str, spec: dict, args: argparse.Namespace) -> float:
                    max_minutes=args.minutes, patience=0 if adversarial else 5, grad_clip=10.0 if adversarial else 5.0),
     )
     start = time.monotonic()
-    train_image_model(config, out, device=args.device, show_progress=False)
+    train_image_model(config, out, device=args.device, show_progress=False, monitor=monitor)
     return time.monotonic() - start
 
 
@@ -80,6 +113,7 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=2000)
     parser.add_argument("--iw-samples", type=int, default=50)
     parser.add_argument("--baseline-steps", type=int, default=400, help="training steps of the 100-label classifiers")
+    parser.add_argument("--monitor", action="store_true", help="score 1,000 samples after every epoch (OUT/<name>/monitor.jsonl)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -88,7 +122,8 @@ def main() -> None:
     splits = load_splits(args.data)
     classifier, ref_acc = reference_classifier(splits)
     for name in args.models:
-        seconds = _train(name, RUNS[name], args)
+        monitor = _monitor(args.out / name, classifier, splits) if args.monitor else None
+        seconds = _train(name, RUNS[name], args, monitor)
         model, meta = load_image_model(args.out / name)
         start = time.monotonic()
         metrics = evaluate_model(model, meta, splits, EvalOptions(

@@ -139,3 +139,23 @@ def test_pipeline_writes_a_complete_run_folder(tmp_path, tiny_data, name):
         assert len(meta["data"]["labelled_index"]) == 6
     with pytest.raises(Exception, match="already holds a training run"):
         train_image_model(config, tmp_path, device="cpu", show_progress=False)
+
+
+def test_monitor_sees_every_epoch_and_does_not_change_training(tmp_path, tiny_data):
+    from molgen.image.pipelines import sample_images
+
+    config = ImageTrainingConfig(
+        model="dcgan", data=str(tiny_data), model_options={"hidden": 4, "latent_dim": 4},
+        train={"epochs": 2, "batch_size": 16, "seed": 0, "lr": 1e-3},
+    )
+    seen = []
+
+    def monitor(model, record):
+        seen.append(record["epoch"])
+        sample_images(model, 8, seed=1)  # eval mode, a seeded generator: must not change what training does next
+
+    watched, _ = train_image_model(config, tmp_path / "a", device="cpu", show_progress=False, monitor=monitor)
+    plain, _ = train_image_model(config, tmp_path / "b", device="cpu", show_progress=False)
+    assert seen == [1, 2]
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, watched.state_dict()[key]), key

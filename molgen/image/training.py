@@ -18,6 +18,7 @@ decoded after every epoch).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -245,9 +246,16 @@ def _checkpoint_meta(config: ImageTrainingConfig, splits, train: ImageSet, val: 
 
 
 def _make_trainer(model: nn.Module, batches: dict[str, Any], meta: dict[str, Any], labelled, tcfg: TrainConfig,
-                  out: Path, dev: torch.device, generator: torch.Generator, show_progress: bool) -> Trainer:
+                  out: Path, dev: torch.device, generator: torch.Generator, show_progress: bool,
+                  monitor: Callable[[nn.Module, dict[str, float]], None] | None = None) -> Trainer:
     """The single-optimizer Trainer or the AdversarialTrainer, by the model's kind."""
-    frames = _frame_callback(model, out, model.config.num_classes if getattr(model, "conditional", False) else 0, tcfg.seed)
+    draw = _frame_callback(model, out, model.config.num_classes if getattr(model, "conditional", False) else 0, tcfg.seed)
+    frames = draw
+    if monitor is not None:
+        def frames(record: dict[str, float]) -> None:
+            if draw is not None:
+                draw(record)
+            monitor(model, record)
     if model.kind in ADVERSARIAL_KINDS:
         task = AdversarialImageTask(model, batches, generator, meta, labelled=labelled)
         betas = (0.0, 0.9) if getattr(model.config, "loss", "") == "wgan-gp" else (0.5, 0.999)
@@ -277,8 +285,13 @@ def train_image_model(
     device: str = "auto",
     resume: bool = False,
     show_progress: bool = True,
+    monitor: Callable[[nn.Module, dict[str, float]], None] | None = None,
 ) -> tuple[nn.Module, TrainResult]:
-    """Train ``config.model`` on ``config.data`` into ``out_dir``; returns the exported model and why training stopped."""
+    """Train ``config.model`` on ``config.data`` into ``out_dir``; returns the exported model and why training stopped.
+
+    ``monitor(model, record)`` runs after every epoch (e.g. to score samples as training goes); it
+    must leave the model's mode and the global random state as it found them.
+    """
     out = Path(out_dir)
     with RunLock(out):
         if resume:
@@ -308,6 +321,6 @@ def train_image_model(
                         "parameters": sum(p.numel() for p in model.parameters())}
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / "config.json", json.dumps(run_info, indent=2))
-        trainer = _make_trainer(model, batches, meta, labelled, tcfg, out, dev, generator, show_progress)
+        trainer = _make_trainer(model, batches, meta, labelled, tcfg, out, dev, generator, show_progress, monitor)
         result = trainer.fit(resume=resume)
         return _final_pictures(trainer, out, dev, tcfg.seed), result
