@@ -332,6 +332,20 @@ def test_start_molecule_and_min_similarity(tiny_vae):
         optimize("qed", tiny_vae, method="annealing")
 
 
+def test_sampled_decodes_find_more_neighbours_of_a_start_reproducibly(tiny_vae):
+    start = "CC(=O)Nc1ccc(O)cc1"
+
+    def run(**options):
+        return optimize("qed", tiny_vae, budget=500, start=start, min_similarity=0.0, options={**FAST, **options}, seed=0)
+
+    greedy, sampled = run(), run(decode_temperature=1.0)
+    # 16 copies x 3 decodes each; argmax decodes of nearby z repeat each other, samples mostly do not.
+    assert sampled.oracle.calls > greedy.oracle.calls
+    pd.testing.assert_frame_equal(sampled.frame, run(decode_temperature=1.0).frame)
+    with pytest.raises(ConfigError, match="decode_temperature"):
+        GradientConfig(decode_temperature=-0.5)
+
+
 def test_cli_commands(tiny_vae, tmp_path):
     import typer
     from typer.testing import CliRunner

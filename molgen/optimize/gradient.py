@@ -15,6 +15,10 @@ constant), and an optional trust region ``||z - z_start|| <= trust_radius``
 (projected after every step). ``uncertainty_weight`` adds that multiple of the
 ensemble's spread to the surrogate: negative values make the ascent
 pessimistic (it avoids regions the ensemble disagrees on).
+``decode_temperature > 0`` samples each decode instead of taking the argmax,
+so one latent point yields several nearby molecules; near a start molecule
+(constrained optimization) that finds similar molecules a greedy path steps
+over.
 
 With ``rounds > 1`` the later rounds restart from the encodings of the best
 molecules found so far (plus prior samples), and with ``refit`` the predictor
@@ -56,6 +60,7 @@ class GradientConfig(ConfigMixin):
     steps: int = 50
     lr: float = 0.05
     decode_every: int = 5
+    decode_temperature: float = 0.0  # 0: greedy decodes; > 0: sampled decodes (more neighbours of each z)
     prior_weight: float = 0.01
     trust_radius: float = 0.0  # 0: no trust region
     uncertainty_weight: float = 0.0
@@ -73,8 +78,8 @@ class GradientConfig(ConfigMixin):
                 raise ConfigError(f"gradient {name} must be >= 1")
         if self.lr <= 0:
             raise ConfigError("gradient lr must be > 0")
-        if self.prior_weight < 0 or self.trust_radius < 0 or self.start_noise < 0:
-            raise ConfigError("prior_weight, trust_radius and start_noise must be >= 0")
+        if self.prior_weight < 0 or self.trust_radius < 0 or self.start_noise < 0 or self.decode_temperature < 0:
+            raise ConfigError("prior_weight, trust_radius, start_noise and decode_temperature must be >= 0")
         if not 0 <= self.elite_fraction <= 1:
             raise ConfigError("elite_fraction must be in [0, 1]")
         PredictorTrainingConfig.from_dict(self.predictor)
@@ -178,7 +183,7 @@ def optimize_gradient(
             for b in range(0, len(z0), cfg.batch_size):
                 if oracle.exhausted:
                     break
-                _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar)
+                _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar, gen)
             run.rounds = r + 1
             if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
                 run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed + r + 1}))})
@@ -254,13 +259,19 @@ def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index
     return z, [None] * cfg.n_starts
 
 
-def _ascend(vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar) -> None:
+def _ascend(
+    vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar, gen
+) -> None:
     device = vae.device
     surrogate.model.to(device).eval()
     z_start = z0.to(device)
     z = z_start.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
-    _decode_and_score(vae, oracle, surrogate, z, origins, step0, run, cfg.refit)
+
+    def decode(step: int) -> None:
+        _decode_and_score(vae, oracle, surrogate, z, origins, step, run, cfg, gen)
+
+    decode(step0)
     for t in range(1, cfg.steps + 1):
         members = surrogate(z)
         value = members.mean(0)
@@ -277,19 +288,24 @@ def _ascend(vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0:
                 z.copy_(z_start + delta * (cfg.trust_radius / norm).clamp(max=1.0))
         bar.advance(len(z))
         if t % cfg.decode_every == 0 or t == cfg.steps:
-            _decode_and_score(vae, oracle, surrogate, z, origins, step0 + t, run, cfg.refit)
+            decode(step0 + t)
             if oracle.exhausted:
                 bar.advance(len(z) * (cfg.steps - t))
                 return
 
 
 def _decode_and_score(
-    vae, oracle: Oracle, surrogate: _Surrogate, z: torch.Tensor, origins, step: int, run: GradientRun, keep: bool
+    vae, oracle: Oracle, surrogate: _Surrogate, z: torch.Tensor, origins, step: int, run: GradientRun, cfg: GradientConfig, gen
 ) -> None:
     z_np = z.detach().cpu().numpy()
-    smiles = vae.decode(z_np, DecodeOptions(strategy="greedy"))
+    if cfg.decode_temperature > 0:
+        # A fresh seed per decode call, drawn from the run's generator: same seed, same molecules.
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.decode_temperature), seed=seed)
+    else:
+        smiles = vae.decode(z_np, DecodeOptions(strategy="greedy"))
     oracle(smiles, step=step, origins=origins)
     run.decoded += len(smiles)
     run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
-    if keep:
+    if cfg.refit:
         surrogate.add(z_np, smiles)
