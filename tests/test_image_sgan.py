@@ -80,3 +80,28 @@ def test_config_round_trips_through_json_and_checkpoints(tmp_path):
 def test_bad_sgan_configs_are_config_errors(bad):
     with pytest.raises(ConfigError):
         _sgan(**bad)
+
+
+def test_random_shift_moves_each_image_by_at_most_the_limit():
+    from molgen.models.image.layers import random_shift
+
+    x = torch.zeros(40, 2, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.equal(y.sum((1, 2, 3)), torch.full((40,), 2.0))  # nothing falls off
+    where = [(img[0] == 1).nonzero()[0].tolist() for img in y]
+    assert all(2 <= r <= 6 and 2 <= c <= 6 for r, c in where)
+    assert len({tuple(p) for p in where}) > 5  # each image draws its own shift
+    assert all(torch.equal(img[0], img[1]) for img in y)  # channels move together
+    assert torch.equal(random_shift(x, 0), x)
+
+
+def test_label_shift_changes_only_the_supervised_term():
+    x, y = _batch()
+    losses = []
+    for shift in (0, 2):
+        model = _sgan(discriminator="mlp", input_noise=0.0, hidden_noise=0.0, label_shift=shift).eval()
+        losses.append(model.discriminator_loss(x, x[:3], y[:3], generator=torch.Generator().manual_seed(4)).logs)
+    assert losses[0]["supervised"] != losses[1]["supervised"]
+    # Unlabelled and generated images are not shifted (the fakes are drawn before the shifts).
+    assert losses[0]["unsupervised"] == losses[1]["unsupervised"]

@@ -19,7 +19,9 @@ from torch import nn
 
 from molgen.errors import ConfigError
 
-__all__ = ["ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape", "dcgan_init", "label_planes"]
+__all__ = [
+    "ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape", "dcgan_init", "label_planes", "random_shift",
+]
 
 T = TypeVar("T", bound="ConfigMixin")
 
@@ -56,6 +58,19 @@ def label_planes(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tor
     """``x`` ``[B, C, H, W]`` with the one-hot labels appended as ``num_classes`` constant planes."""
     planes = one_hot(labels, num_classes).to(x.dtype)[:, :, None, None]
     return torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image of ``x`` ``[B, C, H, W]`` translated by its own random (dy, dx) in ``[-max_shift, max_shift]``, zero-filled."""
+    if max_shift <= 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    dy, dx = torch.randint(2 * max_shift + 1, (2, n, 1), generator=generator).to(x.device)
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
 class ConvEncoder(nn.Module):

@@ -28,7 +28,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from molgen.errors import ConfigError
 from molgen.models.image.gan import AdversarialLosses
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape
+from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, random_shift
 
 __all__ = ["SGANConfig", "SemiSupervisedGAN", "NoisyMLP"]
 
@@ -45,6 +45,7 @@ class SGANConfig(ConfigMixin):
     hidden_noise: float = 0.5  # mlp: std of the noise after every hidden layer
     dropout: float = 0.3  # conv discriminator
     unsupervised_weight: float = 1.0
+    label_shift: int = 0  # labelled images are translated by up to this many pixels each time they are used
 
     def __post_init__(self) -> None:
         check_shape(tuple(self.image_shape), "SGANConfig")
@@ -57,6 +58,8 @@ class SGANConfig(ConfigMixin):
             raise ConfigError("widths must be one or more positive layer sizes")
         if not 0 <= self.dropout < 1 or self.input_noise < 0 or self.hidden_noise < 0 or self.unsupervised_weight < 0:
             raise ConfigError("dropout must be in [0, 1); noise levels and unsupervised_weight >= 0")
+        if not 0 <= self.label_shift < min(self.image_shape[1:]):
+            raise ConfigError("label_shift must be >= 0 and smaller than the image")
 
 
 def _noisy(x: torch.Tensor, std: float, training: bool) -> torch.Tensor:
@@ -124,7 +127,7 @@ class SemiSupervisedGAN(nn.Module):
     ) -> AdversarialLosses:
         with torch.no_grad():
             fake = self.generate(self.noise(len(x), generator))
-        logits_lab = self.logits(x_lab)
+        logits_lab = self.logits(random_shift(x_lab, self.config.label_shift, generator))
         supervised = F.cross_entropy(logits_lab, y_lab)
         lse_real = torch.logsumexp(self.logits(x), 1)
         lse_fake = torch.logsumexp(self.logits(fake), 1)
