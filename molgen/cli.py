@@ -209,6 +209,7 @@ def sample(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
+    precision: str = typer.Option("fp32", help="decoder arithmetic: fp32, bf16 (about 2x faster on CPUs with AVX512-BF16/AMX) or fp16 (CUDA)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
@@ -233,7 +234,7 @@ def sample(
     with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
         if output.suffix not in (".smi", ".txt"):
             fh.write("smiles\n")
-        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition):
+        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision):
             for smi in chunk:
                 if smi is None:
                     continue
@@ -256,6 +257,7 @@ def sample(
         job = dict(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
             top_k=top_k, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
+            precision=precision,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
     err.print(

@@ -8,6 +8,10 @@ a tensor with the batch on dimension 1 (the transformer's key/value cache).
 conditional model. The loop is batched over molecules, runs under
 ``torch.inference_mode``, and drops each sequence from the batch as soon as it
 emits EOS, so cost follows the actual lengths, not the maximum length.
+
+``precision="bf16"`` (or ``"fp16"`` on CUDA) runs the decoder under
+``torch.autocast``: on CPUs with native bfloat16 (AVX512-BF16, AMX) the GRU
+steps take about half the time; the token choice itself stays in float32.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class DecodeOptions:
     temperature: float = 1.0
     top_k: int = 0
     max_length: int | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,6 +47,11 @@ class DecodeOptions:
             raise ConfigError("temperature must be > 0 (use --greedy for deterministic decoding)")
         if self.top_k < 0:
             raise ConfigError("top_k must be >= 0 (0 disables top-k)")
+        if self.precision not in _AUTOCAST:
+            raise ConfigError(f"unknown precision {self.precision!r}; use fp32, bf16 or fp16 (CUDA only)")
+
+
+_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
@@ -77,6 +87,16 @@ def decode_tokens(
     loop ends when none is left or ``max_length`` tokens were produced.
     """
     opts = options or DecodeOptions()
+    dtype = _AUTOCAST[opts.precision]
+    if dtype is torch.float16 and z.device.type != "cuda":
+        from molgen.errors import ConfigError
+
+        raise ConfigError("fp16 decoding needs a CUDA device; use --precision bf16 on the CPU")
+    with torch.autocast(z.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        return _decode_loop(model, z, opts, generator)
+
+
+def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
     max_len = opts.max_length or model.config.max_length
     batch = z.size(0)
     out = torch.full((batch, max_len), PAD, dtype=torch.long, device=z.device)

@@ -29,6 +29,10 @@ def test_sample_writes_only_rdkit_valid_molecules(tiny_run, tmp_path, capsys):
 
     assert len(frame) > 0 and all(Chem.MolFromSmiles(s) is not None for s in frame.smiles)
     assert "64 sampled" in err and "valid" in err
+    bf16 = tmp_path / "b.csv"
+    code, _, err = run(capsys, "sample", "--model", tiny_run, "-n", 64, "-o", bf16, "--seed", 1, "--device", "cpu", "--precision", "bf16")
+    assert code == 0, err
+    assert all(Chem.MolFromSmiles(s) is not None for s in pd.read_csv(bf16).smiles)
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_run):
@@ -112,6 +116,8 @@ def test_bad_options_give_one_line_errors(tiny_run, tmp_path, capsys):
     assert code == 2 and "temperature" in err
     code, _, err = run(capsys, "sample", "--model", tiny_run, "--device", "tpu", "-n", 2, "-o", tmp_path / "x.csv")
     assert code == 2 and "unknown device" in err
+    code, _, err = run(capsys, "sample", "--model", tiny_run, "--precision", "fp8", "-n", 2, "-o", tmp_path / "x.csv", "--device", "cpu")
+    assert code == 2 and "unknown precision" in err and not (tmp_path / "x.csv").exists()
     code, _, err = run(capsys, "interpolate", "--model", tiny_run, "CCO", "C1CC", "--device", "cpu")
     assert code == 2 and "invalid SMILES" in err
 

@@ -120,6 +120,27 @@ def test_decode_options_validation():
         DecodeOptions(temperature=0)
     with pytest.raises(ConfigError):
         DecodeOptions(strategy="beam")
+    with pytest.raises(ConfigError, match="precision"):
+        DecodeOptions(precision="int4")
+    with pytest.raises(ConfigError, match="CUDA"):
+        decode_tokens(_model(), torch.zeros(2, 4), DecodeOptions(precision="fp16"))
+
+
+def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
+    model = _model()
+    seen = []
+    model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    fp32 = decode_tokens(model, z, DecodeOptions(strategy="greedy"))
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    bf16 = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="bf16"))
+    assert set(seen) == {torch.bfloat16}
+    # Rounding may flip a near-tie argmax now and then, not the bulk of the sequences.
+    same = (fp32 == bf16).all(1).float().mean().item()
+    assert 0.8 <= same
+    again = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="bf16"))
+    assert torch.equal(bf16, again)
 
 
 def test_interpolation_end_points():
