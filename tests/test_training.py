@@ -104,6 +104,35 @@ def test_same_seed_same_weights(tmp_path, tiny_smiles):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_bf16_autocast_training_on_cpu(tmp_path, tiny_smiles):
+    from molgen.errors import ConfigError
+
+    seen = []
+    original = torch.nn.Linear.forward
+    # Record the dtype the model's layers compute in during training.
+    def spy(self, x):
+        out = original(self, x)
+        seen.append(out.dtype)
+        return out
+
+    try:
+        torch.nn.Linear.forward = spy
+        vae, result = train_vae(tiny_smiles[:100], tmp_path / "bf", _config(epochs=1, precision="bf16"), device="cpu", show_progress=False)
+    finally:
+        torch.nn.Linear.forward = original
+    assert torch.bfloat16 in seen
+    # The master weights stay in fp32 and the run is a normal run (history, model file).
+    assert all(p.dtype == torch.float32 for p in vae.model.parameters())
+    history = [json.loads(line) for line in (tmp_path / "bf" / "metrics.jsonl").read_text().splitlines()]
+    assert history and all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
+    again, _ = train_vae(tiny_smiles[:100], tmp_path / "bf2", _config(epochs=1, precision="bf16"), device="cpu", show_progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(vae.model.state_dict().values(), again.model.state_dict().values()))
+    with pytest.raises(ConfigError, match="CUDA"):
+        train_vae(tiny_smiles[:100], tmp_path / "f16", _config(epochs=1, precision="fp16"), device="cpu", show_progress=False)
+    with pytest.raises(ConfigError, match="precision"):
+        _config(precision="fp8")
+
+
 def test_warm_start_copies_weights_and_checks_architecture(tmp_path, tiny_smiles, tiny_run):
     cfg = _config(epochs=1, lr=1e-12)
     vae, _ = train_vae(tiny_smiles[:64], tmp_path / "warm", cfg, device="cpu", show_progress=False, init_from=tiny_run)

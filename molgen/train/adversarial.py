@@ -105,7 +105,7 @@ class AdversarialTrainer(Trainer):
             }
         )
         self.groups = groups
-        self.use_amp = False
+        self.amp_dtype = None  # adversarial steps run in fp32
 
     def _train_step(self, batch: Any) -> dict[str, float]:
         self.model.train()

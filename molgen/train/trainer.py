@@ -66,7 +66,8 @@ class TrainConfig(ConfigMixin):
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
     max_minutes: float = 0.0  # wall-clock budget; 0 means no limit
     max_cpu_minutes: float = 0.0  # CPU-time budget of this process (fair on a shared machine); 0 means no limit
-    amp: bool = True  # mixed precision, used only on CUDA
+    amp: bool = True  # precision "auto": fp16 mixed precision on CUDA (False: fp32 there too)
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; CPUs with AVX512-BF16/AMX, recent GPUs) | fp16 (CUDA)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +75,16 @@ class TrainConfig(ConfigMixin):
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
         if self.checkpoint_every < 1:
             raise ConfigError("checkpoint_every must be >= 1")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"unknown precision {self.precision!r}; use auto, fp32, bf16 or fp16")
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype training runs in under ``torch.autocast`` on ``device``; ``None`` for plain fp32."""
+        if self.precision == "auto":
+            return torch.float16 if self.amp and device.type == "cuda" else None
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ConfigError("fp16 mixed precision needs a CUDA device; use --precision bf16 on the CPU")
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
 
 
@@ -131,8 +142,9 @@ class Trainer:
         self.model = task.model.to(self.device)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = config.autocast_dtype(self.device)
+        # fp16 needs loss scaling against underflow; bf16 has fp32's exponent range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.dist = distributed.current()
         self._ddp: nn.Module | None = None
         if self.dist.enabled:
@@ -207,7 +219,7 @@ class Trainer:
             batch = self.task.shard_batch(batch, self.dist.rank, self.dist.world_size)  # type: ignore[attr-defined]
             self.task.model = self._ddp
         try:
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with self._autocast():
                 loss, logs = self.task.step(batch, self.global_step)
         finally:
             self.task.model = self.model
@@ -217,8 +229,8 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        if not torch.isfinite(norm) and not self.use_amp:
-            # Under AMP the scaler skips such steps itself and lowers its scale.
+        if not torch.isfinite(norm) and not self.scaler.is_enabled():
+            # Under fp16 AMP the scaler skips such steps itself and lowers its scale.
             self.optimizer.zero_grad(set_to_none=True)
             self._diverged(batch, f"gradient norm is {norm.item()}")
         self.scaler.step(self.optimizer)
@@ -226,6 +238,10 @@ class Trainer:
         self.global_step += 1
         logs = dict(logs, loss=float(loss.item()), grad_norm=float(norm.item()))
         return logs
+
+    def _autocast(self) -> torch.autocast:
+        dtype = self.amp_dtype
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def _diverged(self, batch: Any, what: str) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
@@ -241,7 +257,7 @@ class Trainer:
         totals: dict[str, float] = {}
         count = 0
         for batch in self.task.val_batches():
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with self._autocast():
                 loss, logs = self.task.step(batch, self.global_step)
             for k, v in dict(logs, loss=float(loss)).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
