@@ -28,7 +28,7 @@ import torch
 from molgen.image.data import load_splits
 from molgen.image.evaluate import EvalOptions, _features, evaluate_model, frechet_distance, reference_classifier
 from molgen.image.pipelines import batched, sample_images
-from molgen.image.training import ADVERSARIAL_KINDS, ImageTrainingConfig, to_tensors, train_image_model
+from molgen.image.training import ImageTrainingConfig, default_train_settings, to_tensors, train_image_model
 from molgen.models.image import MODEL_NAMES, load_image_model
 
 RUNS = {name: {"model": name} for name in MODEL_NAMES}
@@ -90,12 +90,11 @@ def _train(name: str, spec: dict, args: argparse.Namespace, monitor=None) -> flo
         train_image_model(ImageTrainingConfig(model=spec["model"]), out, device=args.device, resume=True, show_progress=False,
                           monitor=monitor)
         return time.monotonic() - start
-    adversarial = MODEL_NAMES[spec["model"]][0] in ADVERSARIAL_KINDS
     epochs = dict(item.split("=") for item in args.epochs_for).get(name, args.epochs)
     config = ImageTrainingConfig(
         model=spec["model"], data=args.data, exclude_classes=spec.get("exclude_classes", []),
-        train=dict(epochs=int(epochs), batch_size=64, lr=2e-4 if adversarial else 1e-3, seed=args.seed,
-                   max_minutes=args.minutes, patience=0 if adversarial else 5, grad_clip=10.0 if adversarial else 5.0),
+        train={**default_train_settings(spec["model"]), "epochs": int(epochs), "batch_size": 64, "seed": args.seed,
+               "max_minutes": args.minutes},
     )
     start = time.monotonic()
     train_image_model(config, out, device=args.device, show_progress=False, monitor=monitor)

@@ -55,7 +55,7 @@ def train(
     data: str = typer.Option("mnist5k", help=DATA_OPT),
     epochs: int = typer.Option(20),
     batch_size: int = typer.Option(64),
-    lr: float = typer.Option(0.0, help="learning rate (0: 1e-3 for autoencoders, 2e-4 for GANs)"),
+    lr: float = typer.Option(0.0, help="learning rate (0: 1e-3 for autoencoders, 2e-4 for GANs, 3e-3 for sgan)"),
     latent_dim: Optional[int] = typer.Option(None, help="latent size (default per model)"),
     hidden: Optional[int] = typer.Option(None, help="channels of the first conv layer (default 32)"),
     beta: Optional[float] = typer.Option(None, help="VAE KL weight (beta-vae default 4)"),
@@ -73,21 +73,18 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train an image model; the run folder gets the model, logs, loss curves, samples.png and samples.gif."""
-    from molgen.image.training import ADVERSARIAL_KINDS, ImageTrainingConfig, train_image_model
-    from molgen.models.image import MODEL_NAMES
+    from molgen.image.training import ImageTrainingConfig, default_train_settings, train_image_model
 
     _threads(threads)
-    if model not in MODEL_NAMES:
-        raise ConfigError(f"unknown image model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    adversarial = MODEL_NAMES[model][0] in ADVERSARIAL_KINDS
+    settings = default_train_settings(model)
     options = {"latent_dim": latent_dim, "hidden": hidden, "beta": beta, "recon": recon, "noise": noise, "noise_kind": noise_kind}
     options = {k: v for k, v in options.items() if v is not None}
     if "latent_dim" in options and model == "dae":
         options["code_dim"] = options.pop("latent_dim")
     config = ImageTrainingConfig(
         model=model, data=data, model_options=options, labelled=labelled, exclude_classes=list(exclude_class), limit=limit,
-        train=dict(epochs=epochs, batch_size=batch_size, lr=lr or (2e-4 if adversarial else 1e-3), seed=seed,
-                   max_minutes=max_minutes, patience=0 if adversarial else 5, grad_clip=10.0 if adversarial else 5.0),
+        train={**settings, "epochs": epochs, "batch_size": batch_size, "lr": lr or settings["lr"], "seed": seed,
+               "max_minutes": max_minutes},
     )
     trained, result = train_image_model(config, out_dir, device=device, resume=resume, show_progress=not quiet)
     err.print(

@@ -39,7 +39,7 @@ from molgen.train.adversarial import AdversarialTrainer
 from molgen.utils.io import RunLock, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 
-__all__ = ["ImageTrainingConfig", "train_image_model", "labelled_subset", "ImageTask", "AdversarialImageTask", "to_tensors"]
+__all__ = ["ImageTrainingConfig", "train_image_model", "default_train_settings", "labelled_subset", "ImageTask", "AdversarialImageTask", "to_tensors"]
 
 ADVERSARIAL_KINDS = ("image_gan", "image_sgan", "image_vaegan")
 
@@ -75,6 +75,23 @@ class ImageTrainingConfig:
         if unknown:
             raise ConfigError(f"unknown image training config keys: {sorted(unknown)}")
         return cls(**data)
+
+
+def default_train_settings(model: str) -> dict[str, float]:
+    """Learning rate, early-stopping patience and gradient clip that ``molgen image train`` uses for ``model``.
+
+    >>> default_train_settings("dcgan")["lr"], default_train_settings("vae")["lr"]
+    (0.0002, 0.001)
+    """
+    if model not in MODEL_NAMES:
+        raise ConfigError(f"unknown image model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if model == "sgan":
+        # Salimans et al.'s MNIST setting for their weight-normalised discriminator (Adam, beta1 0.5).
+        return {"lr": 3e-3, "patience": 0, "grad_clip": 10.0}
+    if MODEL_NAMES[model][0] in ADVERSARIAL_KINDS:
+        # Radford et al.'s 2e-4; no early stopping: GAN losses do not track sample quality.
+        return {"lr": 2e-4, "patience": 0, "grad_clip": 10.0}
+    return {"lr": 1e-3, "patience": 5, "grad_clip": 5.0}
 
 
 def to_tensors(data: ImageSet, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,7 +65,9 @@ MODEL_NAMES: dict[str, tuple[str, dict[str, Any]]] = {
     "dcgan": ("image_gan", {"loss": "ns", "minibatch_std": True}),
     "wgan-gp": ("image_gan", {"loss": "wgan-gp", "critic_steps": 5}),
     "cgan": ("image_gan", {"loss": "ns", "conditional": True}),
-    "sgan": ("image_sgan", {"conditional": True}),
+    # Salimans et al.'s MNIST discriminator and loss weight: after 15 epochs on the embedded digits, 84.8%
+    # test accuracy from 100 labels against 70% with the conv discriminator (docs/image_benchmarks.md).
+    "sgan": ("image_sgan", {"conditional": True, "discriminator": "mlp", "unsupervised_weight": 0.5}),
     "vaegan": ("image_vaegan", {}),
 }
 
