@@ -131,7 +131,7 @@ def train(
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
     init_from: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same vocabulary and architecture)"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, fp32 on CPU), fp32, bf16 (autocast; about 1.6x faster on CPUs with AVX512-BF16/AMX) or fp16 (CUDA)"),
+    precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
@@ -211,7 +211,7 @@ def sample(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
-    precision: str = typer.Option("fp32", help="decoder arithmetic: fp32, bf16 (about 2x faster on CPUs with AVX512-BF16/AMX) or fp16 (CUDA)"),
+    precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 

@@ -264,7 +264,7 @@ class MoleculeVAE:
         batch_size: int = 1024,
         n_jobs: int | None = None,
         condition: str | dict[str, float] | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> list[str | None]:
         """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy).
 
@@ -292,7 +292,7 @@ class MoleculeVAE:
         chunk_size: int = 16384,
         n_jobs: int | None = None,
         condition: str | dict[str, float] | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> Iterator[list[str | None]]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 

@@ -131,7 +131,7 @@ def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
     seen = []
     model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
     z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
-    fp32 = decode_tokens(model, z, DecodeOptions(strategy="greedy"))
+    fp32 = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="fp32"))
     assert set(seen) == {torch.float32}
     seen.clear()
     bf16 = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="bf16"))
@@ -141,6 +141,28 @@ def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
     assert 0.8 <= same
     again = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="bf16"))
     assert torch.equal(bf16, again)
+
+
+def test_auto_precision_decodes_in_bf16_only_on_native_hardware(monkeypatch):
+    import molgen.generate as generate
+
+    model = _model()
+    seen = []
+    model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(generate, "native_bf16", lambda device, native=native: native)
+        seen.clear()
+        decode_tokens(model, z, DecodeOptions(strategy="greedy"))
+        assert set(seen) == {dtype}
+
+
+def test_native_bf16_can_be_switched_off(monkeypatch):
+    from molgen.utils.runtime import native_bf16
+
+    monkeypatch.setenv("MOLGEN_NO_BF16", "1")
+    assert native_bf16("cpu") is False
+    assert native_bf16("meta") is False
 
 
 def test_interpolation_end_points():

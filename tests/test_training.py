@@ -133,6 +133,20 @@ def test_bf16_autocast_training_on_cpu(tmp_path, tiny_smiles):
         _config(precision="fp8")
 
 
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import molgen.train.trainer as trainer_module
+    from molgen.train.trainer import TrainConfig
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    assert TrainConfig().autocast_dtype(cpu) is torch.bfloat16
+    assert TrainConfig(amp=False).autocast_dtype(cpu) is None
+    assert TrainConfig(precision="fp32").autocast_dtype(cpu) is None
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    assert TrainConfig().autocast_dtype(cpu) is None
+    assert TrainConfig(precision="bf16").autocast_dtype(cpu) is torch.bfloat16
+
+
 def test_warm_start_copies_weights_and_checks_architecture(tmp_path, tiny_smiles, tiny_run):
     cfg = _config(epochs=1, lr=1e-12)
     vae, _ = train_vae(tiny_smiles[:64], tmp_path / "warm", cfg, device="cpu", show_progress=False, init_from=tiny_run)

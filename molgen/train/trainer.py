@@ -42,6 +42,7 @@ from molgen.train.checkpoint import (
 from molgen.train.progress import progress_bar
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import atomic_write_text
+from molgen.utils.runtime import native_bf16
 
 __all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]
 
@@ -66,8 +67,9 @@ class TrainConfig(ConfigMixin):
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
     max_minutes: float = 0.0  # wall-clock budget; 0 means no limit
     max_cpu_minutes: float = 0.0  # CPU-time budget of this process (fair on a shared machine); 0 means no limit
-    amp: bool = True  # precision "auto": fp16 mixed precision on CUDA (False: fp32 there too)
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast; CPUs with AVX512-BF16/AMX, recent GPUs) | fp16 (CUDA)
+    amp: bool = True  # False: precision "auto" means fp32 on every device
+    # auto: fp16 AMP on CUDA, bf16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX), else fp32.
+    precision: str = "auto"  # or fp32 | bf16 | fp16 (CUDA)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,7 +83,11 @@ class TrainConfig(ConfigMixin):
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The dtype training runs in under ``torch.autocast`` on ``device``; ``None`` for plain fp32."""
         if self.precision == "auto":
-            return torch.float16 if self.amp and device.type == "cuda" else None
+            if not self.amp:
+                return None
+            if device.type == "cuda":
+                return torch.float16
+            return torch.bfloat16 if device.type == "cpu" and native_bf16(device) else None
         if self.precision == "fp16" and device.type != "cuda":
             raise ConfigError("fp16 mixed precision needs a CUDA device; use --precision bf16 on the CPU")
         return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]

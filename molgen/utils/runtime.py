@@ -12,7 +12,7 @@ import torch
 
 from molgen.errors import ConfigError
 
-__all__ = ["resolve_device", "seed_everything", "environment_info"]
+__all__ = ["resolve_device", "seed_everything", "environment_info", "native_bf16"]
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
@@ -44,6 +44,22 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` does bfloat16 arithmetic in hardware.
+
+    On the CPU that means AVX512-BF16 or AMX instructions (recent Xeon and
+    EPYC parts); without them bfloat16 is emulated and slower than float32.
+    On CUDA it is what ``torch.cuda.is_bf16_supported`` reports.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu" or os.environ.get("MOLGEN_NO_BF16"):
+        return False
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(check()) for check in checks if check is not None)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way."""
     random.seed(seed)
@@ -73,6 +89,7 @@ def environment_info(device: torch.device | None = None) -> dict[str, str | int 
     }
     if device is not None:
         info["device"] = str(device)
+        info["native_bf16"] = int(native_bf16(device))
         if device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(device)
     return info
