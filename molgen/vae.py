@@ -20,7 +20,6 @@ wherever molecules are generated::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -310,7 +309,7 @@ class MoleculeVAE:
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
         decode_one = partial(_decode_one, representation=self.representation)
-        pool = ProcessPoolExecutor(workers, mp_context=chem.pool_context()) if workers > 1 else None
+        pool = chem.process_pool(workers) if workers > 1 else None
         try:
             pending = None
             for start in range(0, n, chunk_size):

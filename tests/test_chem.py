@@ -258,3 +258,47 @@ def test_pmap_rejects_bad_n_jobs():
     with pytest.raises(ConfigError, match="n_jobs"):
         chem.pmap(abs, [1], n_jobs=0)
     assert _pool.resolve_n_jobs(None) >= 1
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as ended)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_pool_workers_end_when_the_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from molgen.chem._pool import pmap\n"
+        "def slow(x):\n"
+        "    open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n"
+        "    time.sleep(0.01)\n"
+        "    return x\n"
+        "pmap(slow, range(100000), n_jobs=2, threshold=1)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    deadline = time.time() + 60
+    while len(os.listdir(tmp_path)) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    workers = [int(name) for name in os.listdir(tmp_path)]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

@@ -21,7 +21,7 @@ Example::
     (None, 'parse')
 """
 
-from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pool_context, resolve_n_jobs
+from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pool_context, process_pool, resolve_n_jobs
 from molgen.chem.fingerprints import (
     bulk_tanimoto,
     fingerprint_array,
@@ -63,6 +63,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "pmap",
     "pool_context",
+    "process_pool",
     "resolve_n_jobs",
     "FAILURE_REASONS",
     "parse_smiles",

@@ -21,8 +21,11 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +33,7 @@ from typing import TypeVar
 
 from molgen.errors import ConfigError
 
-__all__ = ["pmap", "resolve_n_jobs", "pool_context", "DEFAULT_THRESHOLD"]
+__all__ = ["pmap", "process_pool", "resolve_n_jobs", "pool_context", "DEFAULT_THRESHOLD"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,8 +93,32 @@ def pmap(
         return [func(x) for x in data]
     if chunksize is None:
         chunksize = max(1, -(-len(data) // (workers * _CHUNKS_PER_WORKER)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+    with process_pool(workers) as pool:
         return list(pool.map(func, data, chunksize=chunksize))
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end when the process that started them dies.
+
+    Without this, a parent killed mid-map (SIGTERM from a scheduler, SIGKILL)
+    leaves its workers running their chunk and then waiting forever: their
+    task queue stays open because every worker holds a copy of its write end.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=pool_context(), initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
