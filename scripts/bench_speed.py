@@ -216,9 +216,10 @@ def _moses_sample(model, n: int, batch: int) -> tuple[list[str], float, float]:
     return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
 
 
-def _molgen_sample(vae, n: int, batch: int, n_jobs: int) -> tuple[list[str], float, float]:
+def _molgen_sample(vae, n: int, batch: int, n_jobs: int, precision: str = "fp32") -> tuple[list[str], float, float]:
     cpu0, start = _cpu_seconds(), time.perf_counter()
-    valid = [s for chunk in vae.sample_chunks(n, seed=0, batch_size=batch, n_jobs=n_jobs) for s in chunk if s]
+    chunks = vae.sample_chunks(n, seed=0, batch_size=batch, n_jobs=n_jobs, precision=precision)
+    valid = [s for chunk in chunks for s in chunk if s]
     return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
 
 
@@ -248,8 +249,9 @@ def throughput(args: argparse.Namespace) -> None:
     vae = MoleculeVAE.load(args.model, device="cpu")
     vae.sample(256, seed=123)  # warm-up
     results: dict = {"machine": _machine(), "threads": args.threads, "n_jobs": args.n_jobs}
-    valid, wall, cpu = _molgen_sample(vae, args.n, 1024, args.n_jobs)
-    results["molgen_sample"] = _rate(valid, args.n, wall, cpu)
+    for precision in args.precisions:
+        valid, wall, cpu = _molgen_sample(vae, args.n, 1024, args.n_jobs, precision)
+        results["molgen_sample" + _suffix(precision)] = _rate(valid, args.n, wall, cpu)
     test = _moses_test_smiles()[: args.n]
     cpu0, start = _cpu_seconds(), time.perf_counter()
     chem.canonicalize_many(test, n_jobs=args.n_jobs)
@@ -266,13 +268,19 @@ def throughput(args: argparse.Namespace) -> None:
     results["moses_sample"] = _rate(valid, n_moses, wall, cpu)
     results["moses_sample"]["batch"] = args.moses_batch
     # Training steps at each tool's default configuration, on the same molecules.
-    results["molgen_train"] = _molgen_train_rate(args.train_seconds)
+    for precision in args.precisions:
+        results["molgen_train" + _suffix(precision)] = _molgen_train_rate(args.train_seconds, precision)
     results["moses_train"] = _moses_train_rate(moses, args.train_seconds)
     _append(results, "throughput")
     print(json.dumps(results, indent=2))
 
 
-def _molgen_train_rate(seconds: float) -> dict:
+def _suffix(precision: str) -> str:
+    """Result keys: fp32 keeps the historical names, other precisions get a suffix."""
+    return "" if precision == "fp32" else f"_{precision}"
+
+
+def _molgen_train_rate(seconds: float, precision: str = "fp32") -> dict:
     import numpy as np
     import torch
 
@@ -289,15 +297,17 @@ def _molgen_train_rate(seconds: float) -> dict:
     order = np.argsort(data.lengths, kind="stable")
     batches = [order[i : i + 128] for i in range(0, len(order) - 127, 128)]
     np.random.default_rng(0).shuffle(batches)
-    return _timed_steps(batches, seconds, lambda idx: _molgen_step(model, opt, data, idx))
+    return _timed_steps(batches, seconds, lambda idx: _molgen_step(model, opt, data, idx, precision == "bf16"))
 
 
-def _molgen_step(model, opt, data, idx) -> None:
+def _molgen_step(model, opt, data, idx, bf16: bool = False) -> None:
+    """One step as molgen's Trainer takes it (``--precision bf16``: the forward pass under CPU autocast)."""
     import torch
 
     lengths = data.lengths[idx]
     ids = torch.from_numpy(data.ids[idx, : lengths.max()])
-    out = model(ids, torch.from_numpy(lengths), beta=0.5, word_dropout=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(ids, torch.from_numpy(lengths), beta=0.5, word_dropout=0.1)
     opt.zero_grad()
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -436,6 +446,7 @@ def main() -> None:
     p.add_argument("--moses-batch", type=int, default=512)
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--train-seconds", type=float, default=60.0, help="CPU seconds of training steps per tool")
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="molgen precisions to time")
     p = sub.add_parser("quality", help="validity and FCD/Test of both trained runs")
     p.add_argument("--molgen-run", type=Path, default=Path("runs/molgen_cpu12"))
     p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
