@@ -350,6 +350,25 @@ def test_rejects_csv_from_the_cli(command, tiny_run, tmp_path, capsys):
     assert rejects.read_text().splitlines() == QUOTED_REJECTS
 
 
+def test_predictor_labels_csv_skips_counts_and_rejects_bad_rows(tiny_run, tmp_path, capsys):
+    labels = tmp_path / "assay.csv"
+    good = ["CCO", "CCN", "CCC", "c1ccccc1", "CC(=O)O", "CCOC", "CNC", "CCCl", "OCCO", "CC#N", "CCCO", "CCCN"]
+    rows = [f"{s},{i / 10}" for i, s in enumerate(good)]
+    rows[2:2] = ["C1CC,0.5", "CCS,n/a", "CCBr,"]  # CSV lines 4, 5 and 6
+    labels.write_text("smiles,pic50\n" + "\n".join(rows) + "\n")
+    base = ["predictor", "train", "--labels", str(labels), "--target", "pic50", "--model", str(tiny_run), "--epochs", "2",
+            "--members", "2", "--hidden", "8", "--device", "cpu"]  # fmt: skip
+    rejects = tmp_path / "rejects.csv"
+    assert main([*base, "--out", str(tmp_path / "pred"), "--rejects", str(rejects)]) == 0
+    assert "3 of 15 row(s) skipped (parse: 1, no_value: 2)" in capsys.readouterr().err
+    assert rejects.read_text().splitlines() == ["line,text,reason", "4,C1CC,parse", "5,CCS,no_value", "6,CCBr,no_value"]
+    assert json.loads((tmp_path / "pred" / "report.json").read_text())["n_train"] + 2 <= 12
+    assert main([*base, "--out", str(tmp_path / "pred2"), "--strict"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "assay.csv, line 4: parse ('C1CC')" in errors[0]
+    assert not (tmp_path / "pred2").exists()
+
+
 # -- user code -----------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ Registered into the main app by :mod:`molgen.cli`::
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Optional
@@ -48,8 +49,14 @@ def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
     return result.smiles
 
 
-def _labels(path: Path, target: str, smiles_column: str):
-    """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names); drop invalid rows."""
+def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, rejects: Optional[Path] = None):
+    """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names).
+
+    A row whose SMILES RDKit rejects, or whose targets are all missing or not
+    numbers, is skipped and counted (``strict``: the first one is an error
+    naming its line); ``rejects`` gets every skipped row with the reason.
+    """
+    import numpy as np
     import pandas as pd
 
     from molgen import chem
@@ -63,11 +70,28 @@ def _labels(path: Path, target: str, smiles_column: str):
     missing = [c for c in [smiles_column, *names] if c.lower() not in columns]
     if missing:
         raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
-    canon = [chem.canonical_smiles(str(s)) for s in frame[columns[smiles_column.lower()]]]
+    texts = [str(s) for s in frame[columns[smiles_column.lower()]]]
+    canon = [chem.canonical_smiles(s) for s in texts]
     values = frame[[columns[n.lower()] for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    keep = [i for i, s in enumerate(canon) if s]
-    if len(keep) < len(canon):
-        err.print(f"[yellow]{len(canon) - len(keep)} row(s) with invalid SMILES skipped[/yellow]")
+    reasons = ["parse" if c is None else "no_value" if not np.isfinite(v).any() else "" for c, v in zip(canon, values)]
+    bad = [i for i, r in enumerate(reasons) if r]
+    if bad and strict:
+        i = bad[0]
+        raise DataError(
+            f"{path}, line {i + 2}: {reasons[i]} ({texts[i]!r}); fix or remove the row, or leave out --strict to skip bad rows"
+        )
+    if rejects is not None:
+        from molgen.utils.io import atomic_output
+
+        with atomic_output(rejects, "w") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(("line", "text", "reason"))
+            writer.writerows((i + 2, texts[i], reasons[i]) for i in bad)
+    if bad:
+        counts = {r: reasons.count(r) for r in ("parse", "no_value") if r in reasons}
+        detail = ", ".join(f"{r}: {n}" for r, n in counts.items())
+        err.print(f"[yellow]{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})[/yellow]", soft_wrap=True)
+    keep = [i for i, r in enumerate(reasons) if not r]
     return [canon[i] for i in keep], values[keep], names
 
 
@@ -88,8 +112,8 @@ def predictor_train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--data")),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--data")),
+    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--data or --labels")),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--data or --labels")),
 ) -> None:
     """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
     from molgen.optimize.predictor import (
@@ -107,7 +131,7 @@ def predictor_train(
     if labels is not None:
         if not target:
             raise ConfigError("--labels needs --target COLUMN (the measured value to predict)")
-        smiles, values, names = _labels(labels, target, smiles_column)
+        smiles, values, names = _labels(labels, target, smiles_column, strict, rejects)
         trained = train_label_predictor(vae, smiles, values, names, cfg)
     else:
         if target:
