@@ -179,3 +179,24 @@ def test_conditional_models_see_the_label_in_the_first_layer():
         a = cgan.discriminator.features(label_planes(x, y, 3))
         b = cgan.discriminator.features(label_planes(x, (y + 1) % 3, 3))
     assert not torch.allclose(a, b)
+
+
+def test_packed_discriminator_scores_each_pack_from_all_of_its_images():
+    torch.manual_seed(0)
+    # Without minibatch std, which would couple every pack through the batch's spread.
+    model = build_model("dcgan", SHAPE, pack=2, minibatch_std=False, **TINY).eval()
+    assert model.discriminator.features.conv[0].in_channels == 2 * SHAPE[0]
+    x, _ = _batch(7)
+    with torch.no_grad():
+        scores = model.discriminator(x)
+        swapped = model.discriminator(torch.cat([x[:1], x[2:3], x[1:2], x[3:]]))  # packs (0,2), (1,3)
+    assert scores.shape == (3,)  # 7 images: three packs, the odd one left out
+    assert scores[0] != swapped[0] and scores[1] != swapped[1] and scores[2] == swapped[2]
+    losses = _losses(model.train(), "dcgan", x, None)
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ConfigError, match="pack"):
+        build_model("cgan", SHAPE, num_classes=3, pack=2)
+    with pytest.raises(ConfigError, match="pack"):
+        build_model("wgan-gp", SHAPE, pack=2)
+    with pytest.raises(ConfigError, match="smaller than the pack"):
+        model.discriminator(x[:1])

@@ -53,6 +53,7 @@ class GANConfig(ConfigMixin):
     gp_weight: float = 10.0
     critic_steps: int = 1  # discriminator updates per generator update
     minibatch_std: bool = False  # ns loss only; see Discriminator
+    pack: int = 1  # > 1: the discriminator judges packs of this many images (unconditional ns loss only)
 
     def __post_init__(self) -> None:
         check_shape(tuple(self.image_shape), "GANConfig")
@@ -60,6 +61,8 @@ class GANConfig(ConfigMixin):
             raise ConfigError(f"loss must be ns or wgan-gp, not {self.loss!r}")
         if self.latent_dim < 1 or self.hidden < 1 or self.num_classes < 0 or self.critic_steps < 1:
             raise ConfigError("latent_dim, hidden, critic_steps >= 1 and num_classes >= 0")
+        if self.pack < 1 or (self.pack > 1 and (self.loss != "ns" or self.num_classes)):
+            raise ConfigError("pack must be >= 1, and > 1 only for the unconditional GAN with the ns loss")
 
 
 @dataclass
@@ -77,7 +80,12 @@ class Discriminator(nn.Module):
         c, h, w = config.image_shape
         self.num_classes = config.num_classes
         # No batch norm for WGAN-GP: it couples the samples of a batch, which the gradient penalty must not see.
-        self.features = ConvEncoder((c + config.num_classes, h, w), config.hidden, width, batch_norm=config.loss == "ns")
+        # PacGAN (Lin et al., "PacGAN: The Power of Two Samples in Generative Adversarial Networks",
+        # NeurIPS 2018): judging m samples at once, stacked as channels, a discriminator sees how varied
+        # they are, so a generator that drops modes is penalised.
+        self.pack = config.pack
+        in_channels = (c + config.num_classes) * config.pack
+        self.features = ConvEncoder((in_channels, h, w), config.hidden, width, batch_norm=config.loss == "ns")
         # Minibatch standard deviation (Karras et al., "Progressive Growing of GANs", ICLR 2018): the
         # spread of the batch's features is one more input of the last layer, so a generator that puts
         # every sample on the same few digits is told so. Batch-coupled, hence not for WGAN-GP.
@@ -87,7 +95,14 @@ class Discriminator(nn.Module):
         dcgan_init(self)  # includes the projection embedding: at PyTorch's N(0, 1) it swamps the other scores
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x if y is None else label_planes(x, y, self.num_classes))
+        if y is not None:
+            x = label_planes(x, y, self.num_classes)
+        if self.pack > 1:
+            n = len(x) - len(x) % self.pack  # a ragged tail of the batch is left out
+            if n == 0:
+                raise ConfigError(f"a batch of {len(x)} images is smaller than the pack size {self.pack}")
+            x = x[:n].reshape(n // self.pack, self.pack * x.shape[1], *x.shape[2:])
+        h = self.features(x)
         if self.batch_std:
             spread = h.std(0, unbiased=False).mean()
             score = self.out(torch.cat([h, spread.expand(len(h), 1)], 1)).squeeze(1)
