@@ -216,11 +216,12 @@ def _moses_sample(model, n: int, batch: int) -> tuple[list[str], float, float]:
     return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
 
 
-def _molgen_sample(vae, n: int, batch: int, n_jobs: int, precision: str = "fp32") -> tuple[list[str], float, float]:
-    cpu0, start = _cpu_seconds(), time.perf_counter()
+def _molgen_sample(vae, n: int, batch: int, n_jobs: int, precision: str = "fp32") -> tuple[list[str], float, float, float]:
+    """Returns (valid SMILES, wall s, CPU s of all processes, CPU s of the decoding process alone)."""
+    cpu0, main0, start = _cpu_seconds(), time.process_time(), time.perf_counter()
     chunks = vae.sample_chunks(n, seed=0, batch_size=batch, n_jobs=n_jobs, precision=precision)
     valid = [s for chunk in chunks for s in chunk if s]
-    return valid, time.perf_counter() - start, _cpu_seconds() - cpu0
+    return valid, time.perf_counter() - start, _cpu_seconds() - cpu0, time.process_time() - main0
 
 
 def _rate(valid: list[str], n: int, wall: float, cpu: float) -> dict:
@@ -250,8 +251,8 @@ def throughput(args: argparse.Namespace) -> None:
     vae.sample(256, seed=123)  # warm-up
     results: dict = {"machine": _machine(), "threads": args.threads, "n_jobs": args.n_jobs}
     for precision in args.precisions:
-        valid, wall, cpu = _molgen_sample(vae, args.n, 1024, args.n_jobs, precision)
-        results["molgen_sample" + _suffix(precision)] = _rate(valid, args.n, wall, cpu)
+        valid, wall, cpu, main_cpu = _molgen_sample(vae, args.n, 1024, args.n_jobs, precision)
+        results["molgen_sample" + _suffix(precision)] = dict(_rate(valid, args.n, wall, cpu), decoder_process_cpu_s=round(main_cpu, 2))
     test = _moses_test_smiles()[: args.n]
     cpu0, start = _cpu_seconds(), time.perf_counter()
     chem.canonicalize_many(test, n_jobs=args.n_jobs)
@@ -356,6 +357,42 @@ def _timed_steps(batches: list, seconds: float, step) -> dict:
     }
 
 
+def stages(args: argparse.Namespace) -> None:
+    """CPU time per molecule of each sampling stage in one process: GRU decoding, SELFIES, RDKit."""
+    import numpy as np
+    import selfies as sf
+    import torch
+
+    from molgen import chem
+    from molgen.generate import DecodeOptions, decode_tokens
+    from molgen.vae import MoleculeVAE
+
+    torch.set_num_threads(args.threads)
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    z_gen, token_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    options = DecodeOptions(precision=args.precision)
+    texts: list[str] = []
+    cpu0 = time.process_time()
+    for _ in range(0, args.n, 1024):
+        z = torch.randn(1024, vae.config.latent_dim, generator=z_gen)
+        texts += vae.ids_to_strings(decode_tokens(vae.model, vae.model.context(z, None), options, token_gen))
+    decode = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    smiles = [sf.decoder(t) for t in texts]
+    selfies_s = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    [chem.canonical_smiles(s) for s in smiles]
+    rdkit_s = time.process_time() - cpu0
+    n = len(texts)
+    result = {
+        "precision": args.precision,
+        "n": n,
+        "mean_tokens": round(float(np.mean([t.count("[") for t in texts])), 1),
+        "ms_per_molecule": {"decode": round(1e3 * decode / n, 3), "selfies": round(1e3 * selfies_s / n, 3), "rdkit": round(1e3 * rdkit_s / n, 3)},
+    }
+    print(json.dumps(result))
+
+
 def quality(args: argparse.Namespace) -> None:
     """Validity and FCD/Test of both models after their (equal) training budgets."""
     import torch
@@ -447,13 +484,17 @@ def main() -> None:
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--train-seconds", type=float, default=60.0, help="CPU seconds of training steps per tool")
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="molgen precisions to time")
+    p = sub.add_parser("stages", help="per-molecule CPU time of each molgen sampling stage")
+    p.add_argument("--model", default=None, help="molgen checkpoint (default: the shipped model)")
+    p.add_argument("-n", "--n", type=int, default=4096)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p = sub.add_parser("quality", help="validity and FCD/Test of both trained runs")
     p.add_argument("--molgen-run", type=Path, default=Path("runs/molgen_cpu12"))
     p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
     p.add_argument("-n", "--n", type=int, default=10_000)
     p.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
-    {"moses-train": moses_train, "throughput": throughput, "quality": quality}[args.command](args)
+    {"moses-train": moses_train, "throughput": throughput, "stages": stages, "quality": quality}[args.command](args)
 
 
 if __name__ == "__main__":
