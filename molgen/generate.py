@@ -102,25 +102,43 @@ def decode_tokens(
         return _decode_loop(model, z, opts, generator)
 
 
+#: Finished sequences leave the working batch in steps of this many rows (powers
+#: of two below it), so a run meets a few dozen batch shapes rather than every
+#: size from 1 to the batch size: each new shape costs oneDNN a primitive and,
+#: in bf16, a reordered weight copy, which made memory grow with -n.
+_BUCKET = 64
+
+
+def _bucket(n_alive: int, current: int) -> int:
+    """Rows to keep for ``n_alive`` unfinished sequences in a batch of ``current`` rows."""
+    size = 1 << (n_alive - 1).bit_length() if n_alive < _BUCKET else -(-n_alive // _BUCKET) * _BUCKET
+    return min(size, current)
+
+
 def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
     max_len = opts.max_length or model.config.max_length
     batch = z.size(0)
     out = torch.full((batch, max_len), PAD, dtype=torch.long, device=z.device)
     active = torch.arange(batch, device=z.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
     state = model.init_state(z)
     select = getattr(model, "select_state", None)
     tokens = torch.full((batch,), BOS, dtype=torch.long, device=z.device)
     z_active = z
     for t in range(max_len):
         logits, state = model.step(tokens, state, z_active)
-        tokens = _choose(logits, opts, generator)
+        # Rows that already ended ride along until the batch shrinks; they write PAD.
+        tokens = _choose(logits, opts, generator).masked_fill_(finished, PAD)
         out[active, t] = tokens
-        alive = tokens != EOS
-        if not bool(alive.all()):
-            active, tokens, z_active = active[alive], tokens[alive], z_active[alive]
-            state = select(state, alive) if select is not None else state[:, alive]
-            if active.numel() == 0:
-                break
+        finished |= tokens == EOS
+        n_alive = int((~finished).sum())
+        if n_alive == 0:
+            break
+        rows = _bucket(n_alive, len(active))
+        if rows < len(active):
+            keep = torch.argsort(finished.to(torch.int8), stable=True)[:rows]  # unfinished rows first
+            active, tokens, z_active, finished = active[keep], tokens[keep], z_active[keep], finished[keep]
+            state = select(state, keep) if select is not None else state[:, keep]
     return out
 
 

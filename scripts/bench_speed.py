@@ -17,9 +17,9 @@ turns that file into the Markdown section of ``docs/benchmarks.md``):
 
     python scripts/bench_speed.py moses-train --minutes 45 --out runs/moses45
     python scripts/bench_speed.py quality --molgen runs/speed45 --moses runs/moses45 -n 30000
-    python scripts/bench_speed.py throughput
-    python scripts/bench_speed.py scaling
-    python scripts/bench_speed.py report
+    python scripts/bench_speed.py throughput --precisions fp32 bf16
+    python scripts/bench_speed.py stages --precision bf16
+    python scripts/bench_speed.py scaling --sizes 1000 10000 100000
 
 Every torch computation runs with one thread (``--threads``) unless told
 otherwise: on a shared 2-core machine more threads are slower.
@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import sys
 import time
@@ -357,6 +358,49 @@ def _timed_steps(batches: list, seconds: float, step) -> dict:
     }
 
 
+def scaling(args: argparse.Namespace) -> None:
+    """``molgen sample -n N`` and ``molgen benchmark`` on those samples, as separate processes, for each N."""
+    import subprocess
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            smi = Path(tmp) / f"sample_{n}.smi"
+            sample = _timed_process(
+                ["molgen", "sample", "-n", str(n), "-o", str(smi), "--seed", "0", "--threads", str(args.threads), "--device", "cpu"]
+            )
+            row = {"n": n, "sample": sample}
+            if n <= args.max_benchmark:
+                row["benchmark"] = _timed_process(
+                    ["molgen", "benchmark", "--generated", str(smi), "--reference", "moses-test", "-o", str(Path(tmp) / f"report_{n}"),
+                     "--threads", str(args.threads), "--device", "cpu"]
+                )  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            subprocess.run(["rm", "-rf", str(Path(tmp) / f"report_{n}")], check=False)
+    _append({"machine": _machine(), "threads": args.threads, "rows": rows}, "scaling")
+
+
+def _timed_process(command: list[str]) -> dict:
+    """Wall time, CPU time (the process and its workers) and peak RSS of one molgen command."""
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", *command], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    rss = [line for line in done.stderr.splitlines() if line.startswith("maxrss_kb=")]
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+        "peak_rss_mb": round(int(rss[-1].split("=")[1]) / 1024, 1) if rss else None,
+    }
+
+
 def stages(args: argparse.Namespace) -> None:
     """CPU time per molecule of each sampling stage in one process: GRU decoding, SELFIES, RDKit."""
     import numpy as np
@@ -484,6 +528,9 @@ def main() -> None:
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--train-seconds", type=float, default=60.0, help="CPU seconds of training steps per tool")
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="molgen precisions to time")
+    p = sub.add_parser("scaling", help="cost of molgen sample and molgen benchmark as N grows")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    p.add_argument("--max-benchmark", type=int, default=100_000, help="score only samples up to this size")
     p = sub.add_parser("stages", help="per-molecule CPU time of each molgen sampling stage")
     p.add_argument("--model", default=None, help="molgen checkpoint (default: the shipped model)")
     p.add_argument("-n", "--n", type=int, default=4096)
@@ -494,7 +541,7 @@ def main() -> None:
     p.add_argument("-n", "--n", type=int, default=10_000)
     p.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
-    {"moses-train": moses_train, "throughput": throughput, "stages": stages, "quality": quality}[args.command](args)
+    {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "stages": stages, "quality": quality}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,18 @@ def test_decoding_drops_finished_sequences_and_stops_early():
     assert model.calls == [3, 2, 1, 1]
 
 
+def test_finished_rows_leave_in_buckets_and_every_row_is_decoded_exactly():
+    stops = [(7 * i) % 9 for i in range(1000)]
+    model = _AlwaysEos(stops)
+    ids = decode_tokens(model, torch.arange(1000.0).unsqueeze(1), DecodeOptions(strategy="greedy"))
+    for i, stop in enumerate(stops):
+        assert ids[i].tolist() == [5] * stop + [2] + [0] * (9 - stop)
+    # Batch sizes stay on a few shapes: the full batch, multiples of 64, powers of two below it.
+    allowed = {1000} | {64 * k for k in range(1, 16)} | {1, 2, 4, 8, 16, 32}
+    assert set(model.calls) <= allowed
+    assert model.calls == sorted(model.calls, reverse=True) and len(model.calls) == 9
+
+
 def test_sampling_is_reproducible_and_top1_is_greedy():
     model = _model()
     z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
