@@ -65,9 +65,11 @@ MODEL_NAMES: dict[str, tuple[str, dict[str, Any]]] = {
     "dcgan": ("image_gan", {"loss": "ns", "minibatch_std": True, "pack": 2}),
     "wgan-gp": ("image_gan", {"loss": "wgan-gp", "critic_steps": 5}),
     "cgan": ("image_gan", {"loss": "ns", "conditional": True}),
-    # Salimans et al.'s MNIST discriminator and loss weight: after 15 epochs on the embedded digits, 84.8%
-    # test accuracy from 100 labels against 70% with the conv discriminator (docs/image_benchmarks.md).
-    "sgan": ("image_sgan", {"conditional": True, "discriminator": "mlp", "unsupervised_weight": 0.5}),
+    # Salimans et al.'s MNIST discriminator and loss weight: after 30 epochs on the embedded digits, 89.2%
+    # test accuracy from 100 labels against 70% with the conv discriminator; translating the labelled
+    # images by up to 2 pixels: 90.4%, and 5s no longer under half their share of the samples
+    # (docs/image_benchmarks.md).
+    "sgan": ("image_sgan", {"conditional": True, "discriminator": "mlp", "unsupervised_weight": 0.5, "label_shift": 2}),
     "vaegan": ("image_vaegan", {}),
 }
 
