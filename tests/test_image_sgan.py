@@ -52,7 +52,7 @@ def test_mlp_layers_are_weight_normalised_and_features_are_the_last_hidden_layer
 
 def test_unsupervised_loss_is_the_k_plus_one_class_gan_loss():
     # D(x) = 1 - p(fake | x) under a softmax over the K logits and a (K+1)-th logit fixed at 0.
-    model = _sgan(discriminator="mlp", input_noise=0.0, hidden_noise=0.0, unsupervised_weight=0.5).eval()
+    model = _sgan(discriminator="mlp", input_noise=0.0, hidden_noise=0.0, unsupervised_weight=0.5, label_shift=0).eval()
     x, y = _batch()
     g = torch.Generator().manual_seed(4)
     out = model.discriminator_loss(x, x[:3], y[:3], generator=g)
