@@ -1,6 +1,7 @@
 """Train and evaluate the image models side by side on one data set; write a Markdown table.
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/bench_image.py --out runs/bench_image --epochs 20
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/bench_image.py --out runs/bench_image2 --monitor --epochs 50 --models cgan
     python scripts/bench_image.py --models vae vaegan --epochs 5 --out runs/quick
 
 Each model is trained into ``OUT/<name>`` with the CLI's defaults (for at
@@ -26,9 +27,20 @@ import numpy as np
 import torch
 
 from molgen.image.data import load_splits
-from molgen.image.evaluate import EvalOptions, _features, evaluate_model, frechet_distance, reference_classifier
+from molgen.image.evaluate import (
+    EvalOptions,
+    classifier_features,
+    evaluate_model,
+    frechet_distance,
+    reference_classifier,
+)
 from molgen.image.pipelines import batched, sample_images
-from molgen.image.training import ImageTrainingConfig, default_train_settings, to_tensors, train_image_model
+from molgen.image.training import (
+    ImageTrainingConfig,
+    default_train_settings,
+    to_tensors,
+    train_image_model,
+)
 from molgen.models.image import MODEL_NAMES, load_image_model
 
 RUNS = {name: {"model": name} for name in MODEL_NAMES}
@@ -54,7 +66,7 @@ def _monitor(out: Path, classifier, splits):
     """After every epoch: 1,000 samples' conditional accuracy or class histogram, Frechet distance, SGAN test
     accuracy, appended to ``OUT/<name>/monitor.jsonl`` (seeded sampling: training is not perturbed)."""
     x_test, y_test = to_tensors(splits.test)
-    test_features = _features(classifier, x_test)
+    test_features = classifier_features(classifier, x_test)
     k = splits.train.num_classes
 
     def callback(model, record: dict) -> None:
@@ -69,7 +81,7 @@ def _monitor(out: Path, classifier, splits):
                 counts = np.bincount(predicted, minlength=k) / 1000
                 info["class_coverage"] = float((counts >= 0.5 / k).mean())
                 info["class_percent"] = (counts * 100).round(1).tolist()
-            info["frechet_classifier_distance"] = frechet_distance(_features(classifier, samples), test_features)
+            info["frechet_classifier_distance"] = frechet_distance(classifier_features(classifier, samples), test_features)
         if hasattr(model, "predict"):
             model.eval()
             info["sgan_test_accuracy"] = float((batched(model.predict, x_test) == y_test).float().mean())

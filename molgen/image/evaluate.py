@@ -54,6 +54,7 @@ from molgen.utils.io import atomic_write_text
 
 __all__ = [
     "frechet_distance",
+    "classifier_features",
     "psnr",
     "auroc",
     "train_classifier",
@@ -177,7 +178,8 @@ def reference_classifier(
     return model, accuracy
 
 
-def _features(classifier: ImageClassifier, x: torch.Tensor) -> np.ndarray:
+def classifier_features(classifier: ImageClassifier, x: torch.Tensor) -> np.ndarray:
+    """The reference classifier's penultimate features of ``x``, float64 ``[N, D]`` (the Frechet distance's space)."""
     with torch.no_grad():
         return batched(classifier.features, x).numpy().astype(np.float64)
 
@@ -186,7 +188,7 @@ def _generative_metrics(model: nn.Module, classifier: ImageClassifier, test_feat
     out: dict[str, float] = {}
     conditional = bool(getattr(model, "conditional", False))
     samples = sample_images(model, opt.n_samples, seed=opt.seed)
-    out["frechet_classifier_distance"] = frechet_distance(_features(classifier, samples), test_features)
+    out["frechet_classifier_distance"] = frechet_distance(classifier_features(classifier, samples), test_features)
     predicted = batched(classifier.predict, samples).numpy()
     if conditional:
         requested = (torch.arange(opt.n_samples) % model.config.num_classes).numpy()
@@ -276,11 +278,11 @@ def evaluate_model(
         if classifier is None:
             classifier, accuracy = reference_classifier(splits, cache_dir, steps=opt.reference_steps)
             result["reference_classifier_test_accuracy"] = accuracy
-        test_features = _features(classifier, x_test)
+        test_features = classifier_features(classifier, x_test)
         # A random subset: files are often sorted by class, so the first rows would be one class.
         pick = np.random.default_rng(opt.seed).permutation(len(splits.train))[: opt.n_samples]
         train_x = to_tensors(splits.train.subset(np.sort(pick)))[0]
-        result["frechet_train_vs_test"] = frechet_distance(_features(classifier, train_x), test_features)
+        result["frechet_train_vs_test"] = frechet_distance(classifier_features(classifier, train_x), test_features)
         if hasattr(model, "sample"):
             result.update(_generative_metrics(model, classifier, test_features, splits.train.num_classes, opt))
     if hasattr(model, "encode"):

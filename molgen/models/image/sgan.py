@@ -28,7 +28,13 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from molgen.errors import ConfigError
 from molgen.models.image.gan import AdversarialLosses
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape, random_shift
+from molgen.models.image.layers import (
+    ConfigMixin,
+    ConvDecoder,
+    ConvEncoder,
+    check_shape,
+    random_shift,
+)
 
 __all__ = ["SGANConfig", "SemiSupervisedGAN", "NoisyMLP"]
 
