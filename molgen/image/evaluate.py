@@ -143,7 +143,9 @@ def train_classifier(
     torch.manual_seed(seed)
     model = ImageClassifier(ClassifierConfig(image_shape=tuple(x.shape[1:]), num_classes=num_classes))
     task = _ClassifierTask(model, x, y, steps, batch_size, seed)
-    config = TrainConfig(epochs=1, batch_size=batch_size, lr=1e-3, patience=0, checkpoint_every=10**9, seed=seed)
+    # fp32 whatever the CPU: the reference and the baselines must not depend on the machine's bf16 support.
+    config = TrainConfig(epochs=1, batch_size=batch_size, lr=1e-3, patience=0, checkpoint_every=10**9, seed=seed,
+                         precision="fp32")
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(task, config, Path(tmp) / "classifier", generator=torch.Generator().manual_seed(seed),
                 show_progress=show_progress).fit()
