@@ -315,7 +315,9 @@ def train_image_model(
             if not (out / "config.json").exists():
                 raise DataError(f"nothing to resume in {out} (no config.json); start without --resume")
             config = ImageTrainingConfig.from_dict(json.loads((out / "config.json").read_text())["config"])
-        tcfg = TrainConfig.from_dict(config.train)
+        # Image models are benchmarked in fp32 (docs/image_benchmarks.md); bf16 stays opt-in here
+        # ("precision" in the train overrides) until it is measured for them.
+        tcfg = TrainConfig.from_dict({"precision": "fp32", **config.train})
         dev = resolve_device(device)
         generator = seed_everything(tcfg.seed)
         splits, train_index, val_index = _prepare_data(config, tcfg.seed)
