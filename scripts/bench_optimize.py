@@ -5,13 +5,17 @@ Reproduce (CPU, one torch thread; the measured settings are in
 
     python scripts/train_zinc_model.py --out runs/zinc --minutes 25            # or use data/zinc_model.safetensors
     python scripts/bench_optimize.py predictor --data moses --n 10000 --epochs 40 --model data/default_model.safetensors --out runs/b/pred_default
-    python scripts/bench_optimize.py predictor --data zinc --n 10000 --epochs 40 --model data/zinc_model.safetensors --out runs/b/pred_zinc
+    python scripts/bench_optimize.py predictor --data zinc --n 10000 --epochs 30 --model data/zinc_model.safetensors --out runs/b/pred_zinc
     python scripts/bench_optimize.py qed --model data/default_model.safetensors --predictor runs/b/pred_default --budget 5000 --seeds 0 1 2 \
         --n-starts 500 --steps 20 --decode-every 5 --rounds 4 --out runs/b
     python scripts/bench_optimize.py plogp --model data/default_model.safetensors --predictor runs/b/pred_default --budget 10000 --seeds 0 1 2 \
         --n-starts 250 --steps 20 --decode-every 5 --rounds 40 --lr 0.1 --prior-weight 0.001 --refit \
         --option elite_fraction=0.8 --option start_noise=0.3 --option 'predictor={"epochs":15,"patience":5}' --out runs/b
-    python scripts/bench_optimize.py constrained --model data/zinc_model.safetensors --predictor runs/b/pred_zinc --n 800 --copies 4 --steps 20 --out runs/b
+    python scripts/bench_optimize.py reconstruct --model data/zinc_model.safetensors --n 200 --out runs/b
+    python scripts/bench_optimize.py constrained --model data/zinc_model.safetensors --predictor runs/b/pred_zinc --tuning-set 30 \
+        --copies 8 --steps 10 --trust-radius 1.0 --decode-temperature 0.7 --out runs/b/tune      # tuning, off the test set
+    python scripts/bench_optimize.py constrained --model data/zinc_model.safetensors --predictor runs/b/pred_zinc --n 800 \
+        --copies 16 --steps 10 --trust-radius 1.0 --decode-temperature 0.7 --out runs/b
     python scripts/bench_optimize.py speed --model data/default_model.safetensors --predictor runs/b/pred_default --n-starts 10000 --steps 10
 
 Each command writes ``<out>/<task>.json`` (and the run folders of the
