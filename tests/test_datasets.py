@@ -422,3 +422,15 @@ def test_dataloader_end_to_end() -> None:
 def test_readers_do_not_import_torch() -> None:
     code = "import sys, molgen.datasets as d; d.read_molecules; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_smi_file_whose_first_line_has_a_comma_is_not_forced_into_csv(tmp_path):
+    from molgen.datasets import read_molecules
+
+    odd = tmp_path / "odd.smi"
+    odd.write_text("!,\n!x\n")  # bad lines, the first with a comma: no CSV column to find
+    result = read_molecules(odd)
+    assert result.smiles == [] and result.n_read == 2 and result.n_skipped == 2
+    csv_like = tmp_path / "pairs.smi"
+    csv_like.write_text("CCO,1.5\nc1ccccc1,2.0\n")  # comma-separated SMILES with a value still reads as CSV
+    assert read_molecules(csv_like).smiles == ["CCO", "c1ccccc1"]

@@ -362,15 +362,31 @@ def _data_records(source: _LineSource, path: Path, smiles_column: str | None) ->
             break
     delimiter = {".csv": ",", ".tsv": "\t"}.get(_format_suffix(path))
     first_field = leading[-1][1].split(maxsplit=1)[0] if leading and leading[-1][1].strip() else ""
-    if delimiter is None and "," in first_field:
+    guessed = delimiter is None and "," in first_field and smiles_column is None
+    if guessed:
         delimiter = ","
+        # Kept until the guess is confirmed; dropped then, so the tee buffers nothing more.
+        lines, plain = itertools.tee(itertools.chain(leading, lines))
+        leading = []
     records = _records(itertools.chain(leading, lines), delimiter)
     head = list(itertools.islice(records, _SNIFF_ROWS + 1))
     if not head:
         if source.truncated:
             raise DataError(f"{path} is a truncated gzip with no readable records; re-download or re-create the file")
         raise DataError(f"{path} is empty; give a file with one SMILES per line or a CSV with a SMILES column")
-    index, name, has_header = _choose_column(head, delimiter, smiles_column, path)
+    try:
+        index, name, has_header = _choose_column(head, delimiter, smiles_column, path)
+    except DataError:
+        if not guessed:
+            raise
+        # Not comma-separated after all: a SMILES file whose first line holds a comma.
+        delimiter = None
+        records = _records(plain, None)
+        head = list(itertools.islice(records, _SNIFF_ROWS + 1))
+        index, name, has_header = _choose_column(head, None, None, path)
+    finally:
+        if guessed:
+            del plain
     body = itertools.chain(head[1:] if has_header else head, records)
     return (_field(record, index) for record in body), name
 
