@@ -18,10 +18,10 @@ from molgen.vae import MoleculeVAE
 
 # Drawn from data/default_model.safetensors with sample(16, seed=3) before conditioning existed.
 DEFAULT_MODEL_SEED3 = [  # fp32 decoding, so the same on every CPU
-    "CC1=NC(CS(=O)(=O)N2CC(N)C(CN3CC(C)C=N3)C2)CC=C1",
-    "COC=C1C=NN(CCCNC(=O)OC2CCC(O)C2C)C1",
-    "CCNC(=O)N1C=CC=C(NCCc2ccc(O)cc2N)C1C",
-    "O=C(NCCc1ccccn1)NCC(=O)ONCCc1ccccc1",
+    "Cc1ccc(CCS(=O)(=O)N2CCCN(N=CC(C)C)CC2)s1",
+    "C=C(CCNC(=O)NCC1CCOC1CO)ON=CC",
+    "CCNC(=O)NC=C1C=CC(CNCc2ccc(C)cc2C)=C1",
+    "O=C1Nc2ccccc2C(C(=O)NCC2COc3ccccc3O2)N1",
 ]
 
 
