@@ -496,6 +496,7 @@ def score(
     strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --input"),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --input"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i scores its block of the molecules read from --input)"),
+    strip_stereo: bool = typer.Option(False, help="score molecules without stereochemistry (for models trained without it, e.g. on MOSES)"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
     import numpy as np
@@ -530,9 +531,11 @@ def score(
     with progress_bar(total, "scoring", unit="mol") as bar:
         threshold = None
         if ref:
-            ref_scores = score_molecules(vae, ref, samples, batch_size, seed, progress=bar)
+            ref_scores = score_molecules(vae, ref, samples, batch_size, seed, progress=bar, strip_stereo=strip_stereo)
             threshold = flag_threshold(ref_scores[flag_on], flag_quantile)
-        frame = score_molecules(vae, smiles, samples, batch_size, seed if spec is None else spec.seed(seed), progress=bar)
+        frame = score_molecules(
+            vae, smiles, samples, batch_size, seed if spec is None else spec.seed(seed), progress=bar, strip_stereo=strip_stereo
+        )
     if threshold is not None:
         # Molecules the model cannot spell (NaN score) are as far from the training data as it gets.
         frame["flagged"] = ~(frame[flag_on] >= threshold)
@@ -542,13 +545,16 @@ def score(
         job = dict(
             command="score", input=file_digest(input), molecules=n_read, model=file_digest(resolve_model_path(model)), samples=samples,
             seed=seed, reference=_reference_identity(reference), reference_size=reference_size, flag_quantile=flag_quantile, flag_on=flag_on,
-            smiles_column=smiles_column, strict=strict, batch_size=batch_size,
+            smiles_column=smiles_column, strict=strict, batch_size=batch_size, strip_stereo=strip_stereo,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=len(frame), header=True, shard_seed=spec.seed(seed))
     unscorable = int((frame["status"] != "ok").sum())
     msg = f"scored {len(frame) - unscorable:,} molecules (K={samples}); median IW log-likelihood {frame['iw_ll'].median():.2f} nats"
     if unscorable:
         msg += f"; {unscorable:,} not representable by this model ({', '.join(sorted(set(frame['status']) - {'ok'}))})"
+        stereo = sum(1 for text in frame["smiles"] if "@" in str(text) or "/" in str(text) or "\\" in str(text))
+        if stereo and not strip_stereo:
+            msg += f"; {stereo:,} input(s) carry stereochemistry: --strip-stereo scores them without it"
     if threshold is not None:
         msg += f"; flagged {int(frame['flagged'].sum()):,} below {flag_on} {threshold:.3f} (the {flag_quantile:g} quantile of {len(ref):,} reference molecules)"
     err.print(msg + f"; wrote {output}")

@@ -107,6 +107,7 @@ def score_molecules(
     batch_size: int = 64,
     seed: int = 0,
     progress=None,
+    strip_stereo: bool = False,
 ) -> pd.DataFrame:
     """Per-molecule ELBO and importance-weighted log-likelihood (nats), one row per input, in order.
 
@@ -117,6 +118,9 @@ def score_molecules(
         batch_size: molecules per forward pass (each is repeated ``K`` times).
         seed: the draws of ``z``; the same seed and batch size give the same scores.
         progress: optional handle with ``advance(n)`` (see :func:`molgen.train.progress.progress_bar`).
+        strip_stereo: score each molecule without its stereochemistry (and isotopes), for
+            models whose training data had none, such as MOSES-trained ones; the
+            ``smiles`` column keeps the input as given.
 
     Returns:
         A frame with :data:`COLUMNS`; unscorable rows have NaN scores and say why in ``status``.
@@ -125,7 +129,7 @@ def score_molecules(
         raise ConfigError("the number of importance samples must be >= 1")
     if batch_size < 1:
         raise ConfigError("batch_size must be >= 1")
-    canon = [chem.canonical_smiles(s) if s else None for s in smiles]
+    canon = [chem.canonical_smiles(s, isomeric=not strip_stereo) if s else None for s in smiles]
     statuses, seqs = zip(*(_status(vae, s) for s in canon)) if canon else ((), ())
     frame = pd.DataFrame({"smiles": list(smiles), "status": list(statuses)})
     frame["n_tokens"] = [len(s) - 1 if s is not None else 0 for s in seqs]  # tokens + EOS

@@ -104,3 +104,19 @@ def test_score_command_writes_scores_and_flags(tiny_run, tiny_smiles, tmp_path, 
     assert "flagged" in err and "not representable" in err
     code = main(["score", "--model", str(tiny_run), "-i", str(src), "--flag-on", "bogus"])
     assert code == 2 and "--flag-on" in capsys.readouterr().err
+
+
+def test_strip_stereo_scores_stereo_inputs_a_stereo_free_model_cannot_spell(tiny_run, tmp_path, capsys):
+    src = tmp_path / "stereo.smi"
+    src.write_text("C[C@@H](O)CC\nCC(O)CC\n")
+    out = tmp_path / "scores.csv"
+    args = ["score", "--model", str(tiny_run), "-i", str(src), "-o", str(out), "--samples", "2", "--reference", "none", "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    frame = pd.read_csv(out)
+    assert list(frame.status) == ["out_of_vocabulary", "ok"] and "--strip-stereo" in err
+    assert main([*args, "--strip-stereo"]) == 0
+    frame = pd.read_csv(out)
+    # Scored as the stereo-free molecule, reported as given (the reader's canonical, isomeric form).
+    assert list(frame.status) == ["ok", "ok"] and "@" in frame.smiles.iloc[0]
+    assert frame.n_tokens.iloc[0] == frame.n_tokens.iloc[1]
