@@ -141,7 +141,13 @@ def _optimizer(method: str, options: dict):
     return runner
 
 
-RUNNERS = {"zinc": _zinc, "prior": _prior, "bo": _optimizer("bo", {}), "gradient": _optimizer("gradient", GRADIENT_OPTIONS)}
+RUNNERS = {
+    "zinc": _zinc,
+    "prior": _prior,
+    "bo": _optimizer("bo", {}),
+    "bo-rank": _optimizer("bo", {"y_transform": "rank"}),
+    "gradient": _optimizer("gradient", GRADIENT_OPTIONS),
+}
 
 
 # -- report ----------------------------------------------------------------------
@@ -157,7 +163,7 @@ def report(args) -> None:
         raise SystemExit(f"no result.json under {args.runs}")
     frame = pd.DataFrame([{k: v for k, v in r.items() if k not in ("scores", "facts")} for r in results])
     published = pd.read_csv(PUBLISHED).set_index("task").loc[list(PMO_TASKS)]
-    methods = [m for m in ("zinc", "prior", "gradient", "bo") if m in set(frame.method)]
+    methods = [m for m in ("zinc", "prior", "gradient", "bo", "bo-rank") if m in set(frame.method)]
     per_task = frame.groupby(["method", "task"]).agg(auc_run=("auc_run", "mean"), auc_flat=("auc_flat", "mean"), top1=("top1", "mean"),
                                                      top10=("top10", "mean"), seeds=("seed", "count"), calls=("calls", "mean"))
     table = {}

@@ -140,6 +140,8 @@ def test_bad_options_and_missing_budget_are_config_errors():
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"batchsize": 3})
     with pytest.raises(ConfigError, match="acquisition"):
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"acquisition": "ei"})
+    with pytest.raises(ConfigError, match="y_transform"):
+        optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"y_transform": "log"})
     with pytest.raises(ConfigError, match="finite --budget"):
         optimize("qed", model=ChainVAE(), method="bo", budget=None, options=TOY_OPTIONS)
 
@@ -169,6 +171,17 @@ def tiny(tmp_path_factory):
     return MoleculeVAE.load(path, device="cpu")
 
 
+def test_rank_transform_keeps_order_ties_and_normal_scale():
+    from molgen.optimize.bo import _copula
+
+    y = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.1, 0.5, 2.0, 1e6], dtype=torch.float64)
+    q = _copula(y)
+    assert torch.all(q[:4] == q[0]) and torch.all(q[3:].diff() > 0)  # ties share a value; order kept
+    # The four tied zeros take mean rank 2.5 of 8: Phi^-1((2.5 - 0.5) / 8) = Phi^-1(0.25).
+    assert q[0].item() == pytest.approx(-0.6744897, abs=1e-6)
+    assert q[-1].item() == pytest.approx(1.5341, abs=1e-3)  # Phi^-1(7.5 / 8): the outlier no longer dominates
+
+
 def test_pca_box_round_trips(tiny):
     box = LatentBox.build(tiny, BOConfig(dims=4, projection_molecules=300))
     assert box.dims == 4 and 0 < box.explained <= 1
@@ -186,6 +199,8 @@ def test_same_seed_same_molecules_and_thompson_or_qlogei(tiny):
     assert run(0) == first
     assert run(1) != first
     assert len(set(run(0, budget=12, acquisition="qlogei", batch_size=4))) == 12
+    ranked = run(0, y_transform="rank")
+    assert ranked == run(0, y_transform="rank") and len(set(ranked)) == 16
 
 
 def test_start_molecules_seed_the_initial_design(tiny):

@@ -62,6 +62,9 @@ class BOConfig(ConfigMixin):
     projection_molecules: int = 2000  # encoded training molecules the PCA is computed on
     bound: float = 3.5  # search box, in standard deviations along each direction
     acquisition: Literal["ts", "qlogei"] = "ts"
+    # What the GP is fitted to: the scores standardised, or their ranks mapped to normal quantiles
+    # (a Gaussian copula). Ranks give a landscape of rare spikes above a flat floor a slope to follow.
+    y_transform: Literal["standardize", "rank"] = "standardize"
     n_candidates: int = 1000  # Thompson-sampling candidates per batch
     oversample: float = 4.0  # decode up to this many times batch_size candidates to find new molecules
     max_train: int = 300  # GP training points, nearest the trust-region centre
@@ -80,6 +83,8 @@ class BOConfig(ConfigMixin):
                 raise ConfigError(f"bo {name} must be >= 1")
         if self.projection not in ("pca", "none"):
             raise ConfigError(f"bo projection must be 'pca' or 'none', got {self.projection!r}")
+        if self.y_transform not in ("standardize", "rank"):
+            raise ConfigError(f"bo y_transform must be 'standardize' or 'rank', got {self.y_transform!r}")
         if self.acquisition not in ("ts", "qlogei"):
             raise ConfigError(f"bo acquisition must be 'ts' or 'qlogei', got {self.acquisition!r}")
         if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0:
@@ -313,7 +318,8 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     """Candidates in the trust region, best first by the acquisition function."""
     center = data.x[region.center]
     idx = torch.cdist(data.x, center[None]).squeeze(1).argsort()[: cfg.max_train]
-    model = _fit_gp(data.x[idx], data.y[idx], cfg.fit_iters)
+    y = _copula(data.y[idx]) if cfg.y_transform == "rank" else data.y[idx]
+    model = _fit_gp(data.x[idx], y, cfg.fit_iters)
     lengthscale = model.covar_module.lengthscale.detach().reshape(-1).double() if hasattr(model.covar_module, "lengthscale") else torch.ones(dims)
     # TuRBO's shape: sides in proportion to the lengthscales (geometric mean 1), here at most 4x from the
     # mean either way, so that no side is too thin for the decoder to change its output along it.
@@ -326,9 +332,19 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
         warnings.simplefilter("ignore")  # jitter added to near-singular covariances of close candidates
         torch.manual_seed(seed)
         if cfg.acquisition == "qlogei":
-            return _rank_logei(model, data.y[idx].max(), cand, lower, upper, cfg.batch_size, n_rank)
+            return _rank_logei(model, y.max(), cand, lower, upper, cfg.batch_size, n_rank)
         samples = model.posterior(cand).rsample(torch.Size([n_rank])).squeeze(-1)  # [n_rank, n_cand]
     return cand[_distinct_argmax(samples)]
+
+
+def _copula(y: torch.Tensor) -> torch.Tensor:
+    """Normal quantiles of the ranks of ``y`` (ties share their mean rank): order kept, scale dropped."""
+    values, inverse = torch.unique(y, return_inverse=True)
+    order = torch.argsort(y, stable=True)
+    ranks = torch.empty_like(y)
+    ranks[order] = torch.arange(1, len(y) + 1, dtype=y.dtype)
+    mean_rank = torch.zeros(len(values), dtype=y.dtype).index_add_(0, inverse, ranks) / torch.bincount(inverse, minlength=len(values))
+    return torch.special.ndtri((mean_rank[inverse] - 0.5) / len(y))
 
 
 def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int):
