@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from molgen.utils.runtime import native_bf16
+from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
 __all__ = ["DecodeOptions", "decode_tokens", "slerp", "lerp"]
 
@@ -51,11 +51,8 @@ class DecodeOptions:
             raise ConfigError("temperature must be > 0 (use --greedy for deterministic decoding)")
         if self.top_k < 0:
             raise ConfigError("top_k must be >= 0 (0 disables top-k)")
-        if self.precision not in _AUTOCAST:
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use auto, fp32, bf16 or fp16 (CUDA only)")
-
-
-_AUTOCAST = {"auto": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
@@ -91,14 +88,8 @@ def decode_tokens(
     loop ends when none is left or ``max_length`` tokens were produced.
     """
     opts = options or DecodeOptions()
-    dtype = _AUTOCAST[opts.precision]
-    if opts.precision == "auto" and z.device.type == "cpu" and native_bf16("cpu"):
-        dtype = torch.bfloat16
-    if dtype is torch.float16 and z.device.type != "cuda":
-        from molgen.errors import ConfigError
-
-        raise ConfigError("fp16 decoding needs a CUDA device; use --precision bf16 on the CPU")
-    with torch.autocast(z.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    # auto decodes in fp32 on CUDA: the GPU is rarely the bottleneck of sampling.
+    with autocast(z.device, autocast_dtype(opts.precision, z.device)):
         return _decode_loop(model, z, opts, generator)
 
 

@@ -156,14 +156,14 @@ def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
 
 
 def test_auto_precision_decodes_in_bf16_only_on_native_hardware(monkeypatch):
-    import molgen.generate as generate
+    import molgen.utils.runtime as runtime
 
     model = _model()
     seen = []
     model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
     z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
     for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(generate, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(runtime, "native_bf16", lambda device, native=native: native)
         seen.clear()
         decode_tokens(model, z, DecodeOptions(strategy="greedy"))
         assert set(seen) == {dtype}

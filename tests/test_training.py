@@ -134,15 +134,15 @@ def test_bf16_autocast_training_on_cpu(tmp_path, tiny_smiles):
 
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
-    import molgen.train.trainer as trainer_module
+    import molgen.utils.runtime as runtime
     from molgen.train.trainer import TrainConfig
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
     assert TrainConfig().autocast_dtype(cpu) is torch.bfloat16
     assert TrainConfig(amp=False).autocast_dtype(cpu) is None
     assert TrainConfig(precision="fp32").autocast_dtype(cpu) is None
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
     assert TrainConfig().autocast_dtype(cpu) is None
     assert TrainConfig(precision="bf16").autocast_dtype(cpu) is torch.bfloat16
 

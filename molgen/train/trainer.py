@@ -42,7 +42,7 @@ from molgen.train.checkpoint import (
 from molgen.train.progress import progress_bar
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import atomic_write_text
-from molgen.utils.runtime import native_bf16
+from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
 __all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]
 
@@ -77,20 +77,14 @@ class TrainConfig(ConfigMixin):
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
         if self.checkpoint_every < 1:
             raise ConfigError("checkpoint_every must be >= 1")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use auto, fp32, bf16 or fp16")
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The dtype training runs in under ``torch.autocast`` on ``device``; ``None`` for plain fp32."""
-        if self.precision == "auto":
-            if not self.amp:
-                return None
-            if device.type == "cuda":
-                return torch.float16
-            return torch.bfloat16 if device.type == "cpu" and native_bf16(device) else None
-        if self.precision == "fp16" and device.type != "cuda":
-            raise ConfigError("fp16 mixed precision needs a CUDA device; use --precision bf16 on the CPU")
-        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        if self.precision == "auto" and not self.amp:
+            return None
+        return autocast_dtype(self.precision, device, auto_cuda=torch.float16)
 
 
 
@@ -246,8 +240,7 @@ class Trainer:
         return logs
 
     def _autocast(self) -> torch.autocast:
-        dtype = self.amp_dtype
-        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        return autocast(self.device, self.amp_dtype)
 
     def _diverged(self, batch: Any, what: str) -> None:
         lr = self.optimizer.param_groups[0]["lr"]

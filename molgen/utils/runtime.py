@@ -12,7 +12,10 @@ import torch
 
 from molgen.errors import ConfigError
 
-__all__ = ["resolve_device", "seed_everything", "environment_info", "native_bf16"]
+__all__ = ["resolve_device", "seed_everything", "environment_info", "native_bf16", "autocast_dtype", "autocast", "PRECISIONS"]
+
+#: Values of ``--precision`` (training and decoding).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
@@ -58,6 +61,29 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
         return False
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(bool(check()) for check in checks if check is not None)
+
+
+def autocast_dtype(precision: str, device: torch.device | str, auto_cuda: torch.dtype | None = None) -> torch.dtype | None:
+    """The dtype ``precision`` runs in under ``torch.autocast`` on ``device``; ``None`` for plain fp32.
+
+    ``auto`` is ``auto_cuda`` on CUDA, bf16 on CPUs with native bfloat16 and
+    fp32 elsewhere; fp16 exists only on CUDA.
+    """
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16 (CUDA only)")
+    if precision == "auto":
+        if device.type == "cuda":
+            return auto_cuda
+        return torch.bfloat16 if device.type == "cpu" and native_bf16(device) else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 mixed precision needs a CUDA device; use --precision bf16 on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype | None) -> torch.autocast:
+    """``torch.autocast`` in ``dtype`` on ``device``, or a disabled one for ``None`` (fp32)."""
+    return torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def seed_everything(seed: int) -> torch.Generator:
