@@ -338,6 +338,7 @@ def _train_vae(
         config = config or VAETrainingConfig()
         vocab = MoleculeVAE.load(init_from, device="cpu").vocab if init_from else None
     tcfg = TrainConfig.from_dict(config.train)
+    tcfg.autocast_dtype(dev)  # a precision the device cannot run is refused before the run folder is written
     generator = seed_everything(tcfg.seed)
     train_smi, val_smi = train_val_split(list(smiles), config.val_fraction, seed=tcfg.seed)
     train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab)
