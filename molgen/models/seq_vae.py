@@ -18,6 +18,10 @@ properties joins the encoder's summary before ``(mu, logvar)`` and is
 concatenated to ``z`` wherever the decoder sees ``z``. The decoder therefore
 consumes a *context* ``h = [z, c]`` of size ``latent_dim + cond_dim``; with
 ``cond_dim = 0`` the layers and checkpoints are exactly the unconditional ones.
+A model trained with condition dropout (``null_condition=True``) has one more
+context column, a "no condition" flag: a condition row of NaN means "no
+condition" (``c`` zeroed, flag 1), which classifier-free guidance
+(:mod:`molgen.guidance`) needs; without it checkpoints are unchanged.
 
 The model owns its forward pass and loss. The decoding loop (greedy,
 temperature, top-k, early exit) lives in :mod:`molgen.generate` and drives the
@@ -69,6 +73,7 @@ class SeqVAEConfig(ConfigMixin):
     max_length: int = 128
     n_heads: int = 4
     cond_dim: int = 0
+    null_condition: bool = False  # one more context column: "no condition" (classifier-free guidance)
 
     def __post_init__(self) -> None:
         if self.representation not in ("smiles", "selfies"):
@@ -77,6 +82,8 @@ class SeqVAEConfig(ConfigMixin):
             raise ConfigError(f"unknown architecture {self.arch!r}; available: gru, transformer")
         if self.cond_dim < 0:
             raise ConfigError("cond_dim must be >= 0")
+        if self.null_condition and self.cond_dim == 0:
+            raise ConfigError("null_condition needs a conditional model (cond_dim > 0)")
         if self.arch == "transformer" and (self.n_heads < 1 or self.embed_dim % self.n_heads):
             raise ConfigError(f"embed_dim ({self.embed_dim}) must be a multiple of n_heads ({self.n_heads}) for the transformer")
         for name in ("vocab_size", "embed_dim", "encoder_hidden", "decoder_hidden", "latent_dim", "max_length"):
@@ -85,6 +92,10 @@ class SeqVAEConfig(ConfigMixin):
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
 
+    @property
+    def cond_width(self) -> int:
+        """Context columns after ``z``: the conditions, plus the "no condition" flag of a guidance-ready model."""
+        return self.cond_dim + int(self.null_condition)
 
 
 @dataclass
@@ -127,7 +138,13 @@ class SeqVAEBase(nn.Module):
         if cond is None or cond.shape != (z.size(0), self.config.cond_dim):
             got = None if cond is None else list(cond.shape)
             raise ConfigError(f"this model is conditional: pass conditions of shape [{z.size(0)}, {self.config.cond_dim}], got {got}")
-        return torch.cat([z, cond.to(z.dtype)], dim=-1)
+        cond = cond.to(z.dtype)
+        absent = torch.isnan(cond).any(-1, keepdim=True)  # a NaN row means "no condition"
+        if self.config.null_condition:
+            cond = torch.cat([cond.masked_fill(absent, 0.0), absent.to(z.dtype)], dim=-1)
+        elif bool(absent.any()):
+            raise ConfigError("this model was trained without condition dropout and has no 'no condition' input")
+        return torch.cat([z, cond], dim=-1)
 
     def forward(
         self,
@@ -186,7 +203,7 @@ class SeqVAE(SeqVAEBase):
     def __init__(self, config: SeqVAEConfig) -> None:
         super().__init__()
         self.config = c = config
-        ctx = c.latent_dim + c.cond_dim
+        ctx = c.latent_dim + c.cond_width
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
         self.encoder = nn.GRU(
             c.embed_dim,
@@ -196,8 +213,8 @@ class SeqVAE(SeqVAEBase):
             bidirectional=True,
             dropout=c.dropout if c.encoder_layers > 1 else 0.0,
         )
-        self.to_mu = nn.Linear(2 * c.encoder_hidden + c.cond_dim, c.latent_dim)
-        self.to_logvar = nn.Linear(2 * c.encoder_hidden + c.cond_dim, c.latent_dim)
+        self.to_mu = nn.Linear(2 * c.encoder_hidden + c.cond_width, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.encoder_hidden + c.cond_width, c.latent_dim)
         self.latent_to_hidden = nn.Linear(ctx, c.decoder_layers * c.decoder_hidden)
         self.decoder = nn.GRU(
             c.embed_dim + ctx,
