@@ -112,6 +112,7 @@ def train(
     embed_dim: Optional[int] = typer.Option(None, help="token embedding (GRU, default 64) or model width (transformer, 128)"),
     n_heads: Optional[int] = typer.Option(None, help="attention heads (transformer only, default 4)"),
     condition_on: Optional[str] = typer.Option(None, "--condition-on", help="train a conditional model on these properties, e.g. logp,qed,sa"),
+    condition_dropout: float = typer.Option(0.0, "--condition-dropout", help="probability of training a molecule without its condition, which enables sample --guidance (e.g. 0.15)"),
     beta: float = typer.Option(0.5, help="final KL weight"),
     kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
     kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
@@ -160,6 +161,7 @@ def train(
             n_heads=n_heads,
         ),
         conditions=parse_property_names(condition_on) if condition_on is not None else [],
+        condition_dropout=condition_dropout,
         train=dict(
             epochs=epochs,
             batch_size=batch_size,
@@ -210,6 +212,7 @@ def sample(
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
+    guidance: float = typer.Option(1.0, help="classifier-free guidance weight for models trained with --condition-dropout (1: none; 2-3 follow the condition more closely, at twice the decoding cost)"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
 ) -> None:
@@ -217,18 +220,21 @@ def sample(
 
     Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory.
     """
+    from molgen.guidance import check_guidance
     from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
     from molgen.train.progress import progress_bar
     from molgen.utils.io import atomic_output
     from molgen.vae import MoleculeVAE, resolve_model_path
 
     _set_threads(threads)
+    check_guidance(guidance)
     spec = parse_shard(shard) if shard is not None else None
     total, seed_arg = n, seed
     if spec is not None:
         n, seed = spec.size(total), spec.seed(seed)
         sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
+    check_guidance(guidance, vae.model)
     if vae.conditions is not None and condition is None:
         err.print(f"[dim]conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data[/dim]")
     start = time.perf_counter()
@@ -236,7 +242,7 @@ def sample(
     with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
         if output.suffix not in (".smi", ".txt"):
             fh.write("smiles\n")
-        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision):
+        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance):
             for smi in chunk:
                 if smi is None:
                     continue
@@ -259,7 +265,7 @@ def sample(
         job = dict(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
             top_k=top_k, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
-            precision=precision,
+            precision=precision, guidance=guidance,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
     err.print(

@@ -55,10 +55,16 @@ class VAETrainingConfig(ConfigMixin):
     val_fraction: float = 0.05
     max_length: int = 100  # tokens, without BOS/EOS; longer molecules are skipped and counted
     conditions: list[str] = field(default_factory=list)  # property names of a conditional model
+    # Probability that a training molecule's condition is replaced by "no condition" (classifier-free guidance).
+    condition_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.conditions:
             self.conditions = parse_property_names(self.conditions)
+        if not 0 <= self.condition_dropout < 1:
+            raise ConfigError("condition_dropout must be in [0, 1)")
+        if self.condition_dropout > 0 and not self.conditions:
+            raise ConfigError("condition dropout needs a conditional model; add --condition-on")
         if self.representation not in ("smiles", "selfies"):
             raise ConfigError(f"representation must be smiles or selfies, not {self.representation!r}")
         if not 0 <= self.val_fraction < 1:
@@ -139,11 +145,19 @@ def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
     architecture: the weights that read the condition (the trailing input
     columns of every layer that sees ``[..., c]``) start at zero, so training
     begins from exactly the source model and learns to use the properties.
+    The same holds for the "no condition" flag of condition dropout, which a
+    conditional source without it gains.
     """
     source = MoleculeVAE.load(path, device="cpu")
     expected = vae.config.to_dict()
     if source.config.cond_dim == 0:
         expected["cond_dim"] = 0
+    if not source.config.null_condition:
+        expected["null_condition"] = False
+    if source.config.cond_dim and source.conditions and vae.conditions and source.conditions.names != vae.conditions.names:
+        raise ConfigError(
+            f"--init-from {path} is conditioned on {', '.join(source.conditions.names)}, this run on {', '.join(vae.conditions.names)}"
+        )
     if source.config.to_dict() != expected:
         raise ConfigError(
             f"--init-from {path}: architecture {source.config.to_dict()} differs from this run's {vae.config.to_dict()}; "
@@ -237,6 +251,10 @@ class SeqVAETask:
         ids, lengths = self._tensors(data, idx)
         beta = self.kl(global_step)
         cond = torch.from_numpy(self.conditions[split][idx]).to(self.device) if self.conditions else None
+        if cond is not None and split == "train" and self.cfg.condition_dropout > 0:
+            gen_device = self.generator.device if self.generator is not None else cond.device
+            drop = torch.rand(len(idx), generator=self.generator, device=gen_device).to(cond.device) < self.cfg.condition_dropout
+            cond = cond.masked_fill(drop.unsqueeze(1), float("nan"))  # NaN row: "no condition"
         out = self.model(
             ids,
             lengths,
@@ -349,6 +367,7 @@ def _train_vae(
         representation=config.representation,
         max_length=config.max_length + 1,
         cond_dim=len(config.conditions),
+        null_condition=config.condition_dropout > 0,
         **config.model,
     )
     torch.manual_seed(tcfg.seed)

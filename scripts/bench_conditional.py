@@ -98,7 +98,7 @@ def train_cond(args) -> None:
     from molgen.datasets import default_training_smiles
     from molgen.vae import DEFAULT_MODEL
 
-    smiles = default_training_smiles()[-20000:]
+    smiles = default_training_smiles()[-args.molecules :]
     from molgen.vae_training import VAETrainingConfig, train_vae
 
     _cpu_clock()
@@ -107,6 +107,7 @@ def train_cond(args) -> None:
         model=dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128),
         kl=dict(kind="constant", beta=args.beta),
         conditions=COND,
+        condition_dropout=args.condition_dropout,
         train=dict(epochs=1000, batch_size=128, lr=args.lr, seed=0, max_minutes=args.cpu_minutes, patience=0, checkpoint_every=200),
         word_dropout=0.1,
         val_fraction=0.05,
@@ -120,7 +121,8 @@ def train_cond(args) -> None:
         {
             "beta": args.beta,
             "lr": args.lr,
-            "data": "last 20,000 of the embedded 50k MOSES training molecules",
+            "condition_dropout": args.condition_dropout,
+            "data": f"last {len(smiles):,} of the embedded 50k MOSES training molecules",
             "init_from": "data/default_model.safetensors",
             "cpu_minutes_budget": args.cpu_minutes,
             "steps": result.steps,
@@ -158,6 +160,17 @@ def _props(smiles: list[str | None]) -> np.ndarray:
     return property_matrix([s or "" for s in smiles], COND, n_jobs=1)
 
 
+def _settings(args) -> list[tuple[float, float]]:
+    """(guidance, temperature) pairs to evaluate: every combination of the two comma lists."""
+    return [(float(w), float(t)) for w in str(args.guidance).split(",") for t in str(args.temperature).split(",")]
+
+
+def _eval_key(name: str, guidance: float, temperature: float) -> str:
+    # The plain setting keeps the historical key, so earlier runs stay comparable.
+    suffix = "" if (guidance, temperature) == (1.0, 1.0) else f"_w{guidance:g}_t{temperature:g}"
+    return f"eval_{name}{suffix}"
+
+
 def eval_cond(args) -> None:
     from molgen.datasets import default_test_smiles
     from molgen.vae import MoleculeVAE
@@ -177,49 +190,51 @@ def eval_cond(args) -> None:
     pool = base.sample(n * len(requests), seed=1, n_jobs=1)
     base_seconds = time.process_time() - t0
     pool_props = _props(pool)
-    rows, cond_seconds = [], 0.0
-    for r, text in enumerate(requests):
-        want = cond.conditions.parse(text)
-        t0 = time.process_time()
-        got = cond.sample(n, seed=100 + r, n_jobs=1, condition=text)
-        cond_seconds += time.process_time() - t0
-        props = _props(got)
-        uncond = pool_props[r * n : (r + 1) * n]
-        row = {"request": text, "n": n}
-        for label, values in (("cond", props), ("uncond", uncond)):
-            valid = np.isfinite(values).all(1)
-            hit = valid.copy()
-            for name, value in want.items():
-                j = COND.index(name)
-                err = np.abs(values[valid, j] - value)
-                row[f"{label}_mae_{name}"] = float(err.mean()) if valid.any() else None
-                hit[valid] &= err <= TOLERANCE[name]
-            row[f"{label}_valid"] = float(valid.mean())
-            row[f"{label}_within_tol"] = float(hit.mean())
-        rows.append(row)
-        print(row, flush=True)
-    summary = {}
-    for name in COND:
-        for kind in ("single", "joint"):
-            sel = [r for r in rows if name in cond.conditions.parse(r["request"]) and ((kind == "joint") == ("," in r["request"]))]
-            if sel:
-                summary[f"{kind}_{name}"] = {
-                    "requests": len(sel),
-                    "cond_mae": float(np.mean([r[f"cond_mae_{name}"] for r in sel])),
-                    "uncond_mae": float(np.mean([r[f"uncond_mae_{name}"] for r in sel])),
-                    "cond_within_tol": float(np.mean([r["cond_within_tol"] for r in sel])),
-                    "uncond_within_tol": float(np.mean([r["uncond_within_tol"] for r in sel])),
-                }
-    _record(
-        f"eval_{args.name}",
-        {
-            "tolerance": TOLERANCE,
-            "samples_per_request": n,
-            "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
-            "rows": rows,
-            "summary": summary,
-        },
-    )
+    for guidance, temperature in _settings(args):
+        rows, cond_seconds = [], 0.0
+        for r, text in enumerate(requests):
+            want = cond.conditions.parse(text)
+            t0 = time.process_time()
+            got = cond.sample(n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance)
+            cond_seconds += time.process_time() - t0
+            props = _props(got)
+            uncond = pool_props[r * n : (r + 1) * n]
+            row = {"request": text, "n": n}
+            for label, values, mols in (("cond", props, got), ("uncond", uncond, pool[r * n : (r + 1) * n])):
+                valid = np.isfinite(values).all(1)
+                hit = valid.copy()
+                for name, value in want.items():
+                    j = COND.index(name)
+                    err = np.abs(values[valid, j] - value)
+                    row[f"{label}_mae_{name}"] = float(err.mean()) if valid.any() else None
+                    hit[valid] &= err <= TOLERANCE[name]
+                row[f"{label}_valid"] = float(valid.mean())
+                row[f"{label}_unique"] = len({m for m in mols if m}) / max(1, int(valid.sum()))
+                row[f"{label}_within_tol"] = float(hit.mean())
+            rows.append(row)
+            print(guidance, temperature, row, flush=True)
+        summary = {}
+        for name in COND:
+            for kind in ("single", "joint"):
+                sel = [r for r in rows if name in cond.conditions.parse(r["request"]) and ((kind == "joint") == ("," in r["request"]))]
+                if sel:
+                    summary[f"{kind}_{name}"] = {
+                        "requests": len(sel),
+                        **{f"{label}_{m}": float(np.mean([r[f"{label}_{m}_{name}" if m == "mae" else f"{label}_{m}"] for r in sel]))
+                           for label in ("cond", "uncond") for m in ("mae", "within_tol", "valid", "unique")},
+                    }  # fmt: skip
+        _record(
+            _eval_key(args.name, guidance, temperature),
+            {
+                "guidance": guidance,
+                "temperature": temperature,
+                "tolerance": TOLERANCE,
+                "samples_per_request": n,
+                "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
+                "rows": rows,
+                "summary": summary,
+            },
+        )
 
 
 def eval_arch(args) -> None:
@@ -390,6 +405,8 @@ def main() -> None:
     p.add_argument("--name", default="cond_gru")
     p.add_argument("--beta", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--condition-dropout", type=float, default=0.0, help="for classifier-free guidance (0: none)")
+    p.add_argument("--molecules", type=int, default=20000, help="last N of the embedded 50k training molecules")
     p = sub.add_parser("train-arch")
     p.add_argument("--cpu-minutes", type=float, default=3.0)
     p.add_argument("--only", choices=["gru", "transformer"])
@@ -397,6 +414,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=100, help="samples per request (and unconditional decodes per request)")
     p.add_argument("--joint", type=int, default=6, help="joint requests taken from held-out test molecules")
     p.add_argument("--name", default="cond_gru")
+    p.add_argument("--guidance", default="1", help="classifier-free guidance weight(s), comma-separated, e.g. 1,2,3")
+    p.add_argument("--temperature", default="1", help="sampling temperature(s), comma-separated")
     p = sub.add_parser("eval-arch")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--recon", type=int, default=300)

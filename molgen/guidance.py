@@ -1,0 +1,93 @@
+"""Classifier-free guidance for conditional sequence VAEs.
+
+Ho & Salimans 2022, "Classifier-free diffusion guidance"; for autoregressive
+language models Sanchez et al. 2023, "Stay on topic with classifier-free
+guidance". A conditional model trained with condition dropout
+(``molgen train --condition-on ... --condition-dropout 0.15``) has learned
+both ``p(x | z, c)`` and ``p(x | z)`` (the "no condition" input). At every
+decoding step the next-token logits of the two are combined as
+
+    l = l_uncond + w * (l_cond - l_uncond)
+
+so ``w = 1`` is plain conditional decoding, ``w = 0`` ignores the condition
+and ``w > 1`` pushes each token further in the direction the condition
+favours, which matters when the decoder leans on ``z`` more than on ``c``.
+
+:class:`GuidedDecoder` wraps the model and follows the decoding protocol of
+:mod:`molgen.generate` (``init_state`` / ``step`` / ``select_state``) on a
+doubled batch (conditioned rows, then the same rows without condition), so
+:func:`~molgen.generate.decode_tokens` drives it unchanged; a guided decode
+costs about twice a plain one.
+
+Example::
+
+    >>> from molgen.vae import MoleculeVAE
+    >>> vae = MoleculeVAE.load("runs/cond")                      # doctest: +SKIP
+    >>> vae.sample(100, condition="logp=2.5", guidance=2.0)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from molgen.errors import ConfigError
+
+__all__ = ["GuidedDecoder", "check_guidance"]
+
+
+def check_guidance(guidance: float, model=None) -> float:
+    """Validate a guidance weight (finite, >= 0) and, for ``w != 1``, that ``model`` can be guided."""
+    try:
+        w = float(guidance)
+    except (TypeError, ValueError):
+        raise ConfigError(f"guidance must be a number, not {guidance!r}") from None
+    if not math.isfinite(w) or w < 0:
+        raise ConfigError(f"guidance must be a finite number >= 0 (1: plain conditional decoding), not {guidance}")
+    if w != 1.0 and model is not None:
+        config = model.config
+        if config.cond_dim == 0:
+            raise ConfigError("guidance needs a conditional model (train with --condition-on ... --condition-dropout P)")
+        if not config.null_condition:
+            raise ConfigError(
+                "this conditional model was trained without condition dropout, so it has no unconditional mode to guide "
+                "against; retrain (or fine-tune with --init-from) with --condition-dropout 0.15"
+            )
+    return w
+
+
+class GuidedDecoder:
+    """A conditional model seen through classifier-free guidance with weight ``guidance``.
+
+    Contexts passed to it are the conditioned ones, ``[z, c, 0]``; the
+    unconditional twin ``[z, 0, 1]`` of each row is built here.
+    """
+
+    def __init__(self, model, guidance: float) -> None:
+        self.model = model
+        self.guidance = check_guidance(guidance, model)
+        self.config = model.config
+
+    def _null(self, h: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        null = h.clone()
+        null[:, c.latent_dim : c.latent_dim + c.cond_dim] = 0
+        null[:, -1] = 1
+        return null
+
+    def init_state(self, h: torch.Tensor):
+        self._rows = h.size(0)  # rows of one half; states differ in where they keep the batch
+        return self.model.init_state(torch.cat([h, self._null(h)]))
+
+    def step(self, tokens: torch.Tensor, state, h: torch.Tensor) -> tuple[torch.Tensor, object]:
+        logits, state = self.model.step(torch.cat([tokens, tokens]), state, torch.cat([h, self._null(h)]))
+        cond, uncond = logits.float().chunk(2)
+        return uncond + self.guidance * (cond - uncond), state
+
+    def select_state(self, state, keep: torch.Tensor):
+        idx = keep.nonzero().squeeze(1) if keep.dtype == torch.bool else keep
+        both = torch.cat([idx, idx + self._rows])
+        self._rows = len(idx)
+        select = getattr(self.model, "select_state", None)
+        return select(state, both) if select is not None else state[:, both]

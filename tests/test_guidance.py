@@ -1,0 +1,176 @@
+"""Classifier-free guidance: the "no condition" input, condition dropout in training, the guided decoder and its CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ARCH
+
+from molgen.cli import main
+from molgen.conditioning import ConditionSpec
+from molgen.errors import ConfigError
+from molgen.generate import DecodeOptions, decode_tokens
+from molgen.guidance import GuidedDecoder, check_guidance
+from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, build_seq_vae
+from molgen.vae import MoleculeVAE
+
+NAN = float("nan")
+
+
+def _tiny(arch: str = "gru", null: bool = True, seed: int = 0):
+    cfg = SeqVAEConfig(
+        vocab_size=12, arch=arch, embed_dim=16, encoder_hidden=16, decoder_hidden=16, latent_dim=6,
+        max_length=16, n_heads=2, cond_dim=2, null_condition=null,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return build_seq_vae(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def cfg_run(tmp_path_factory, tiny_smiles):
+    from molgen.vae_training import VAETrainingConfig, train_vae
+
+    out = tmp_path_factory.mktemp("cfg_run")
+    config = VAETrainingConfig(
+        model=TINY_ARCH,
+        train=dict(epochs=1, batch_size=32, lr=3e-3, seed=0),
+        kl=dict(kind="constant", beta=1.0),
+        val_fraction=0.1,
+        conditions=["logp", "qed"],
+        condition_dropout=0.2,
+    )
+    train_vae(tiny_smiles[:200], out, config, device="cpu", show_progress=False)
+    return out
+
+
+def test_null_condition_is_one_flag_column_and_off_by_default():
+    assert SeqVAEConfig.from_dict({"vocab_size": 10, "cond_dim": 3}).null_condition is False  # old checkpoints
+    with pytest.raises(ConfigError, match="conditional"):
+        SeqVAEConfig(vocab_size=10, null_condition=True)
+    model = _tiny()
+    assert model.to_mu.in_features == 2 * 16 + 3 and model.latent_to_hidden.in_features == 6 + 3
+    z = torch.zeros(3, 6)
+    h = model.context(z, torch.tensor([[0.5, -1.0], [NAN, NAN], [2.0, NAN]]))
+    assert h[:, 6:].tolist() == [[0.5, -1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]  # any NaN: no condition
+    with pytest.raises(ConfigError, match="without condition dropout"):
+        _tiny(null=False).context(z, torch.full((3, 2), NAN))
+
+
+@pytest.mark.parametrize("arch", ["gru", "transformer"])
+def test_guidance_one_is_conditional_and_zero_is_unconditional_decoding(arch):
+    model = _tiny(arch)
+    torch.nn.init.normal_(model.latent_to_hidden.weight if arch == "gru" else model.context_to_input.weight, std=1.0)
+    z = torch.randn(24, 6, generator=torch.Generator().manual_seed(0))
+    h_cond = model.context(z, torch.randn(24, 2, generator=torch.Generator().manual_seed(1)))
+    h_null = model.context(z, torch.full((24, 2), NAN))
+    opts = DecodeOptions(precision="fp32")
+
+    def run(decoder, h):
+        return decode_tokens(decoder, h, opts, torch.Generator().manual_seed(7))
+
+    plain = run(model, h_cond)
+    assert torch.equal(run(GuidedDecoder(model, 1.0), h_cond), plain)
+    assert torch.equal(run(GuidedDecoder(model, 0.0), h_cond), run(model, h_null))
+    assert not torch.equal(run(GuidedDecoder(model, 4.0), h_cond), plain)
+
+
+def test_guided_logits_extrapolate_from_unconditional_to_conditional():
+    model = _tiny()
+    z = torch.randn(4, 6)
+    h = model.context(z, torch.randn(4, 2))
+    tokens = torch.full((4,), 1)
+    cond, _ = model.step(tokens, model.init_state(h), h)
+    null_h = GuidedDecoder(model, 3.0)._null(h)
+    uncond, _ = model.step(tokens, model.init_state(null_h), null_h)
+    guided = GuidedDecoder(model, 3.0)
+    logits, state = guided.step(tokens, guided.init_state(h), h)
+    assert torch.allclose(logits, uncond + 3.0 * (cond - uncond), atol=1e-5)
+    assert state.shape[1] == 8  # conditioned rows, then their unconditional twins
+    kept = guided.select_state(state, torch.tensor([True, False, False, True]))
+    assert torch.equal(kept, state[:, [0, 3, 4, 7]])
+
+
+def test_condition_dropout_trains_rows_without_condition(cfg_run, tiny_smiles):
+    from molgen.vae_training import VAETrainingConfig
+
+    vae = MoleculeVAE.load(cfg_run, device="cpu")
+    assert vae.config.null_condition and vae.config.cond_dim == 2
+    assert vae.meta["training"]["condition_dropout"] == 0.2
+    with pytest.raises(ConfigError, match="condition_dropout"):
+        VAETrainingConfig(conditions=["logp"], condition_dropout=1.0)
+    with pytest.raises(ConfigError, match="--condition-on"):
+        VAETrainingConfig(condition_dropout=0.1)
+
+
+def test_condition_dropout_blanks_whole_training_rows_only(cfg_run, tiny_smiles):
+    from molgen.vae_training import SeqVAETask, VAETrainingConfig, tokenize_smiles
+
+    vae = MoleculeVAE.load(cfg_run, device="cpu")
+    data, _ = tokenize_smiles(tiny_smiles[:64], "selfies", 100, vae.vocab)
+    rows = np.random.default_rng(0).normal(size=(len(data.smiles), 2)).astype(np.float32)
+    cfg = VAETrainingConfig(conditions=["logp", "qed"], condition_dropout=0.5)
+    task = SeqVAETask(vae, data, data, cfg, 64, 0, torch.device("cpu"), torch.Generator().manual_seed(0))
+    task.conditions = {"train": rows, "val": rows}
+    seen = []
+    forward = vae.model.forward
+
+    def spy(*args, cond=None, **kwargs):
+        seen.append(cond)
+        return forward(*args, cond=cond, **kwargs)
+
+    vae.model.forward = spy
+    idx = np.arange(len(data.smiles))
+    task.step(("train", idx), 0)
+    task.step(("val", idx), 0)
+    train_cond, val_cond = seen
+    absent = torch.isnan(train_cond).all(1)
+    assert torch.isnan(train_cond).any(1).equal(absent)  # whole rows, never single properties
+    assert 0.3 < absent.float().mean() < 0.7
+    assert torch.equal(train_cond[~absent], torch.from_numpy(rows)[~absent])
+    assert not torch.isnan(val_cond).any()  # validation always sees its conditions
+
+
+def test_sample_with_guidance_and_its_errors(cfg_run, tiny_run):
+    vae = MoleculeVAE.load(cfg_run, device="cpu")
+    plain = vae.sample(12, seed=2, condition="logp=2.5", n_jobs=1)
+    assert vae.sample(12, seed=2, condition="logp=2.5", guidance=1.0, n_jobs=1) == plain
+    guided = vae.sample(12, seed=2, condition="logp=2.5", guidance=3.0, n_jobs=1)
+    assert len(guided) == 12 and guided == vae.sample(12, seed=2, condition="logp=2.5", guidance=3.0, n_jobs=1)
+    for bad in (-1.0, float("inf"), "x"):
+        with pytest.raises(ConfigError, match="guidance must be"):
+            check_guidance(bad)
+    with pytest.raises(ConfigError, match="conditional model"):
+        MoleculeVAE.load(tiny_run, device="cpu").sample(4, guidance=2.0)
+
+
+def test_cli_guidance_and_condition_dropout_errors(cfg_run, tiny_run, tmp_path, capsys):
+    out = tmp_path / "s.smi"
+    base = ["sample", "-n", "6", "-o", str(out), "--device", "cpu"]
+    assert main([*base, "--model", str(cfg_run), "--condition", "logp=2", "--guidance", "2"]) == 0
+    assert out.exists()
+    for model, guidance, message in ((cfg_run, "-1", "finite number >= 0"), (tiny_run, "2", "needs a conditional model")):
+        assert main([*base, "--model", str(model), "--guidance", guidance]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    code = main(["train", "--out", str(tmp_path / "r"), "--condition-dropout", "0.2", "--limit", "20"])
+    assert code == 2 and "--condition-on" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_warm_start_adds_the_null_flag_to_a_conditional_model(cfg_run, tmp_path, tiny_smiles):
+    from molgen.vae_training import _warm_start
+
+    source = MoleculeVAE.load(cfg_run, device="cpu")
+    plain_cfg = SeqVAEConfig.from_dict(dict(source.config.to_dict(), null_condition=False))
+    plain = MoleculeVAE(SeqVAE(plain_cfg), source.vocab, {"conditions": source.meta["conditions"]}, device="cpu")
+    plain.save(tmp_path / "plain.safetensors")
+    target = MoleculeVAE(SeqVAE(source.config), source.vocab, {"conditions": source.meta["conditions"]}, device="cpu")
+    _warm_start(target, tmp_path / "plain.safetensors")
+    ids, _, _ = source.tokenize(tiny_smiles[:3])
+    z, c = torch.randn(3, plain_cfg.latent_dim), torch.randn(3, 2)
+    want = plain.model.decode_logits(plain.model.context(z, c), ids[:, :-1])
+    assert torch.allclose(target.model.decode_logits(target.model.context(z, c), ids[:, :-1]), want, atol=1e-5)
+    other = MoleculeVAE(SeqVAE(source.config), source.vocab, {"conditions": ConditionSpec.fit(["sa", "qed"], np.ones((2, 2))).to_dict()})
+    with pytest.raises(ConfigError, match="conditioned on logp, qed"):
+        _warm_start(other, tmp_path / "plain.safetensors")
