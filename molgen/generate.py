@@ -115,7 +115,9 @@ def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.G
     state = model.init_state(z)
     select = getattr(model, "select_state", None)
     tokens = torch.full((batch,), BOS, dtype=torch.long, device=z.device)
-    z_active = z
+    # A model may precompute what its steps need from z (the GRU: first-layer input gates, cast weights).
+    prepare = getattr(model, "decode_context", None)
+    z_active = prepare(z) if prepare is not None else z
     for t in range(max_len):
         logits, state = model.step(tokens, state, z_active)
         # Rows that already ended ride along until the batch shrinks; they write PAD.

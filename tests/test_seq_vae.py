@@ -127,6 +127,23 @@ def test_sampling_is_reproducible_and_top1_is_greedy():
     assert torch.equal(top1, greedy)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_precomputed_step_context_matches_the_gru_step(layers):
+    model = _model(decoder_layers=layers)
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    tokens = torch.randint(4, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        state = model.init_state(z)
+        plain, plain_state = model.step(tokens, state, z)
+        ctx = model.decode_context(z)
+        fast, fast_state = model.step(tokens, state, ctx)
+        keep = torch.tensor([5, 1])
+        sub, _ = model.step(tokens[keep], state[:, keep], ctx[keep])
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_state, plain_state, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sub, plain[keep], atol=1e-5, rtol=1e-5)
+
+
 def test_decode_options_validation():
     with pytest.raises(ConfigError):
         DecodeOptions(temperature=0)
@@ -141,7 +158,14 @@ def test_decode_options_validation():
 def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
     model = _model()
     seen = []
-    model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    step = model.step
+
+    def recording_step(*args):
+        logits, state = step(*args)
+        seen.append(logits.dtype)
+        return logits, state
+
+    model.step = recording_step
     z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
     fp32 = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="fp32"))
     assert set(seen) == {torch.float32}
@@ -160,7 +184,14 @@ def test_auto_precision_decodes_in_bf16_only_on_native_hardware(monkeypatch):
 
     model = _model()
     seen = []
-    model.output.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    step = model.step
+
+    def recording_step(*args):
+        logits, state = step(*args)
+        seen.append(logits.dtype)
+        return logits, state
+
+    model.step = recording_step
     z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
     for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(runtime, "native_bf16", lambda device, native=native: native)

@@ -244,11 +244,46 @@ class SeqVAE(SeqVAEBase):
         h = torch.tanh(self.latent_to_hidden(z))
         return h.view(z.size(0), c.decoder_layers, c.decoder_hidden).transpose(0, 1).contiguous()
 
-    def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoding step: previous tokens ``[B]`` -> next-token logits ``[B, V]`` and new state."""
-        x = torch.cat([self.embedding(tokens), z], dim=-1).unsqueeze(1)
-        out, state = self.decoder(x, state)
-        return self.output(out.squeeze(1)), state
+    def decode_context(self, z: torch.Tensor) -> "GRUStepContext":
+        """Everything :meth:`step` needs from the contexts ``z``, computed once per decoding run.
+
+        The first GRU layer sees ``[embedding(token), z]``; its input gates split
+        into a per-token table ``[V, 3H]`` and a per-sequence term ``[B, 3H]``, so
+        each step gathers a row instead of multiplying a ``[B, E + D]`` input
+        (about a fifth of the multiply-adds of a step). Weights are cast once to
+        the autocast dtype, if any, instead of at every step.
+        """
+        dev = z.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else z.dtype
+        gru, e = self.decoder, self.config.embed_dim
+        w_ih0 = gru.weight_ih_l0
+        per_row = F.linear(z, w_ih0[:, e:], gru.bias_ih_l0).to(dtype)
+        per_token = F.linear(self.embedding.weight, w_ih0[:, :e]).to(dtype)
+        layers = [(None, None, gru.weight_hh_l0, gru.bias_hh_l0)]
+        for k in range(1, self.config.decoder_layers):
+            layers.append(tuple(getattr(gru, f"{n}_l{k}") for n in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
+        cast = [tuple(None if w is None else w.to(dtype) for w in layer) for layer in layers]
+        return GRUStepContext(per_row, per_token, cast, (self.output.weight.to(dtype), self.output.bias.to(dtype)))
+
+    def step(
+        self, tokens: torch.Tensor, state: torch.Tensor, z: "torch.Tensor | GRUStepContext"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: previous tokens ``[B]`` -> next-token logits ``[B, V]`` and new state.
+
+        ``z`` is the contexts ``[B, D]`` or, faster, their :meth:`decode_context`.
+        """
+        if not isinstance(z, GRUStepContext):
+            x = torch.cat([self.embedding(tokens), z], dim=-1).unsqueeze(1)
+            out, state = self.decoder(x, state)
+            return self.output(out.squeeze(1)), state
+        h_prev = state.to(z.per_row.dtype)
+        x = None
+        new = []
+        for k, (w_ih, b_ih, w_hh, b_hh) in enumerate(z.layers):
+            gi = z.per_token[tokens] + z.per_row if k == 0 else F.linear(x, w_ih, b_ih)
+            x = _gru_cell(gi, F.linear(h_prev[k], w_hh, b_hh), h_prev[k])
+            new.append(x)
+        return F.linear(x, *z.output), torch.stack(new)
 
     @staticmethod
     def select_state(state: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -261,6 +296,33 @@ class SeqVAE(SeqVAEBase):
         zz = z.unsqueeze(1).expand(-1, inputs.size(1), -1)
         out, _ = self.decoder(torch.cat([emb, zz], dim=-1), self.init_state(z))
         return self.output(out)
+
+
+class GRUStepContext:
+    """Per-sequence input gates and pre-cast weights for :meth:`SeqVAE.step` (see :meth:`SeqVAE.decode_context`).
+
+    Indexing selects sequences (``ctx[keep]``), as the decoding loop does with a
+    plain context tensor when finished sequences leave the batch.
+    """
+
+    __slots__ = ("per_row", "per_token", "layers", "output")
+
+    def __init__(self, per_row: torch.Tensor, per_token: torch.Tensor, layers: list, output: tuple) -> None:
+        self.per_row, self.per_token, self.layers, self.output = per_row, per_token, layers, output
+
+    def __getitem__(self, keep: torch.Tensor) -> "GRUStepContext":
+        return GRUStepContext(self.per_row[keep], self.per_token, self.layers, self.output)
+
+    def __len__(self) -> int:
+        return self.per_row.size(0)
+
+
+def _gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """PyTorch's GRU update from input gates ``gi`` and hidden gates ``gh`` ``[B, 3H]`` (order r, z, n), in five ops."""
+    size = h.size(-1)
+    r, u = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=-1)
+    n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
+    return torch.lerp(n, h, u)  # n + u * (h - n)
 
 
 def build_seq_vae(config: SeqVAEConfig) -> SeqVAEBase:
