@@ -266,9 +266,10 @@ def throughput(args: argparse.Namespace) -> None:
         "per_cpu_s": round(len(test) / max(cpu_floor, 1e-9), 1),
     }
     n_moses = args.n_moses or args.n
-    valid, wall, cpu = _moses_sample(moses_model, n_moses, args.moses_batch)
-    results["moses_sample"] = _rate(valid, n_moses, wall, cpu)
-    results["moses_sample"]["batch"] = args.moses_batch
+    for batch in args.moses_batch:  # 32 is the default of MOSES's sample script (--n_batch)
+        valid, wall, cpu = _moses_sample(moses_model, n_moses, batch)
+        key = "moses_sample" if batch == 512 else f"moses_sample_b{batch}"
+        results[key] = dict(_rate(valid, n_moses, wall, cpu), batch=batch)
     # Training steps at each tool's default configuration, on the same molecules.
     for precision in args.precisions:
         results["molgen_train" + _suffix(precision)] = _molgen_train_rate(args.train_seconds, precision)
@@ -524,7 +525,7 @@ def main() -> None:
     p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
     p.add_argument("-n", "--n", type=int, default=10_000)
     p.add_argument("--n-moses", type=int, default=0, help="MOSES samples (default: -n)")
-    p.add_argument("--moses-batch", type=int, default=512)
+    p.add_argument("--moses-batch", type=int, nargs="+", default=[512], help="MOSES sampling batch sizes (its sample script's default is 32)")
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--train-seconds", type=float, default=60.0, help="CPU seconds of training steps per tool")
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="molgen precisions to time")
