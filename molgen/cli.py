@@ -8,6 +8,7 @@ traceback and exit with status 2.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -103,6 +104,7 @@ def train(
     epochs: int = typer.Option(10, help="maximum number of epochs"),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    lr_schedule: str = typer.Option("constant", help="constant, or cosine: anneal to 2% of --lr over the epochs or the time budget"),
     arch: str = typer.Option("gru", help="gru or transformer (self-attention encoder/decoder)"),
     latent_dim: int = typer.Option(128),
     decoder_hidden: Optional[int] = typer.Option(None, help="GRU state size, or transformer feed-forward width (default 512)"),
@@ -166,6 +168,7 @@ def train(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
+            lr_schedule=lr_schedule,
             seed=seed,
             max_minutes=max_minutes,
             max_cpu_minutes=max_cpu_minutes,
@@ -213,6 +216,8 @@ def sample(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
     guidance: float = typer.Option(1.0, help="classifier-free guidance weight for models trained with --condition-dropout (1: none; 2-3 follow the condition more closely, at twice the decoding cost)"),
+    steer: Optional[Path] = typer.Option(None, help="prefix property predictor from `molgen fit-steering`: steer every token towards --condition (any model)"),
+    steer_strength: float = typer.Option(1.0, help="weight of the predictor's log-likelihood in each step (with --steer)"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
 ) -> None:
@@ -228,6 +233,10 @@ def sample(
 
     _set_threads(threads)
     check_guidance(guidance)
+    if steer is not None and condition is None:
+        raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
+    if not (math.isfinite(steer_strength) and steer_strength >= 0):
+        raise ConfigError(f"--steer-strength must be a finite number >= 0, not {steer_strength}")
     spec = parse_shard(shard) if shard is not None else None
     total, seed_arg = n, seed
     if spec is not None:
@@ -242,7 +251,11 @@ def sample(
     with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
         if output.suffix not in (".smi", ".txt"):
             fh.write("smiles\n")
-        for chunk in vae.sample_chunks(n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance):
+        chunks = vae.sample_chunks(
+            n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
+            steer=steer, steer_strength=steer_strength,
+        )  # fmt: skip
+        for chunk in chunks:
             for smi in chunk:
                 if smi is None:
                     continue
@@ -265,7 +278,7 @@ def sample(
         job = dict(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
             top_k=top_k, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
-            precision=precision, guidance=guidance,
+            precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
     err.print(
@@ -273,6 +286,35 @@ def sample(
         + f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
         f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
     )
+
+
+@app.command("fit-steering")
+def fit_steering(
+    out: Path = typer.Option(..., "--out", "-o", help="predictor file to write (.safetensors), used by sample --steer"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP + " (the predictor reads this model's tokens)"),
+    data: Optional[Path] = typer.Option(None, help="training molecules (default: the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    properties: str = typer.Option("logp,qed,sa", help="properties to predict, from molgen.chem.PROPERTIES"),
+    epochs: int = typer.Option(8),
+    limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
+    from molgen.steering import fit_prefix_predictor
+    from molgen.vae import MoleculeVAE
+
+    _set_threads(threads)
+    if epochs < 1:
+        raise ConfigError("--epochs must be >= 1")
+    vae = MoleculeVAE.load(model, device="cpu")
+    smiles = _read(data, smiles_column, False, None, default_ok=True)
+    if limit:
+        smiles = smiles[:limit]
+    start = time.perf_counter()
+    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed)
+    predictor.save(out)
+    err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")
 
 
 @app.command()

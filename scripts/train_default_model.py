@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--init-from", type=Path, default=None)
     parser.add_argument("--kl-warmup", type=int, default=2000, help="KL ramp steps (use 0 when continuing with --init-from)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (lower it when continuing with --init-from)")
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"], help="cosine: anneal over the time budget")
     parser.add_argument("--install", action="store_true", help="copy the result to data/default_model.safetensors")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,7 +63,7 @@ def main() -> None:
     config = VAETrainingConfig(
         representation="selfies",
         model=DEFAULT_ARCH,
-        train=dict(epochs=50, batch_size=128, lr=args.lr, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0),
+        train=dict(epochs=50, batch_size=128, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0),
         kl=dict(kind="linear" if args.kl_warmup else "constant", beta=0.5, warmup_steps=max(1, args.kl_warmup)),
         word_dropout=0.1,
         val_fraction=0.01,

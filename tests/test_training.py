@@ -205,3 +205,23 @@ def test_sigterm_stops_cleanly_with_model_and_resumable_state(tmp_path, tiny_smi
     assert resumed.stopped_because == "epochs" and resumed.steps == full.steps  # no batch skipped
     resumed_w, full_w = _weights(tmp_path / "run"), _weights(tmp_path / "full")
     assert all(torch.equal(resumed_w[k], full_w[k]) for k in full_w)
+
+
+def test_cosine_schedule_anneals_the_learning_rate_over_the_run(tmp_path, tiny_smiles, monkeypatch):
+    import math
+
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    train_vae(tiny_smiles[:200], tmp_path / "run", _config(epochs=2, lr_schedule="cosine"), device="cpu", show_progress=False)
+    n = len(seen)
+    assert n >= 6
+    expected = [3e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * k / n))) for k in range(n)]
+    assert seen == pytest.approx(expected)
+    with pytest.raises(Exception, match="lr schedule"):
+        _config(lr_schedule="linear")

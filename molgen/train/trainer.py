@@ -63,6 +63,11 @@ class TrainConfig(ConfigMixin):
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     lr_decay: float = 1.0  # multiplied into the learning rate after each epoch
+    # cosine: the learning rate falls from lr to lr * lr_min_factor along a half cosine over the
+    # run's horizon, whichever of the epochs, max_minutes and max_cpu_minutes is nearest its end
+    # (Loshchilov & Hutter 2017, without restarts). A resumed run restarts its time budgets.
+    lr_schedule: str = "constant"
+    lr_min_factor: float = 0.02
     patience: int = 5  # epochs without validation improvement before stopping; 0 disables
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
     max_minutes: float = 0.0  # wall-clock budget; 0 means no limit
@@ -79,6 +84,10 @@ class TrainConfig(ConfigMixin):
             raise ConfigError("checkpoint_every must be >= 1")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use auto, fp32, bf16 or fp16")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; use constant or cosine")
+        if not 0.0 <= self.lr_min_factor <= 1.0:
+            raise ConfigError("lr_min_factor must be in [0, 1]")
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The dtype training runs in under ``torch.autocast`` on ``device``; ``None`` for plain fp32."""
@@ -285,6 +294,8 @@ class Trainer:
             with progress_bar(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=self.show_progress) as bar:
                 bar.advance(self.batch_in_epoch)
                 for i in range(self.batch_in_epoch, len(batches)):
+                    if cfg.lr_schedule == "cosine":
+                        self._anneal(self._progress(start, cpu_start, i, len(batches)))
                     logs = self._train_step(batches[i])
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + v
@@ -332,6 +343,23 @@ class Trainer:
         self._write_logs()
         distributed.barrier()  # rank 0's files are complete before any rank reads them
         return TrainResult(len(self.history), self.global_step, self.best_val, stopped, time.monotonic() - start)
+
+    def _progress(self, start: float, cpu_start: float, batch: int, n_batches: int) -> float:
+        """How far this run is through its horizon, 0 to 1: the largest of the step, wall and CPU fractions."""
+        cfg = self.config
+        done = [(self.epoch * n_batches + batch) / max(1, cfg.epochs * n_batches)]
+        if cfg.max_minutes:
+            done.append((time.monotonic() - start) / (cfg.max_minutes * 60))
+        if cfg.max_cpu_minutes:
+            done.append((time.process_time() - cpu_start) / (cfg.max_cpu_minutes * 60))
+        return min(1.0, max(done))
+
+    def _anneal(self, progress: float) -> None:
+        cfg = self.config
+        floor = cfg.lr_min_factor
+        factor = floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        for g in self.optimizer.param_groups:
+            g["lr"] = cfg.lr * cfg.lr_decay**self.epoch * factor
 
     def _out_of_time(self, start: float, cpu_start: float) -> bool:
         cfg = self.config
