@@ -175,6 +175,16 @@ class MoleculeVAE:
             raw = self.conditions.request_matrix(condition, n, seed)
         return torch.from_numpy(self.conditions.normalize(raw))
 
+    def _steering(self, decoder, steer, strength: float, condition, n: int):
+        """``decoder`` wrapped in property steering, and the normalised targets ``[n, k]`` of ``condition``."""
+        from molgen.steering import PropertySteering, check_vocabulary, load_prefix_predictor
+
+        if condition is None:
+            raise ConfigError("steering needs a property request (--condition), e.g. \"logp=2.5\"")
+        predictor = load_prefix_predictor(steer) if isinstance(steer, (str, Path)) else steer
+        check_vocabulary(predictor, self)
+        return PropertySteering(decoder, predictor.to(self.device), strength), predictor.targets(condition, n)
+
     def _decoder(self, guidance: float):
         """The model, or its classifier-free-guided view for ``guidance != 1``."""
         w = check_guidance(guidance, self.model)
@@ -279,6 +289,8 @@ class MoleculeVAE:
         condition: str | dict[str, float] | None = None,
         precision: str = "auto",
         guidance: float = 1.0,
+        steer=None,
+        steer_strength: float = 1.0,
     ) -> list[str | None]:
         """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy).
 
@@ -289,11 +301,15 @@ class MoleculeVAE:
         conditional decoding, above 1 follows the condition more closely at
         twice the decoding cost); ``precision="bf16"`` decodes under autocast
         (faster on CPUs with native bfloat16, see :mod:`molgen.generate`).
+        ``steer`` (a :class:`~molgen.steering.PrefixPropertyPredictor` or its
+        file) steers every decoding step towards the requested properties
+        with weight ``steer_strength`` (:mod:`molgen.steering`; works for
+        unconditional models too).
         """
         out: list[str | None] = []
         chunks = self.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs, condition=condition, precision=precision,
-            guidance=guidance,
+            guidance=guidance, steer=steer, steer_strength=steer_strength,
         )  # fmt: skip
         for chunk in chunks:
             out.extend(chunk)
@@ -312,6 +328,8 @@ class MoleculeVAE:
         condition: str | dict[str, float] | None = None,
         precision: str = "auto",
         guidance: float = 1.0,
+        steer=None,
+        steer_strength: float = 1.0,
     ) -> Iterator[list[str | None]]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 
@@ -325,7 +343,11 @@ class MoleculeVAE:
             strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k, precision=precision  # type: ignore[arg-type]
         )
         decoder = self._decoder(guidance)
-        cond = self.condition_tensor(condition, n, seed + 2)
+        targets = None
+        if steer is not None:
+            decoder, targets = self._steering(decoder, steer, steer_strength, condition, n)
+        # A steered unconditional model reads the request through the predictor only.
+        cond = None if targets is not None and self.conditions is None else self.condition_tensor(condition, n, seed + 2)
         z_gen = torch.Generator().manual_seed(seed)
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
@@ -338,6 +360,8 @@ class MoleculeVAE:
                 for b in range(start, min(n, start + chunk_size), batch_size):
                     z = torch.randn(min(batch_size, n - b), self.config.latent_dim, generator=z_gen)
                     h = self.model.context(z, None if cond is None else cond[b : b + len(z)])
+                    if targets is not None:
+                        h = torch.cat([h, targets[b : b + len(z)]], dim=1)
                     texts.extend(self.ids_to_strings(decode_tokens(decoder, h.to(self.device), opts, token_gen)))
                 if pool is None:
                     yield [decode_one(t) for t in texts]

@@ -174,3 +174,84 @@ def test_warm_start_adds_the_null_flag_to_a_conditional_model(cfg_run, tmp_path,
     other = MoleculeVAE(SeqVAE(source.config), source.vocab, {"conditions": ConditionSpec.fit(["sa", "qed"], np.ones((2, 2))).to_dict()})
     with pytest.raises(ConfigError, match="conditioned on logp, qed"):
         _warm_start(other, tmp_path / "plain.safetensors")
+
+
+# -- property steering with a prefix predictor (molgen.steering) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run, tiny_smiles):
+    from molgen.steering import fit_prefix_predictor
+
+    return fit_prefix_predictor(MoleculeVAE.load(tiny_run, device="cpu"), tiny_smiles[:120], ["logp", "qed"], epochs=1, hidden=16)
+
+
+def test_prefix_predictor_round_trips_and_builds_targets(predictor, tmp_path):
+    from molgen.steering import load_prefix_predictor
+
+    path = predictor.save(tmp_path / "p.safetensors")
+    again = load_prefix_predictor(path)
+    x = torch.tensor([[1, 5, 6, 2]])
+    assert torch.equal(again(x)[0], predictor(x)[0]) and again.spec == predictor.spec
+    t = predictor.targets("qed=0.7", 3)
+    j = predictor.spec.names.index("qed")
+    assert t.shape == (3, 2) and torch.isnan(t[:, 1 - j]).all()
+    assert t[0, j].item() == pytest.approx((0.7 - predictor.spec.mean[j]) / predictor.spec.std[j], rel=1e-5)
+    with pytest.raises(ConfigError, match="not on 'sa'"):
+        predictor.targets("sa=3", 1)
+
+
+def test_steering_adds_the_predictors_log_likelihood_and_keeps_rows_aligned(predictor, tiny_run):
+    from molgen.steering import PropertySteering
+
+    model = MoleculeVAE.load(tiny_run, device="cpu").model
+    z = torch.randn(5, model.config.latent_dim)
+    target = torch.tensor([[0.5, NAN]]).expand(5, 2)
+    steered = PropertySteering(model, predictor, strength=2.0)
+    h = torch.cat([z, target], dim=1)
+    tokens = torch.full((5,), 1)
+    logits, (inner, pred_h) = steered.step(tokens, steered.init_state(h), h)
+    plain, _ = model.step(tokens, model.init_state(z), z)
+    mean, log_sd = predictor.candidates(predictor.advance(tokens, None))
+    bonus = -0.5 * ((0.5 - mean[..., 0]) / log_sd[..., 0].exp()) ** 2 - log_sd[..., 0]  # only logp is requested
+    assert torch.allclose(logits, plain + 2.0 * bonus, atol=1e-4)
+    kept_inner, kept_pred = steered.select_state((inner, pred_h), torch.tensor([0, 3]))
+    assert torch.equal(kept_pred, pred_h[:, [0, 3]]) and torch.equal(kept_inner, inner[:, [0, 3]])
+
+
+def test_sampling_with_steering_and_its_errors(predictor, tiny_run, cfg_run, tiny_smiles):
+    from molgen.steering import fit_prefix_predictor
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")  # unconditional: the request goes to the predictor only
+    plain = vae.sample(10, seed=1, n_jobs=1)
+    assert vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=0.0) == plain
+    assert len(vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=3.0)) == 10
+    cond = MoleculeVAE.load(cfg_run, device="cpu")  # guidance and steering together
+    own = fit_prefix_predictor(cond, tiny_smiles[:40], ["logp"], epochs=1, hidden=8)
+    assert len(cond.sample(6, seed=1, n_jobs=1, condition="logp=2", guidance=2.0, steer=own)) == 6
+    with pytest.raises(ConfigError, match="needs a property request"):
+        vae.sample(4, steer=predictor)
+    with pytest.raises(ConfigError, match="strength"):
+        vae.sample(4, condition="logp=2", steer=predictor, steer_strength=-1.0)
+    predictor.vocab_tokens = [*predictor.vocab_tokens[:-1], "[Xx]"]
+    try:
+        with pytest.raises(ConfigError, match="different vocabulary"):
+            vae.sample(4, condition="logp=2", steer=predictor)
+    finally:
+        predictor.vocab_tokens = list(vae.vocab.tokens)
+
+
+def test_cli_fit_steering_and_sample_with_it(tiny_run, tmp_path, capsys):
+    path = tmp_path / "steer.safetensors"
+    code = main(["fit-steering", "--model", str(tiny_run), "-o", str(path), "--limit", "60", "--epochs", "1", "--properties", "logp"])
+    assert code == 0 and path.exists()
+    out = tmp_path / "s.smi"
+    base = ["sample", "--model", str(tiny_run), "-n", "6", "-o", str(out), "--device", "cpu", "--steer", str(path)]
+    assert main([*base, "--condition", "logp=2", "--steer-strength", "2"]) == 0 and out.exists()
+    capsys.readouterr()
+    for extra, message in (([], "--steer needs a property request"), (["--condition", "logp=2", "--steer-strength", "-1"], "finite number >= 0")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["fit-steering", "--model", str(tiny_run), "-o", str(path), "--properties", "nope"]) == 2
+    assert "unknown property 'nope'" in capsys.readouterr().err
