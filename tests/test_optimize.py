@@ -249,6 +249,60 @@ def test_prior_penalty_and_trust_region_hold_z_back(chain):
     assert best(prior_weight=50.0) < free
 
 
+def test_constraint_penalty_keeps_the_ascent_inside_the_cap(chain):
+    vae, predictor = chain
+
+    def lengths(weight):
+        oracle = Oracle("heavy_atoms", constraints=["heavy_atoms<=20"])
+        cfg = GradientConfig(n_starts=16, steps=40, lr=0.3, decode_every=2, prior_weight=0.0, constraint_weight=weight)
+        run = optimize_gradient(vae, oracle, predictor, cfg, seed=0)
+        return [len(s) for _, step, s in run.trajectory if step >= 30], oracle
+
+    free, free_oracle = lengths(0.0)
+    kept, kept_oracle = lengths(5.0)
+    assert max(free) >= 30  # unaware of the cap, the ascent runs far past it
+    assert max(kept) <= 23 and np.median(kept) >= 18  # aware of it, it stays at the cap
+    assert kept_oracle.top(1)[0].smiles == "C" * 20
+    assert kept_oracle.counts["infeasible"] < free_oracle.counts["infeasible"]
+
+
+def test_refits_learn_the_constrained_property(chain):
+    vae, _ = chain
+    predictor = _chain_predictor(vae, names=("logp",))
+    oracle = Oracle("logp", budget=100, constraints=["heavy_atoms<=20"])
+    cfg = GradientConfig(n_starts=16, steps=10, lr=0.1, decode_every=1, rounds=2, refit=True, prior_weight=0.0,
+                         predictor={"epochs": 40, "model": {"hidden": 16, "members": 2}})
+    run = optimize_gradient(vae, oracle, predictor, cfg, seed=0)
+    assert run.predictor.model.names == ["logp", "heavy_atoms"]
+    assert run.reports[-1]["spearman"]["heavy_atoms"] > 0.8
+    cfg.constraint_weight = 0.0
+    assert optimize_gradient(vae, Oracle("logp", budget=100, constraints=["heavy_atoms<=20"]), predictor, cfg, seed=0).predictor.model.names == ["logp"]
+
+
+class LossyEncodeVAE(ChainVAE):
+    """Its encoder forgets everything (every molecule -> z = 0, i.e. C6): only the decoded-from z keeps an elite."""
+
+    def encode(self, smiles, **kwargs):
+        return np.zeros((len(smiles), self.config.latent_dim), dtype=np.float32), list(range(len(smiles)))
+
+
+@pytest.mark.parametrize("elite_latent", ["decoded", "encoded"])
+def test_elite_restarts_from_the_latent_the_elite_was_decoded_from(chain, elite_latent):
+    _, predictor = chain
+    vae = LossyEncodeVAE()
+    oracle = Oracle("heavy_atoms")
+    cfg = GradientConfig(n_starts=8, steps=1, lr=1e-4, decode_every=1, rounds=2, elite_fraction=1.0, elite_copies=4,
+                         start_noise=0.0, elite_latent=elite_latent)
+    run = optimize_gradient(vae, oracle, predictor, cfg, seed=0)
+    first, restarts = run.trajectory[: 2 * 8], [s for _, _, s in run.trajectory[2 * 8 : 3 * 8]]
+    top2 = sorted({s for _, _, s in first}, key=len)[-2:]
+    assert len(top2[-1]) > 7  # the prior round found something better than C6
+    if elite_latent == "decoded":
+        assert sorted(set(restarts)) == sorted(top2) and restarts.count(top2[0]) == 4
+    else:
+        assert set(restarts) == {"C" * 6}
+
+
 def test_target_objective_converges_to_the_target(chain):
     vae, predictor = chain
     oracle = Oracle("heavy_atoms=12", budget=100)

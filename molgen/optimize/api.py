@@ -206,7 +206,10 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
     objective = ctx.oracle.objective
     trained, data = ctx.predictor, None
     if objective.differentiable and trained is None:
-        trained, data = _auto_predictor(ctx.vae, objective.property_names, train_size, cfg, ctx.seed)
+        # Constrained properties are predicted too, so the ascent can keep within the constraints (constraint_weight).
+        extra = [c.prop for c in ctx.oracle.constraints if c.prop in chem.PROPERTIES] if cfg.constraint_weight > 0 else []
+        properties = list(dict.fromkeys(objective.property_names + extra))
+        trained, data = _auto_predictor(ctx.vae, properties, train_size, cfg, ctx.seed)
     if trained is not None:
         if trained.report.weak:
             warnings.warn(trained.report.summary(), stacklevel=2)

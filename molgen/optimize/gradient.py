@@ -20,22 +20,36 @@ so one latent point yields several nearby molecules; near a start molecule
 (constrained optimization) that finds similar molecules a greedy path steps
 over.
 
-With ``rounds > 1`` the later rounds restart from the encodings of the best
-molecules found so far (plus prior samples), and with ``refit`` the predictor
-is refitted between rounds on everything decoded and scored (active
-learning). Objectives that are not functions of built-in properties (user
-functions, similarity) get a predictor fitted online on oracle scores of an
-initial design of ``n_init`` molecules.
+With ``rounds > 1`` the later rounds restart from the best molecules found so
+far (plus prior samples): from the latent point each was decoded from
+(``elite_latent="decoded"``, so a restart is a true neighbour of the elite even
+where encoding and decoding do not round-trip) or from its encoding. With
+``refit`` the predictor is refitted between rounds on everything decoded and
+scored (active learning).
+
+Hard constraints on built-in properties (``heavy_atoms<=38``) are known to the
+oracle, which never charges an infeasible molecule, but an ascent that does
+not know them walks out of the feasible region and wastes its later decodes.
+``constraint_weight`` subtracts that multiple of the predicted violation
+(property units beyond the limit) from the surrogate, for every constrained
+property the predictor predicts; with ``refit`` the refits learn the
+constrained properties from the decoded molecules, so a predictor that was not
+trained on them gets them from the first refit on.
+
+Objectives that are not functions of built-in properties (user functions,
+similarity) get a predictor fitted online on oracle scores of an initial
+design of ``n_init`` molecules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from molgen import chem
 from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions
 from molgen.optimize.oracle import Oracle
@@ -67,24 +81,27 @@ class GradientConfig(ConfigMixin):
     rounds: int = 1
     refit: bool = False
     elite_fraction: float = 0.5  # share of starts in rounds > 1 taken from the best molecules so far
-    start_noise: float = 0.1  # std of the noise added to copies of an encoded start
+    elite_copies: int = 4  # starts per elite molecule (distinct elites = elite starts / elite_copies)
+    elite_latent: Literal["decoded", "encoded"] = "decoded"  # restart from the z an elite was decoded from, or its encoding
+    constraint_weight: float = 1.0  # surrogate penalty per unit of predicted constraint violation (0: constraints ignored)
+    start_noise: float = 0.1  # std of the noise added to copies of a start (seed molecule or elite)
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     predictor: dict[str, Any] = field(default_factory=lambda: {"epochs": 40})  # PredictorTrainingConfig overrides
 
     def __post_init__(self) -> None:
-        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size"):
+        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"gradient {name} must be >= 1")
         if self.lr <= 0:
             raise ConfigError("gradient lr must be > 0")
-        if self.prior_weight < 0 or self.trust_radius < 0 or self.start_noise < 0 or self.decode_temperature < 0:
-            raise ConfigError("prior_weight, trust_radius, start_noise and decode_temperature must be >= 0")
+        if min(self.prior_weight, self.trust_radius, self.start_noise, self.decode_temperature, self.constraint_weight) < 0:
+            raise ConfigError("prior_weight, trust_radius, start_noise, decode_temperature and constraint_weight must be >= 0")
+        if self.elite_latent not in ("decoded", "encoded"):
+            raise ConfigError(f"elite_latent must be 'decoded' or 'encoded', got {self.elite_latent!r}")
         if not 0 <= self.elite_fraction <= 1:
             raise ConfigError("elite_fraction must be in [0, 1]")
         PredictorTrainingConfig.from_dict(self.predictor)
-
-
 
 
 @dataclass
@@ -96,15 +113,24 @@ class GradientRun:
     decoded: int = 0
     rounds: int = 0
     predictor: TrainedPredictor | None = None
+    latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
 
 
 class _Surrogate:
     """The differentiable stand-in for the objective, plus the data to refit it on."""
 
-    def __init__(self, oracle: Oracle, predictor: TrainedPredictor, online: bool, data: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def __init__(
+        self, oracle: Oracle, predictor: TrainedPredictor, online: bool, data: tuple[np.ndarray, np.ndarray] | None, constraint_weight: float = 0.0
+    ) -> None:
         self.oracle, self.predictor, self.online = oracle, predictor, online
         self.z = [data[0]] if data is not None else []
         self.y = [data[1]] if data is not None else []
+        self.constraint_weight = constraint_weight
+        self.constraints = [c for c in oracle.constraints if c.prop in chem.PROPERTIES] if constraint_weight > 0 else []
+        # Refit targets: the predictor's, plus the constrained properties (labelled from the oracle's records);
+        # not when the refit data already has fixed columns (the initial training molecules).
+        extra = [c.prop for c in self.constraints if c.prop not in predictor.model.names] if data is None and not online else []
+        self.names = predictor.model.names + list(dict.fromkeys(extra))
 
     @property
     def model(self):
@@ -113,11 +139,16 @@ class _Surrogate:
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Surrogate value per member, ``[members, B]``."""
         outputs = self.model.as_dict(z)
-        return outputs["objective"] if self.online else self.oracle.objective.surrogate(outputs)
+        value = outputs["objective"] if self.online else self.oracle.objective.surrogate(outputs)
+        for c in self.constraints:
+            if c.prop in outputs:
+                excess = outputs[c.prop] - c.value if c.op in ("<=", "<") else c.value - outputs[c.prop]
+                value = value - self.constraint_weight * torch.relu(excess)
+        return value
 
     def add(self, z: np.ndarray, smiles: list[str | None]) -> None:
         """Remember (z, label) of decodes the oracle knows about, for active-learning refits."""
-        zs, ys = _labelled(self.oracle, z, smiles, self.model.names, self.online)
+        zs, ys = _labelled(self.oracle, z, smiles, self.names, self.online)
         if len(zs):
             self.z.append(zs)
             self.y.append(ys)
@@ -125,7 +156,7 @@ class _Surrogate:
     def refit(self, config: PredictorTrainingConfig) -> dict[str, Any]:
         z, y = np.concatenate(self.z), np.concatenate(self.y)
         device = next(self.model.parameters()).device
-        self.predictor = fit_predictor(z, y, self.model.names, config, device=device)
+        self.predictor = fit_predictor(z, y, self.names, config, device=device)
         return {"n": len(z), **_report_dict(self.predictor)}
 
 
@@ -179,7 +210,7 @@ def optimize_gradient(
         for r in range(cfg.rounds):
             if oracle.exhausted:
                 break
-            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen)
+            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen, run.latents)
             for b in range(0, len(z0), cfg.batch_size):
                 if oracle.exhausted:
                     break
@@ -210,7 +241,7 @@ def _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, data) -> _Su
                 f"the predictor predicts {predictor.model.names} but the objective needs {missing}; "
                 f"train one with molgen predictor train --properties {','.join(objective.property_names)}"
             )
-        return _Surrogate(oracle, predictor, online=False, data=data)
+        return _Surrogate(oracle, predictor, online=False, data=data, constraint_weight=cfg.constraint_weight)
     # Objective not made of built-in properties: score an initial design, fit on the scores.
     z = _initial_design(vae, cfg.n_init, start_z, cfg.start_noise, gen)
     smiles = vae.decode(z)
@@ -239,9 +270,9 @@ def _origins_for(n: int, start_z: torch.Tensor | None) -> list[int | None]:
     return [None] * n if start_z is None else [i % len(start_z) for i in range(n)]
 
 
-def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen) -> tuple[torch.Tensor, list[int | None]]:
+def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents) -> tuple[torch.Tensor, list[int | None]]:
     """Round 0 (and every round with seed molecules): the seeds or prior samples. Later rounds without
-    seeds: encodings of the best molecules so far for ``elite_fraction`` of the starts, prior for the rest."""
+    seeds: noisy copies of the best molecules' latents for ``elite_fraction`` of the starts, prior for the rest."""
     if start_z is not None:
         z = _initial_design(vae, cfg.n_starts, start_z, cfg.start_noise, gen)
         if round_index > 0:  # the exact seeds were already ascended from in round 0
@@ -249,14 +280,22 @@ def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index
         return z, _origins_for(cfg.n_starts, start_z)
     z = torch.randn(cfg.n_starts, vae.config.latent_dim, generator=gen)
     n_elite = int(cfg.n_starts * cfg.elite_fraction) if round_index > 0 else 0
-    elite = [r.smiles for r in oracle.top(max(1, n_elite // 4))] if n_elite else []
+    elite = [r.smiles for r in oracle.top(max(1, n_elite // cfg.elite_copies))] if n_elite else []
     if elite:
-        ez, _ = vae.encode(elite)
+        ez = _elite_latents(vae, elite, latents if cfg.elite_latent == "decoded" else {})
         if len(ez):
-            ez = torch.from_numpy(ez)
             reps = ez.repeat((n_elite + len(ez) - 1) // len(ez), 1)[:n_elite]
             z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * cfg.start_noise
     return z, [None] * cfg.n_starts
+
+
+def _elite_latents(vae, elite: list[str], latents: dict[str, np.ndarray]) -> torch.Tensor:
+    """The z each elite was decoded from where known, else its encoding (molecules the model cannot write are dropped)."""
+    rows = [latents.get(s) for s in elite]
+    missing = [s for s, z in zip(elite, rows) if z is None]
+    encoded = vae.encode(missing)[0] if missing else np.zeros((0, vae.config.latent_dim), dtype=np.float32)
+    rows = [z for z in rows if z is not None] + list(encoded)
+    return torch.from_numpy(np.stack(rows).astype(np.float32)) if rows else torch.zeros(0, vae.config.latent_dim)
 
 
 def _ascend(
@@ -307,5 +346,9 @@ def _decode_and_score(
     oracle(smiles, step=step, origins=origins)
     run.decoded += len(smiles)
     run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
+    if cfg.rounds > 1 and cfg.elite_fraction > 0:
+        for i, s in enumerate(smiles):
+            if s and s not in run.latents:
+                run.latents[s] = z_np[i].copy()
     if cfg.refit:
         surrogate.add(z_np, smiles)
