@@ -133,6 +133,67 @@ def train_cond(args) -> None:
     )
 
 
+def export_last(args) -> None:
+    """Write the weights of a run's last resumable checkpoint as a model (``RUNS/<name>_last``).
+
+    ``train_vae`` exports the epoch with the best validation ELBO; at beta 1
+    that is the first epoch (the ELBO rises while the KL shrinks), whose
+    decoder leans least on the conditions, so the conditional rows use the
+    latest weights instead.
+    """
+    import shutil
+
+    from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+
+    run = RUNS / args.name
+    tensors, state = load_checkpoint(run / "last.safetensors")
+    _, meta = load_checkpoint(run / "model.safetensors")
+    meta = {k: v for k, v in meta.items() if k not in ("history", "best_epoch", "path")}
+    meta["exported_from"] = f"{args.name}/last.safetensors at step {state['global_step']} (epoch {state['epoch']}), not the best-validation epoch"
+    out = RUNS / f"{args.name}_last"
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.safetensors", {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, meta)
+    shutil.copy(run / "train.smi", out / "train.smi")
+    print(meta["exported_from"])
+
+
+def fit_steer(args) -> None:
+    """Prefix property predictors for steering the default model's tokens (molgen.steering).
+
+    Without ``--on-policy``: fitted on the 50k embedded training molecules.
+    With ``--on-policy N``: ``--init`` continued on N samples of the default
+    model plus the first N training molecules, so it also judges the
+    chemistry the decoder actually writes.
+    """
+    from molgen.datasets import default_test_smiles, default_training_smiles
+    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(device="cpu")
+    start = time.process_time()
+    if args.on_policy:
+        samples = [s for s in vae.sample(args.on_policy, seed=11, n_jobs=1) if s]
+        smiles = samples + default_training_smiles()[: args.on_policy]
+        predictor = fit_prefix_predictor(vae, smiles, epochs=args.epochs, seed=1, init=load_prefix_predictor(args.init))
+    else:
+        predictor = fit_prefix_predictor(vae, default_training_smiles(), epochs=args.epochs, hidden=128)
+    seconds = time.process_time() - start
+    predictor.save(args.out)
+    test = default_test_smiles()[:2000]
+    raw = _props(test)[:, [COND.index(n) for n in predictor.config.names]]
+    ids, lengths, kept = vae.tokenize(test)
+    with torch.no_grad():
+        mean, _ = predictor(ids)
+    pred = mean[torch.arange(len(kept)), lengths - 1].numpy() * np.array(predictor.spec.std) + np.array(predictor.spec.mean)
+    quality = {}
+    for j, name in enumerate(predictor.config.names):
+        ok = np.isfinite(raw[kept, j])
+        err = pred[ok, j] - raw[kept, j][ok]
+        quality[name] = {"mae": float(np.abs(err).mean()), "r2": float(1 - err.var() / raw[kept, j][ok].var())}
+    _record(f"fit_steer_{Path(args.out).stem}", {"on_policy": args.on_policy, "epochs": args.epochs, "cpu_seconds": round(seconds, 1), "final_prefix_on_2000_test": quality})
+    print(quality)
+
+
 def train_arch(args) -> None:
     from molgen.datasets import default_training_smiles
     from molgen.vae_training import model_options
@@ -160,23 +221,34 @@ def _props(smiles: list[str | None]) -> np.ndarray:
     return property_matrix([s or "" for s in smiles], COND, n_jobs=1)
 
 
-def _settings(args) -> list[tuple[float, float]]:
-    """(guidance, temperature) pairs to evaluate: every combination of the two comma lists."""
-    return [(float(w), float(t)) for w in str(args.guidance).split(",") for t in str(args.temperature).split(",")]
+def _settings(args) -> list[tuple[float, float, float]]:
+    """(guidance, temperature, steering strength) triples to evaluate: every combination of the comma lists."""
+    lists = [str(v).split(",") for v in (args.guidance, args.temperature, args.steer_strength)]
+    return [(float(w), float(t), float(s)) for w in lists[0] for t in lists[1] for s in lists[2]]
 
 
-def _eval_key(name: str, guidance: float, temperature: float) -> str:
+def _eval_key(name: str, guidance: float, temperature: float, strength: float, steer: str | None) -> str:
     # The plain setting keeps the historical key, so earlier runs stay comparable.
     suffix = "" if (guidance, temperature) == (1.0, 1.0) else f"_w{guidance:g}_t{temperature:g}"
-    return f"eval_{name}{suffix}"
+    prefix = f"eval_{name}" if name.startswith("cond") else f"eval_cond_{name}"
+    # steer_e8 keeps its short key; other predictors are named in theirs.
+    label = "" if steer is None or Path(steer).stem == "steer_e8" else f"_{Path(steer).stem}"
+    return prefix + suffix + (f"_s{strength:g}{label}" if steer else "")
 
 
 def eval_cond(args) -> None:
     from molgen.datasets import default_test_smiles
     from molgen.vae import MoleculeVAE
 
-    cond = MoleculeVAE.load(RUNS / args.name, device="cpu")
     base = MoleculeVAE.load(device="cpu")
+    # "default": the shipped unconditional model, whose requests only a steering predictor reads.
+    cond = base if args.name == "default" else MoleculeVAE.load(RUNS / args.name, device="cpu")
+    steer = None
+    if args.steer:
+        from molgen.steering import load_prefix_predictor
+
+        steer = load_prefix_predictor(args.steer)
+    spec = steer.spec if steer is not None else cond.conditions
     requests = [f"logp={v}" for v in (1.0, 2.0, 3.0, 4.0)]
     requests += [f"qed={v}" for v in (0.6, 0.7, 0.8, 0.9)]
     requests += [f"sa={v}" for v in (2.0, 2.5, 3.0, 3.5)]
@@ -190,12 +262,14 @@ def eval_cond(args) -> None:
     pool = base.sample(n * len(requests), seed=1, n_jobs=1)
     base_seconds = time.process_time() - t0
     pool_props = _props(pool)
-    for guidance, temperature in _settings(args):
+    for guidance, temperature, strength in _settings(args):
         rows, cond_seconds = [], 0.0
         for r, text in enumerate(requests):
-            want = cond.conditions.parse(text)
+            want = spec.parse(text)
             t0 = time.process_time()
-            got = cond.sample(n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance)
+            got = cond.sample(
+                n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength
+            )
             cond_seconds += time.process_time() - t0
             props = _props(got)
             uncond = pool_props[r * n : (r + 1) * n]
@@ -212,11 +286,11 @@ def eval_cond(args) -> None:
                 row[f"{label}_unique"] = len({m for m in mols if m}) / max(1, int(valid.sum()))
                 row[f"{label}_within_tol"] = float(hit.mean())
             rows.append(row)
-            print(guidance, temperature, row, flush=True)
+            print(guidance, temperature, strength, row, flush=True)
         summary = {}
         for name in COND:
             for kind in ("single", "joint"):
-                sel = [r for r in rows if name in cond.conditions.parse(r["request"]) and ((kind == "joint") == ("," in r["request"]))]
+                sel = [r for r in rows if name in spec.parse(r["request"]) and ((kind == "joint") == ("," in r["request"]))]
                 if sel:
                     summary[f"{kind}_{name}"] = {
                         "requests": len(sel),
@@ -224,10 +298,13 @@ def eval_cond(args) -> None:
                            for label in ("cond", "uncond") for m in ("mae", "within_tol", "valid", "unique")},
                     }  # fmt: skip
         _record(
-            _eval_key(args.name, guidance, temperature),
+            _eval_key(args.name, guidance, temperature, strength, args.steer),
             {
+                "model": args.name,
                 "guidance": guidance,
                 "temperature": temperature,
+                "steer": args.steer,
+                "steer_strength": strength if steer is not None else None,
                 "tolerance": TOLERANCE,
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
@@ -361,25 +438,28 @@ def _settings_table(data: dict, keys: list[str]) -> list[str]:
         f"### Conditional control by setting ({ev0['samples_per_request']} samples per request: 12 single-property "
         "requests, 6 joint ones; tolerance " + ", ".join(f"{k} ±{v}" for k, v in ev0["tolerance"].items()) + ")",
         "",
-        "| model | guidance w | temperature | valid | unique | logP MAE single / joint | QED MAE single / joint | SA MAE single / joint "
-        "| within tol. single | within tol. joint | decode CPU-s (1,800 mol) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | guidance w | steering | temperature | valid | unique | logP MAE single / joint | QED MAE single / joint "
+        "| SA MAE single / joint | within tol. single | within tol. joint | decode CPU-s (1,800 mol) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def row(name, w, t, agg, seconds):
+    def row(name, w, steer, t, agg, seconds):
         maes = " | ".join(f"{_f(agg['single_' + p])} / {_f(agg['joint_' + p])}" for p in COND)
         return (
-            f"| {name} | {w} | {t} | {_f(agg['valid'])} | {_f(agg['unique'])} | {maes} | {_f(agg['tol_single'])} "
+            f"| {name} | {w} | {steer} | {t} | {_f(agg['valid'])} | {_f(agg['unique'])} | {maes} | {_f(agg['tol_single'])} "
             f"| {_f(agg['tol_joint'])} | {seconds} |"
         )
 
     newest = max(keys, key=lambda k: "guidance" in data[k])
     ev = data[newest]
-    lines.append(row("default model, unconditional (rejection acceptance)", "-", "1", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
+    lines.append(row("default model + rejection (acceptance)", "-", "-", "1", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
     for key in keys:
         ev = data[key]
-        name = key[len("eval_"):].split("_w")[0]
-        lines.append(row(f"`{name}`", f"{ev.get('guidance', 1.0):g}", f"{ev.get('temperature', 1.0):g}", _aggregate(ev["rows"], "cond"), ev["decode_cpu_seconds"]["cond"]))
+        name = ev.get("model", key[len("eval_"):])
+        steer = "-" if ev.get("steer_strength") is None else f"{ev['steer_strength']:g} (`{Path(ev['steer']).stem}`)"
+        lines.append(
+            row(f"`{name}`", f"{ev.get('guidance', 1.0):g}", steer, f"{ev.get('temperature', 1.0):g}", _aggregate(ev["rows"], "cond"), ev["decode_cpu_seconds"]["cond"])
+        )
     return [*lines, ""]
 
 
@@ -449,6 +529,13 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--condition-dropout", type=float, default=0.0, help="for classifier-free guidance (0: none)")
     p.add_argument("--molecules", type=int, default=20000, help="last N of the embedded 50k training molecules")
+    p = sub.add_parser("export-last")
+    p.add_argument("--name", default="cond_cfg")
+    p = sub.add_parser("fit-steer")
+    p.add_argument("--out", default=str(RUNS / "steer_e8.safetensors"))
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--on-policy", type=int, default=0, help="continue --init on this many model samples (+ as many training molecules)")
+    p.add_argument("--init", default=str(RUNS / "steer_e8.safetensors"))
     p = sub.add_parser("train-arch")
     p.add_argument("--cpu-minutes", type=float, default=3.0)
     p.add_argument("--only", choices=["gru", "transformer"])
@@ -458,6 +545,8 @@ def main() -> None:
     p.add_argument("--name", default="cond_gru")
     p.add_argument("--guidance", default="1", help="classifier-free guidance weight(s), comma-separated, e.g. 1,2,3")
     p.add_argument("--temperature", default="1", help="sampling temperature(s), comma-separated")
+    p.add_argument("--steer", default=None, help="prefix predictor file (molgen fit-steering) to steer with")
+    p.add_argument("--steer-strength", default="1", help="steering strength(s), comma-separated (with --steer)")
     p = sub.add_parser("eval-arch")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--recon", type=int, default=300)
@@ -470,7 +559,7 @@ def main() -> None:
     p.add_argument("--detail", default="", help="JSON keys (e.g. eval_cond_cfg_w3_t1) whose per-request table to print")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"report": report, "train-cond": train_cond, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
+    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":
