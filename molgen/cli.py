@@ -297,22 +297,27 @@ def fit_steering(
     properties: str = typer.Option("logp,qed,sa", help="properties to predict, from molgen.chem.PROPERTIES"),
     epochs: int = typer.Option(8),
     limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    model_samples: int = typer.Option(0, help="also train on this many samples of the model (it writes chemistry the data lack)"),
+    init: Optional[Path] = typer.Option(None, help="continue training this predictor (its properties and normalisation)"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
-    from molgen.steering import fit_prefix_predictor
+    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
     from molgen.vae import MoleculeVAE
 
     _set_threads(threads)
-    if epochs < 1:
-        raise ConfigError("--epochs must be >= 1")
+    if epochs < 1 or model_samples < 0:
+        raise ConfigError("--epochs must be >= 1 and --model-samples >= 0")
     vae = MoleculeVAE.load(model, device="cpu")
+    start_from = load_prefix_predictor(init) if init is not None else None
     smiles = _read(data, smiles_column, False, None, default_ok=True)
     if limit:
         smiles = smiles[:limit]
     start = time.perf_counter()
-    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed)
+    if model_samples:
+        smiles = [s for s in vae.sample(model_samples, seed=seed + 11) if s] + smiles
+    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from)
     predictor.save(out)
     err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")
 

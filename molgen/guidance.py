@@ -68,6 +68,7 @@ class GuidedDecoder:
         self.model = model
         self.guidance = check_guidance(guidance, model)
         self.config = model.config
+        self._rows = 0  # rows of one half of the current batch, set by init_state
 
     def _null(self, h: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -77,17 +78,45 @@ class GuidedDecoder:
         return null
 
     def init_state(self, h: torch.Tensor):
-        self._rows = h.size(0)  # rows of one half; states differ in where they keep the batch
+        self._rows = h.size(0)  # tracked here because states keep the batch on different dimensions
         return self.model.init_state(torch.cat([h, self._null(h)]))
 
-    def step(self, tokens: torch.Tensor, state, h: torch.Tensor) -> tuple[torch.Tensor, object]:
-        logits, state = self.model.step(torch.cat([tokens, tokens]), state, torch.cat([h, self._null(h)]))
+    def decode_context(self, h: torch.Tensor) -> _Paired:
+        """The doubled contexts, prepared once per run by the model if it can (its fast step path)."""
+        both = torch.cat([h, self._null(h)])
+        prepare = getattr(self.model, "decode_context", None)
+        return _Paired(prepare(both) if prepare is not None else both, h.size(0))
+
+    def step(self, tokens: torch.Tensor, state, h) -> tuple[torch.Tensor, object]:
+        both = h.inner if isinstance(h, _Paired) else torch.cat([h, self._null(h)])
+        logits, state = self.model.step(torch.cat([tokens, tokens]), state, both)
         cond, uncond = logits.float().chunk(2)
         return uncond + self.guidance * (cond - uncond), state
 
     def select_state(self, state, keep: torch.Tensor):
-        idx = keep.nonzero().squeeze(1) if keep.dtype == torch.bool else keep
-        both = torch.cat([idx, idx + self._rows])
-        self._rows = len(idx)
+        both = _both_halves(keep, self._rows)
+        self._rows = len(both) // 2
         select = getattr(self.model, "select_state", None)
         return select(state, both) if select is not None else state[:, both]
+
+
+def _both_halves(keep: torch.Tensor, rows: int) -> torch.Tensor:
+    """Indices of the rows ``keep`` (mask or indices over one half) in both halves of a doubled batch."""
+    idx = keep.nonzero().squeeze(1) if keep.dtype == torch.bool else keep
+    return torch.cat([idx, idx + rows])
+
+
+class _Paired:
+    """Contexts of conditioned rows followed by their unconditioned twins; indexing keeps the halves aligned."""
+
+    __slots__ = ("inner", "rows")
+
+    def __init__(self, inner, rows: int) -> None:
+        self.inner, self.rows = inner, rows
+
+    def __getitem__(self, keep: torch.Tensor) -> _Paired:
+        both = _both_halves(keep, self.rows)
+        return _Paired(self.inner[both], len(both) // 2)
+
+    def __len__(self) -> int:
+        return self.rows

@@ -140,13 +140,19 @@ def fit_prefix_predictor(
     seed: int = 0,
     max_cpu_seconds: float = 0.0,
     hidden: int = 128,
+    init: PrefixPropertyPredictor | None = None,
 ) -> PrefixPropertyPredictor:
     """Train a prefix predictor for ``vae``'s vocabulary on ``smiles`` (Gaussian NLL at every prefix).
 
     Properties are normalised like the conditional model's when ``vae`` is
     conditioned on the same names, else with the statistics of ``smiles``.
     ``max_cpu_seconds`` (0: none) stops early on CPU time of this process.
+    ``init`` continues training that predictor (its names, sizes and
+    normalisation), e.g. on the model's own samples, whose chemistry a
+    predictor fitted on data alone sees too rarely to judge.
     """
+    if init is not None:
+        names = list(init.config.names)
     names = parse_property_names(names)
     raw = property_matrix(smiles, names)
     ok = np.isfinite(raw).all(1)
@@ -155,11 +161,15 @@ def fit_prefix_predictor(
     if len(kept) == 0:
         raise ConfigError("no training molecule could be tokenised with this model's vocabulary")
     raw = raw[ok][kept]
-    spec = vae.conditions if vae.conditions is not None and vae.conditions.names == names else ConditionSpec.fit(names, raw, seed)
-    target = torch.from_numpy(spec.normalize(raw))
-    torch.manual_seed(seed)
-    cfg = PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden)
-    model = PrefixPropertyPredictor(cfg, spec, vae.vocab.tokens)
+    if init is not None:
+        check_vocabulary(init, vae)
+        model = init.train()
+    else:
+        same = vae.conditions is not None and vae.conditions.names == names
+        spec = vae.conditions if same else ConditionSpec.fit(names, raw, seed)
+        torch.manual_seed(seed)
+        model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden), spec, vae.vocab.tokens)
+    target = torch.from_numpy(model.spec.normalize(raw))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     start = time.process_time()
@@ -199,12 +209,19 @@ class PropertySteering:
     def init_state(self, h: torch.Tensor):
         return self.decoder.init_state(h[:, : -self.k]), None
 
-    def step(self, tokens: torch.Tensor, state, h: torch.Tensor):
+    def decode_context(self, h: torch.Tensor) -> _Steered:
+        """The decoder's contexts (prepared once per run if the decoder can) and the targets, kept aligned."""
+        prepare = getattr(self.decoder, "decode_context", None)
+        inner = h[:, : -self.k]
+        return _Steered(prepare(inner) if prepare is not None else inner, h[:, -self.k :])
+
+    def step(self, tokens: torch.Tensor, state, h):
         inner, pred_h = state
-        logits, inner = self.decoder.step(tokens, inner, h[:, : -self.k])
+        context, target = (h.inner, h.targets) if isinstance(h, _Steered) else (h[:, : -self.k], h[:, -self.k :])
+        logits, inner = self.decoder.step(tokens, inner, context)
         pred_h = self.predictor.advance(tokens, pred_h)
         mean, log_sd = self.predictor.candidates(pred_h)
-        target = h[:, -self.k :].float().unsqueeze(1)
+        target = target.float().unsqueeze(1)
         wanted = torch.isfinite(target)
         z = (torch.where(wanted, target, mean) - mean) * torch.exp(-log_sd)
         loglik = torch.where(wanted, -0.5 * z.pow(2) - log_sd, torch.zeros_like(z)).sum(-1)
@@ -215,6 +232,21 @@ class PropertySteering:
         select = getattr(self.decoder, "select_state", None)
         inner = select(inner, keep) if select is not None else inner[:, keep]
         return inner, pred_h[:, keep]
+
+
+class _Steered:
+    """A decoder's contexts with the steering targets of the same rows."""
+
+    __slots__ = ("inner", "targets")
+
+    def __init__(self, inner, targets: torch.Tensor) -> None:
+        self.inner, self.targets = inner, targets
+
+    def __getitem__(self, keep: torch.Tensor) -> _Steered:
+        return _Steered(self.inner[keep], self.targets[keep])
+
+    def __len__(self) -> int:
+        return len(self.targets)
 
 
 def check_vocabulary(predictor: PrefixPropertyPredictor, vae) -> None:

@@ -201,6 +201,18 @@ def test_prefix_predictor_round_trips_and_builds_targets(predictor, tmp_path):
         predictor.targets("sa=3", 1)
 
 
+def test_prefix_predictor_training_continues_from_init(tiny_run, tiny_smiles):
+    from molgen.steering import fit_prefix_predictor
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    first = fit_prefix_predictor(vae, tiny_smiles[:40], ["qed"], epochs=1, hidden=8)
+    before = first.head.weight.detach().clone()
+    spec = first.spec
+    again = fit_prefix_predictor(vae, tiny_smiles[40:80], ["logp"], epochs=1, init=first)
+    assert again is first and again.config.names == ["qed"] and again.spec == spec  # the init's names and statistics
+    assert not torch.equal(again.head.weight, before)
+
+
 def test_steering_adds_the_predictors_log_likelihood_and_keeps_rows_aligned(predictor, tiny_run):
     from molgen.steering import PropertySteering
 
@@ -255,3 +267,6 @@ def test_cli_fit_steering_and_sample_with_it(tiny_run, tmp_path, capsys):
         assert message in err and "Traceback" not in err
     assert main(["fit-steering", "--model", str(tiny_run), "-o", str(path), "--properties", "nope"]) == 2
     assert "unknown property 'nope'" in capsys.readouterr().err
+    more = tmp_path / "more.safetensors"
+    args = ["fit-steering", "--model", str(tiny_run), "-o", str(more), "--limit", "20", "--epochs", "1", "--model-samples", "20"]
+    assert main([*args, "--init", str(path)]) == 0 and more.exists()
