@@ -469,7 +469,7 @@ def quality(args: argparse.Namespace) -> None:
             "run": str(run),
             "training": json.loads(train_json.read_text()) if name == "moses-vae" else _molgen_train_summary(Path(run)),
         }
-    _append(out, "quality")
+    _append(out, f"quality_{Path(args.molgen_run).name}")  # one entry per pair of runs
     print(json.dumps(out, indent=2))
 
 
