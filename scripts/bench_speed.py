@@ -377,10 +377,13 @@ def scaling(args: argparse.Namespace) -> None:
                     ["molgen", "benchmark", "--generated", str(smi), "--reference", "moses-test", "-o", str(Path(tmp) / f"report_{n}"),
                      "--threads", str(args.threads), "--device", "cpu"]
                 )  # fmt: skip
-            rows.append(row)
+            rows.append(dict(row, machine=_machine()))
             print(json.dumps(row), flush=True)
             subprocess.run(["rm", "-rf", str(Path(tmp) / f"report_{n}")], check=False)
-    _append({"machine": _machine(), "threads": args.threads, "rows": rows}, "scaling")
+    # Rows of earlier runs stay unless this run measured the same N again.
+    earlier = json.loads(RESULTS.read_text()).get("scaling", {}).get("rows", []) if RESULTS.exists() else []
+    merged = {r["n"]: r for r in earlier} | {r["n"]: r for r in rows}
+    _append({"threads": args.threads, "rows": [merged[n] for n in sorted(merged)]}, "scaling")
 
 
 def _timed_process(command: list[str]) -> dict:
