@@ -155,8 +155,8 @@ def test_decode_options_validation():
         decode_tokens(_model(), torch.zeros(2, 4), DecodeOptions(precision="fp16"))
 
 
-def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
-    model = _model()
+def _record_logit_dtypes(model) -> list:
+    """Wrap ``model.step`` so that the dtype of every step's logits lands in the returned list."""
     seen = []
     step = model.step
 
@@ -166,6 +166,12 @@ def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
         return logits, state
 
     model.step = recording_step
+    return seen
+
+
+def test_bf16_decoding_runs_the_decoder_in_bf16_and_mostly_agrees_with_fp32():
+    model = _model()
+    seen = _record_logit_dtypes(model)
     z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
     fp32 = decode_tokens(model, z, DecodeOptions(strategy="greedy", precision="fp32"))
     assert set(seen) == {torch.float32}
@@ -183,15 +189,7 @@ def test_auto_precision_decodes_in_bf16_only_on_native_hardware(monkeypatch):
     import molgen.utils.runtime as runtime
 
     model = _model()
-    seen = []
-    step = model.step
-
-    def recording_step(*args):
-        logits, state = step(*args)
-        seen.append(logits.dtype)
-        return logits, state
-
-    model.step = recording_step
+    seen = _record_logit_dtypes(model)
     z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
     for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(runtime, "native_bf16", lambda device, native=native: native)
