@@ -18,10 +18,10 @@ from molgen.vae import MoleculeVAE
 
 # Drawn from data/default_model.safetensors with sample(16, seed=3) before conditioning existed.
 DEFAULT_MODEL_SEED3 = [  # fp32 decoding, so the same on every CPU
-    "Cc1ccc(CCS(=O)(=O)N2CCCN(N=CC(C)C)CC2)s1",
-    "C=C(CCNC(=O)NCC1CCOC1CO)ON=CC",
-    "CCNC(=O)NC=C1C=CC(CNCc2ccc(C)cc2C)=C1",
-    "O=C1Nc2ccccc2C(C(=O)NCC2COc3ccccc3O2)N1",
+    "Cc1ccc(CCS(=O)(=O)N2CC(O)C(CN3CC(C)C=N3)C2)s1",
+    "COC=NC1=CC2=NN(CCCCCN1)CC(=O)CC(C)(C)CN2",
+    "CCNC(=O)Nc1ccc(CNCc2ccc(C)cc2C)cc1",
+    "O=C(Cn1c(=O)[nH]c2ccccc21)NC1Cc2cc(O)ccc2O1",
 ]
 
 
