@@ -242,3 +242,27 @@ def test_a_slow_molecule_times_out_and_the_run_continues(tmp_path):
     failed = [r for r in result.oracle.history if r.status == "failed"]
     assert result.oracle.calls == 8 and [r.smiles for r in failed] == ["C" * 8]
     assert failed[0].error.endswith("score: ObjectiveTimeout: took longer than 0.5 s")
+
+
+def test_gp_fit_warm_starts_from_the_previous_hyperparameters():
+    from molgen.optimize.bo import _fit_gp, _hypers
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 3, generator=gen, dtype=torch.float64)
+    y = torch.sin(6 * x[:, 0]) + 0.1 * x[:, 1]
+    fitted = _fit_gp(x, y, iters=75)
+    lengthscale = fitted.covar_module.lengthscale.detach()
+    # One L-BFGS iteration from the fitted values stays at them; one from the prior's mode does not get there.
+    warm = _fit_gp(x, y, iters=1, init=_hypers(fitted)).covar_module.lengthscale.detach()
+    cold = _fit_gp(x, y, iters=1).covar_module.lengthscale.detach()
+    torch.testing.assert_close(warm, lengthscale, rtol=1e-2, atol=1e-3)
+    assert not torch.allclose(cold, lengthscale, rtol=1e-2, atol=1e-3)
+    assert not any(k.startswith("outcome_transform") for k in _hypers(fitted))
+    # A restart forgets the region's hyperparameters.
+    data = _Data(3)
+    data.add(x[:3].float(), [0.1, 0.5, 0.2], ["C", "CC", "CCC"])
+    region = _Region(0.8, center=1, best=0.5, hypers=_hypers(fitted))
+    from molgen.optimize.bo import _restart
+
+    _restart(region, data, BOConfig(**TOY_OPTIONS), set())
+    assert region.hypers is None

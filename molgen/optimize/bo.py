@@ -70,6 +70,9 @@ class BOConfig(ConfigMixin):
     oversample: float = 4.0  # decode up to this many times batch_size candidates to find new molecules
     max_train: int = 300  # GP training points, nearest the trust-region centre
     fit_iters: int = 75  # L-BFGS iterations of the GP hyperparameter fit
+    # Start each fit from the hyperparameters of the region's previous fit (not the prior's mode);
+    # consecutive batches change the data little, so L-BFGS needs far fewer steps. Reset on restarts.
+    warm_start: bool = True
     length_init: float = 0.8
     length_min: float = 0.5**7
     length_max: float = 1.6
@@ -154,6 +157,7 @@ class _Region:
     best: float
     successes: int = 0
     failures: int = 0
+    hypers: dict | None = None  # GP hyperparameters of the last fit in this region (warm start)
 
 
 class _Data:
@@ -308,6 +312,7 @@ def _restart(region: _Region, data: _Data, cfg: BOConfig, centers: set[str]) -> 
     centers.add(data.smiles[fresh])
     region.length, region.center, region.best = cfg.length_init, fresh, float(data.y[fresh])
     region.successes = region.failures = 0
+    region.hypers = None
     return True
 
 
@@ -320,7 +325,8 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     center = data.x[region.center]
     idx = torch.cdist(data.x, center[None]).squeeze(1).argsort()[: cfg.max_train]
     y = _copula(data.y[idx]) if cfg.y_transform == "rank" else data.y[idx]
-    model = _fit_gp(data.x[idx], y, cfg.fit_iters)
+    model = _fit_gp(data.x[idx], y, cfg.fit_iters, region.hypers if cfg.warm_start else None)
+    region.hypers = _hypers(model)
     lengthscale = model.covar_module.lengthscale.detach().reshape(-1).double() if hasattr(model.covar_module, "lengthscale") else torch.ones(dims)
     # TuRBO's shape: sides in proportion to the lengthscales (geometric mean 1), here at most 4x from the
     # mean either way, so that no side is too thin for the decoder to change its output along it.
@@ -348,13 +354,23 @@ def _copula(y: torch.Tensor) -> torch.Tensor:
     return torch.special.ndtri((mean_rank[inverse] - 0.5) / len(y))
 
 
-def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int):
+_HYPER_PREFIXES = ("covar_module.", "likelihood.", "mean_module.")
+
+
+def _hypers(model) -> dict:
+    """The fitted hyperparameters of a GP (kernel, noise, mean), not its data or outcome transform."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(_HYPER_PREFIXES)}
+
+
+def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int, init: dict | None = None):
     from botorch.exceptions import ModelFittingError
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     model = SingleTaskGP(x, y[:, None])  # standardises y; dimension-scaled lengthscale prior
+    if init is not None:
+        model.load_state_dict(init, strict=False)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings(), _exact_gp():
         warnings.simplefilter("ignore")  # botorch's advisory warnings (input scaling, optimizer status)
