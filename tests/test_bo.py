@@ -142,6 +142,8 @@ def test_bad_options_and_missing_budget_are_config_errors():
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"acquisition": "ei"})
     with pytest.raises(ConfigError, match="y_transform"):
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"y_transform": "log"})
+    with pytest.raises(ConfigError, match="warm_fit_iters"):
+        optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"warm_fit_iters": 0})
     with pytest.raises(ConfigError, match="finite --budget"):
         optimize("qed", model=ChainVAE(), method="bo", budget=None, options=TOY_OPTIONS)
 
