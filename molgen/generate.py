@@ -25,7 +25,7 @@ import torch
 
 from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
-__all__ = ["DecodeOptions", "decode_tokens", "slerp", "lerp"]
+__all__ = ["DecodeOptions", "decode_tokens", "prepare_context", "select_rows", "slerp", "lerp"]
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 _NEVER = torch.tensor([PAD, BOS, UNK])
@@ -113,11 +113,8 @@ def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.G
     active = torch.arange(batch, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
     state = model.init_state(z)
-    select = getattr(model, "select_state", None)
     tokens = torch.full((batch,), BOS, dtype=torch.long, device=z.device)
-    # A model may precompute what its steps need from z (the GRU: first-layer input gates, cast weights).
-    prepare = getattr(model, "decode_context", None)
-    z_active = prepare(z) if prepare is not None else z
+    z_active = prepare_context(model, z)
     for t in range(max_len):
         logits, state = model.step(tokens, state, z_active)
         # Rows that already ended ride along until the batch shrinks; they write PAD.
@@ -131,8 +128,21 @@ def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.G
         if rows < len(active):
             keep = torch.argsort(finished.to(torch.int8), stable=True)[:rows]  # unfinished rows first
             active, tokens, z_active, finished = active[keep], tokens[keep], z_active[keep], finished[keep]
-            state = select(state, keep) if select is not None else state[:, keep]
+            state = select_rows(model, state, keep)
     return out
+
+
+def prepare_context(model, z: torch.Tensor):
+    """What ``model.step`` takes as its context: ``model.decode_context(z)`` where the model can
+    precompute it once per run (the GRU: first-layer input gates, cast weights), else ``z`` itself."""
+    prepare = getattr(model, "decode_context", None)
+    return prepare(z) if prepare is not None else z
+
+
+def select_rows(model, state, keep: torch.Tensor):
+    """The decoding state of the sequences ``keep``: ``model.select_state``, or rows of dimension 1."""
+    select = getattr(model, "select_state", None)
+    return select(state, keep) if select is not None else state[:, keep]
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:

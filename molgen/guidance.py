@@ -33,6 +33,7 @@ import math
 import torch
 
 from molgen.errors import ConfigError
+from molgen.generate import prepare_context, select_rows
 
 __all__ = ["GuidedDecoder", "check_guidance"]
 
@@ -83,9 +84,7 @@ class GuidedDecoder:
 
     def decode_context(self, h: torch.Tensor) -> _Paired:
         """The doubled contexts, prepared once per run by the model if it can (its fast step path)."""
-        both = torch.cat([h, self._null(h)])
-        prepare = getattr(self.model, "decode_context", None)
-        return _Paired(prepare(both) if prepare is not None else both, h.size(0))
+        return _Paired(prepare_context(self.model, torch.cat([h, self._null(h)])), h.size(0))
 
     def step(self, tokens: torch.Tensor, state, h) -> tuple[torch.Tensor, object]:
         both = h.inner if isinstance(h, _Paired) else torch.cat([h, self._null(h)])
@@ -96,8 +95,7 @@ class GuidedDecoder:
     def select_state(self, state, keep: torch.Tensor):
         both = _both_halves(keep, self._rows)
         self._rows = len(both) // 2
-        select = getattr(self.model, "select_state", None)
-        return select(state, both) if select is not None else state[:, both]
+        return select_rows(self.model, state, both)
 
 
 def _both_halves(keep: torch.Tensor, rows: int) -> torch.Tensor:

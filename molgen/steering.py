@@ -40,6 +40,7 @@ from torch import nn
 
 from molgen.conditioning import ConditionSpec, parse_property_names, property_matrix
 from molgen.errors import CheckpointError, ConfigError
+from molgen.generate import prepare_context, select_rows
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.config import ConfigMixin
 
@@ -211,9 +212,7 @@ class PropertySteering:
 
     def decode_context(self, h: torch.Tensor) -> _Steered:
         """The decoder's contexts (prepared once per run if the decoder can) and the targets, kept aligned."""
-        prepare = getattr(self.decoder, "decode_context", None)
-        inner = h[:, : -self.k]
-        return _Steered(prepare(inner) if prepare is not None else inner, h[:, -self.k :])
+        return _Steered(prepare_context(self.decoder, h[:, : -self.k]), h[:, -self.k :])
 
     def step(self, tokens: torch.Tensor, state, h):
         inner, pred_h = state
@@ -229,9 +228,7 @@ class PropertySteering:
 
     def select_state(self, state, keep: torch.Tensor):
         inner, pred_h = state
-        select = getattr(self.decoder, "select_state", None)
-        inner = select(inner, keep) if select is not None else inner[:, keep]
-        return inner, pred_h[:, keep]
+        return select_rows(self.decoder, inner, keep), pred_h[:, keep]
 
 
 class _Steered:

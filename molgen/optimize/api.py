@@ -28,7 +28,7 @@ import pandas as pd
 from molgen import chem
 from molgen.errors import ConfigError
 from molgen.optimize.constraints import Constraint, ConstraintSet
-from molgen.optimize.gradient import GradientConfig, optimize_gradient
+from molgen.optimize.gradient import GradientConfig, optimize_gradient, penalised_constraints
 from molgen.optimize.objectives import Objective, Term, parse_objective
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
@@ -207,7 +207,7 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
     trained, data = ctx.predictor, None
     if objective.differentiable and trained is None:
         # Constrained properties are predicted too, so the ascent can keep within the constraints (constraint_weight).
-        extra = [c.prop for c in ctx.oracle.constraints if c.prop in chem.PROPERTIES] if cfg.constraint_weight > 0 else []
+        extra = [c.prop for c in penalised_constraints(ctx.oracle, cfg.constraint_weight)]
         properties = list(dict.fromkeys(objective.property_names + extra))
         trained, data = _auto_predictor(ctx.vae, properties, train_size, cfg, ctx.seed)
     if trained is not None:

@@ -330,7 +330,8 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     y = _copula(data.y[idx]) if cfg.y_transform == "rank" else data.y[idx]
     warm = region.hypers if cfg.warm_start else None
     model = _fit_gp(data.x[idx], y, cfg.fit_iters if warm is None else cfg.warm_fit_iters, warm)
-    region.hypers = _hypers(model)
+    if cfg.warm_start:
+        region.hypers = _hypers(model)
     lengthscale = model.covar_module.lengthscale.detach().reshape(-1).double() if hasattr(model.covar_module, "lengthscale") else torch.ones(dims)
     # TuRBO's shape: sides in proportion to the lengthscales (geometric mean 1), here at most 4x from the
     # mean either way, so that no side is too thin for the decoder to change its output along it.

@@ -116,6 +116,11 @@ class GradientRun:
     latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
 
 
+def penalised_constraints(oracle: Oracle, constraint_weight: float) -> list:
+    """The oracle's constraints on built-in properties, which the surrogate penalises (none at weight 0)."""
+    return [c for c in oracle.constraints if c.prop in chem.PROPERTIES] if constraint_weight > 0 else []
+
+
 class _Surrogate:
     """The differentiable stand-in for the objective, plus the data to refit it on."""
 
@@ -126,7 +131,7 @@ class _Surrogate:
         self.z = [data[0]] if data is not None else []
         self.y = [data[1]] if data is not None else []
         self.constraint_weight = constraint_weight
-        self.constraints = [c for c in oracle.constraints if c.prop in chem.PROPERTIES] if constraint_weight > 0 else []
+        self.constraints = penalised_constraints(oracle, constraint_weight)
         # Refit targets: the predictor's, plus the constrained properties (labelled from the oracle's records);
         # not when the refit data already has fixed columns (the initial training molecules).
         extra = [c.prop for c in self.constraints if c.prop not in predictor.model.names] if data is None and not online else []
