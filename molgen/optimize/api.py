@@ -215,7 +215,7 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
             warnings.warn(trained.report.summary(), stacklevel=2)
         ctx.info["predictor"] = {"names": trained.model.names, "report": trained.report.summary(), "weak": trained.report.weak}
     run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, ctx.starts or None, data, ctx.seed, ctx.show_progress)
-    return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports}
+    return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log}
 
 
 def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int):

@@ -27,6 +27,19 @@ where encoding and decoding do not round-trip) or from its encoding. With
 ``refit`` the predictor is refitted between rounds on everything decoded and
 scored (active learning).
 
+Two options keep a long elite-restart search from collapsing onto one basin.
+``elite_max_similarity < 1`` picks the elites greedily, best first, skipping a
+molecule whose Tanimoto similarity (Morgan radius 2, 2,048 bits) exceeds that
+value to ``elite_per_cluster`` elites already picked, so the restarts cover
+several chemical families instead of the near-copies of one. ``restart_min_yield
+> 0`` watches each round's yield (new oracle calls per decode): after a round
+below it, the restart noise of the next round is multiplied by
+``restart_noise_growth`` (compounding while the yield stays low, up to
+``restart_max_noise``), and it falls back to ``start_noise`` after a round at or
+above it, so a converged search spreads its restarts out again instead of
+decoding known molecules. ``GradientRun.round_log`` keeps each round's starts,
+yield, noise and elites.
+
 Hard constraints on built-in properties (``heavy_atoms<=38``) are known to the
 oracle, which never charges an infeasible molecule, but an ascent that does
 not know them walks out of the feasible region and wastes its later decodes.
@@ -85,12 +98,17 @@ class GradientConfig(ConfigMixin):
     elite_latent: Literal["decoded", "encoded"] = "decoded"  # restart from the z an elite was decoded from, or its encoding
     constraint_weight: float = 1.0  # surrogate penalty per unit of predicted constraint violation (0: constraints ignored)
     start_noise: float = 0.1  # std of the noise added to copies of a start (seed molecule or elite)
+    elite_max_similarity: float = 1.0  # skip an elite more Tanimoto-similar than this to elite_per_cluster picked ones (1: off)
+    elite_per_cluster: int = 1  # elites allowed above elite_max_similarity of a candidate before it is skipped
+    restart_min_yield: float = 0.0  # a round with fewer new oracle calls per decode raises the next round's noise (0: off)
+    restart_noise_growth: float = 1.5  # factor on the restart noise per consecutive low-yield round
+    restart_max_noise: float = 1.0  # cap on the raised restart noise
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     predictor: dict[str, Any] = field(default_factory=lambda: {"epochs": 40})  # PredictorTrainingConfig overrides
 
     def __post_init__(self) -> None:
-        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies"):
+        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies", "elite_per_cluster"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"gradient {name} must be >= 1")
         if self.lr <= 0:
@@ -101,6 +119,10 @@ class GradientConfig(ConfigMixin):
             raise ConfigError(f"elite_latent must be 'decoded' or 'encoded', got {self.elite_latent!r}")
         if not 0 <= self.elite_fraction <= 1:
             raise ConfigError("elite_fraction must be in [0, 1]")
+        if not 0 <= self.elite_max_similarity <= 1 or not 0 <= self.restart_min_yield <= 1:
+            raise ConfigError("elite_max_similarity and restart_min_yield must be in [0, 1]")
+        if self.restart_noise_growth < 1 or self.restart_max_noise < 0:
+            raise ConfigError("restart_noise_growth must be >= 1 and restart_max_noise >= 0")
         PredictorTrainingConfig.from_dict(self.predictor)
 
 
@@ -114,6 +136,7 @@ class GradientRun:
     rounds: int = 0
     predictor: TrainedPredictor | None = None
     latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
+    round_log: list[dict[str, Any]] = field(default_factory=list)  # per round: starts, elites, noise, decodes, new calls, best
 
 
 def penalised_constraints(oracle: Oracle, constraint_weight: float) -> list:
@@ -211,16 +234,19 @@ def optimize_gradient(
     surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, predictor_data)
     run.predictor = surrogate.predictor
     total = cfg.rounds * cfg.n_starts * cfg.steps
+    restarts = _Restarts(cfg)
     with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar:
         for r in range(cfg.rounds):
             if oracle.exhausted:
                 break
-            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen, run.latents)
+            calls0, decoded0 = oracle.calls, run.decoded
+            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen, run.latents, restarts)
             for b in range(0, len(z0), cfg.batch_size):
                 if oracle.exhausted:
                     break
                 _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar, gen)
             run.rounds = r + 1
+            run.round_log.append(restarts.end_round(r, oracle.calls - calls0, run.decoded - decoded0, oracle))
             if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
                 run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed + r + 1}))})
                 run.predictor = surrogate.predictor
@@ -275,7 +301,48 @@ def _origins_for(n: int, start_z: torch.Tensor | None) -> list[int | None]:
     return [None] * n if start_z is None else [i % len(start_z) for i in range(n)]
 
 
-def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents) -> tuple[torch.Tensor, list[int | None]]:
+class _Restarts:
+    """Restart bookkeeping across rounds: the noise schedule, the fingerprints of elite candidates, the round log."""
+
+    def __init__(self, cfg: GradientConfig) -> None:
+        self.cfg = cfg
+        self.noise = cfg.start_noise
+        self.elites: list[str] = []
+        self._fps: dict[str, Any] = {}
+
+    def pick_elites(self, oracle: Oracle, k: int) -> list[str]:
+        """The ``k`` best molecules, or with ``elite_max_similarity < 1`` the best that are not near-copies of better ones."""
+        if self.cfg.elite_max_similarity >= 1:
+            return [r.smiles for r in oracle.top(k)]
+        picked: list[str] = []
+        picked_fps: list[Any] = []
+        for record in oracle.top():
+            fp = self._fps.get(record.smiles)
+            if fp is None:
+                fp = self._fps[record.smiles] = chem.morgan_fingerprint(record.smiles)
+            if picked_fps and int((chem.bulk_tanimoto(fp, picked_fps) > self.cfg.elite_max_similarity).sum()) >= self.cfg.elite_per_cluster:
+                continue
+            picked.append(record.smiles)
+            picked_fps.append(fp)
+            if len(picked) == k:
+                break
+        return picked
+
+    def end_round(self, r: int, new_calls: int, decoded: int, oracle: Oracle) -> dict[str, Any]:
+        """Log round ``r`` and set the next round's restart noise from its yield."""
+        yield_ = new_calls / decoded if decoded else 0.0
+        top = oracle.top(1)
+        entry = {"round": r, "noise": round(self.noise, 4), "elites": len(self.elites), "decoded": decoded,
+                 "new_calls": new_calls, "yield": round(yield_, 4), "best": top[0].score if top else None}
+        if self.cfg.restart_min_yield > 0 and r > 0:  # round 0 starts from the prior: its yield says nothing about restarts
+            low = yield_ < self.cfg.restart_min_yield
+            self.noise = min(self.noise * self.cfg.restart_noise_growth, self.cfg.restart_max_noise) if low else self.cfg.start_noise
+        return entry
+
+
+def _round_starts(
+    vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents, restarts: _Restarts
+) -> tuple[torch.Tensor, list[int | None]]:
     """Round 0 (and every round with seed molecules): the seeds or prior samples. Later rounds without
     seeds: noisy copies of the best molecules' latents for ``elite_fraction`` of the starts, prior for the rest."""
     if start_z is not None:
@@ -285,12 +352,12 @@ def _round_starts(vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index
         return z, _origins_for(cfg.n_starts, start_z)
     z = torch.randn(cfg.n_starts, vae.config.latent_dim, generator=gen)
     n_elite = int(cfg.n_starts * cfg.elite_fraction) if round_index > 0 else 0
-    elite = [r.smiles for r in oracle.top(max(1, n_elite // cfg.elite_copies))] if n_elite else []
-    if elite:
-        ez = _elite_latents(vae, elite, latents if cfg.elite_latent == "decoded" else {})
+    restarts.elites = restarts.pick_elites(oracle, max(1, n_elite // cfg.elite_copies)) if n_elite else []
+    if restarts.elites:
+        ez = _elite_latents(vae, restarts.elites, latents if cfg.elite_latent == "decoded" else {})
         if len(ez):
             reps = ez.repeat((n_elite + len(ez) - 1) // len(ez), 1)[:n_elite]
-            z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * cfg.start_noise
+            z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * restarts.noise
     return z, [None] * cfg.n_starts
 
 
