@@ -65,6 +65,7 @@ class PrefixPredictorConfig(ConfigMixin):
     names: list[str]
     embed_dim: int = 32
     hidden: int = 128
+    layers: int = 1
 
 
 class PrefixPropertyPredictor(nn.Module):
@@ -76,7 +77,7 @@ class PrefixPropertyPredictor(nn.Module):
         self.spec = spec
         self.vocab_tokens = list(vocab_tokens)
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
-        self.gru = nn.GRU(c.embed_dim, c.hidden, batch_first=True)
+        self.gru = nn.GRU(c.embed_dim, c.hidden, num_layers=c.layers, batch_first=True)
         self.head = nn.Linear(c.hidden, 2 * len(c.names))
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,12 +90,12 @@ class PrefixPropertyPredictor(nn.Module):
         return self._split(out)
 
     def advance(self, tokens: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        """Read one token per row: state ``[1, B, H]`` after ``tokens`` ``[B]``."""
+        """Read one token per row: state ``[layers, B, H]`` after ``tokens`` ``[B]``."""
         _, h = self.gru(self.embedding(tokens).unsqueeze(1), h)
         return h
 
     def candidates(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions ``[B, V, k]`` after each possible next token, from states ``[1, B, H]``."""
+        """Predictions ``[B, V, k]`` after each possible next token, from states ``[layers, B, H]``."""
         b, v = h.size(1), self.config.vocab_size
         every = torch.arange(v, device=h.device).repeat(b)
         out, _ = self.gru(self.embedding(every).unsqueeze(1), h.repeat_interleave(v, dim=1))
@@ -142,20 +143,27 @@ def fit_prefix_predictor(
     max_cpu_seconds: float = 0.0,
     hidden: int = 128,
     init: PrefixPropertyPredictor | None = None,
+    layers: int = 1,
+    properties: np.ndarray | None = None,
 ) -> PrefixPropertyPredictor:
     """Train a prefix predictor for ``vae``'s vocabulary on ``smiles`` (Gaussian NLL at every prefix).
 
     Properties are normalised like the conditional model's when ``vae`` is
     conditioned on the same names, else with the statistics of ``smiles``.
     ``max_cpu_seconds`` (0: none) stops early on CPU time of this process.
-    ``init`` continues training that predictor (its names, sizes and
+    ``hidden`` and ``layers`` size the GRU (steering evaluates it for every
+    candidate token, so its cost grows with both). ``init`` continues
+    training that predictor (its names, sizes and
     normalisation), e.g. on the model's own samples, whose chemistry a
-    predictor fitted on data alone sees too rarely to judge.
+    predictor fitted on data alone sees too rarely to judge. ``properties``
+    (raw values ``[N, k]`` in the order of ``names``) skips computing them.
     """
     if init is not None:
         names = list(init.config.names)
     names = parse_property_names(names)
-    raw = property_matrix(smiles, names)
+    if properties is not None and np.shape(properties) != (len(smiles), len(names)):
+        raise ConfigError(f"properties must have shape [{len(smiles)}, {len(names)}], got {list(np.shape(properties))}")
+    raw = property_matrix(smiles, names) if properties is None else np.asarray(properties, dtype=np.float64)
     ok = np.isfinite(raw).all(1)
     good = [s for s, keep in zip(smiles, ok) if keep]
     ids, lengths, kept = vae.tokenize(good)
@@ -169,7 +177,7 @@ def fit_prefix_predictor(
         same = vae.conditions is not None and vae.conditions.names == names
         spec = vae.conditions if same else ConditionSpec.fit(names, raw, seed)
         torch.manual_seed(seed)
-        model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden), spec, vae.vocab.tokens)
+        model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden, layers=layers), spec, vae.vocab.tokens)
     target = torch.from_numpy(model.spec.normalize(raw))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)

@@ -160,38 +160,140 @@ def export_last(args) -> None:
 def fit_steer(args) -> None:
     """Prefix property predictors for steering the default model's tokens (molgen.steering).
 
-    Without ``--on-policy``: fitted on the 50k embedded training molecules.
-    With ``--on-policy N``: ``--init`` continued on N samples of the default
-    model plus the first N training molecules, so it also judges the
-    chemistry the decoder actually writes.
+    Without ``--on-policy`` or ``--data``: fitted on the 50k embedded
+    training molecules. With ``--on-policy N``: ``--init`` continued on N
+    samples of the default model plus the first N training molecules, so it
+    also judges the chemistry the decoder actually writes. With ``--data``
+    (an ``onpolicy-data`` file): trained on its labelled samples, all but
+    the last ``--holdout`` of each kind, plus ``--train-mix`` training
+    molecules, continuing ``--init`` or from scratch (``--init none``, sized
+    by ``--hidden``/``--layers``); quality is also reported on the held-out
+    samples of each kind.
     """
     from molgen.datasets import default_test_smiles, default_training_smiles
     from molgen.steering import fit_prefix_predictor, load_prefix_predictor
-    from molgen.vae import MoleculeVAE
 
-    vae = MoleculeVAE.load(device="cpu")
+    vae = _load_model(args.name)
+    init = None if args.init == "none" else load_prefix_predictor(args.init)
     start = time.process_time()
-    if args.on_policy:
+    held: dict[str, tuple[list[str], np.ndarray]] = {}
+    if args.data:
+        data = np.load(args.data)
+        smiles, props, kinds = [str(s) for s in data["smiles"]], data["props"], data["kind"]
+        train_idx = []
+        for kind in np.unique(kinds):
+            idx = np.flatnonzero(kinds == kind)
+            cut = len(idx) - args.holdout
+            train_idx += idx[:cut].tolist()
+            held[str(kind)] = ([smiles[i] for i in idx[cut:]], props[idx[cut:]])
+        mix = default_training_smiles()[: args.train_mix]
+        fit_smiles = [smiles[i] for i in train_idx] + mix
+        fit_props = np.concatenate([props[train_idx], _props(mix)]) if mix else props[train_idx]
+        names = init.config.names if init is not None else COND
+        cols = [COND.index(n) for n in names]
+        start = time.process_time()
+        predictor = fit_prefix_predictor(
+            vae, fit_smiles, names, epochs=args.epochs, seed=1, init=init, hidden=args.hidden, layers=args.layers, properties=fit_props[:, cols]
+        )
+    elif args.on_policy:
         samples = [s for s in vae.sample(args.on_policy, seed=11, n_jobs=1) if s]
         smiles = samples + default_training_smiles()[: args.on_policy]
-        predictor = fit_prefix_predictor(vae, smiles, epochs=args.epochs, seed=1, init=load_prefix_predictor(args.init))
+        predictor = fit_prefix_predictor(vae, smiles, epochs=args.epochs, seed=1, init=init)
     else:
-        predictor = fit_prefix_predictor(vae, default_training_smiles(), epochs=args.epochs, hidden=128)
+        predictor = fit_prefix_predictor(vae, default_training_smiles(), epochs=args.epochs, hidden=args.hidden, layers=args.layers)
     seconds = time.process_time() - start
     predictor.save(args.out)
     test = default_test_smiles()[:2000]
-    raw = _props(test)[:, [COND.index(n) for n in predictor.config.names]]
-    ids, lengths, kept = vae.tokenize(test)
+    quality = {"test": _final_prefix_quality(vae, predictor, test, _props(test))}
+    for kind, (mols, raw) in held.items():
+        quality[f"held_out_{kind}"] = _final_prefix_quality(vae, predictor, mols, raw)
+    _record(
+        f"fit_steer_{Path(args.out).stem}",
+        {"model": args.name, "data": args.data, "train_mix": args.train_mix, "on_policy": args.on_policy, "init": args.init,
+         "config": predictor.config.to_dict(), "epochs": args.epochs, "cpu_seconds": round(seconds, 1), "final_prefix_quality": quality},
+    )  # fmt: skip
+    print(json.dumps(quality))
+
+
+def _final_prefix_quality(vae, predictor, smiles: list[str], raw: np.ndarray) -> dict:
+    """MAE and R² of the predictor's reading of whole molecules (its last prefix), per property."""
+    raw = raw[:, [COND.index(n) for n in predictor.config.names]]
+    ids, lengths, kept = vae.tokenize(smiles)
     with torch.no_grad():
         mean, _ = predictor(ids)
     pred = mean[torch.arange(len(kept)), lengths - 1].numpy() * np.array(predictor.spec.std) + np.array(predictor.spec.mean)
-    quality = {}
+    out = {"n": int(len(kept))}
     for j, name in enumerate(predictor.config.names):
         ok = np.isfinite(raw[kept, j])
         err = pred[ok, j] - raw[kept, j][ok]
-        quality[name] = {"mae": float(np.abs(err).mean()), "r2": float(1 - err.var() / raw[kept, j][ok].var())}
-    _record(f"fit_steer_{Path(args.out).stem}", {"on_policy": args.on_policy, "epochs": args.epochs, "cpu_seconds": round(seconds, 1), "final_prefix_on_2000_test": quality})
-    print(quality)
+        out[name] = {"mae": round(float(np.abs(err).mean()), 4), "r2": round(float(1 - err.var() / raw[kept, j][ok].var()), 4)}
+    return out
+
+
+def _load_model(name: str):
+    from molgen.vae import MoleculeVAE
+
+    return MoleculeVAE.load(device="cpu") if name == "default" else MoleculeVAE.load(RUNS / name, device="cpu")
+
+
+def onpolicy_data(args) -> None:
+    """Label samples of a model with RDKit, for fitting steering predictors on the chemistry it writes.
+
+    ``--plain N`` samples decoded without steering (conditional models:
+    conditions drawn from the training mix) and ``--steered M`` samples
+    steered by ``--init`` at ``--steer-strength`` towards random requests:
+    a training molecule's properties, with one property in half of the rows
+    replaced by a uniform draw between the 2nd and 98th training percentile
+    (so the tails the request grid reaches are covered), each property
+    requested with probability 2/3. This is the on-policy round of DAgger
+    (Ross et al. 2011): the predictor learns on the states steering visits.
+    Nothing here sees the evaluation requests.
+    """
+    from molgen.vae import strings_to_smiles
+    from molgen.generate import DecodeOptions, decode_tokens
+    from molgen.steering import PropertySteering, load_prefix_predictor
+
+    vae = _load_model(args.name)
+    predictor = load_prefix_predictor(args.init)
+    spec = predictor.spec
+    rng = np.random.default_rng(args.seed)
+    start = time.process_time()
+    smiles = [s or "" for s in vae.sample(args.plain, seed=args.seed, n_jobs=1)] if args.plain else []
+    kind = ["plain"] * len(smiles)
+    rows = np.asarray(spec.rows, dtype=np.float64)
+    lo, hi = np.percentile(rows, 2, axis=0), np.percentile(rows, 98, axis=0)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    decoder = PropertySteering(vae._decoder(1.0), predictor, args.steer_strength)
+    for b in range(0, args.steered, 500):
+        m = min(500, args.steered - b)
+        raw = rows[rng.integers(0, len(rows), m)].copy()
+        swap = rng.random(m) < 0.5
+        col = rng.integers(0, raw.shape[1], m)
+        raw[swap, col[swap]] = rng.uniform(lo[col[swap]], hi[col[swap]])
+        targets = spec.normalize(raw).astype(np.float32)
+        asked = rng.random(targets.shape) < 2 / 3
+        asked[~asked.any(1), 0] = True
+        targets[~asked] = np.nan
+        z = torch.randn(m, vae.config.latent_dim, generator=gen)
+        cond = None
+        if vae.conditions is not None:
+            own = raw[:, [spec.names.index(n) for n in vae.conditions.names]]
+            cond = torch.from_numpy(vae.conditions.normalize(own)).float()
+        h = torch.cat([vae.model.context(z, cond), torch.from_numpy(targets)], dim=1)
+        ids = decode_tokens(decoder, h, DecodeOptions(), gen)
+        smiles += [s or "" for s in strings_to_smiles(vae.ids_to_strings(ids), vae.representation, 1)]
+        kind += ["steered"] * m
+    decode_seconds = time.process_time() - start
+    props = _props(smiles)
+    out = RUNS / f"onpolicy_{args.name}.npz"
+    np.savez_compressed(out, smiles=np.array(smiles), props=props, kind=np.array(kind))
+    _record(
+        f"onpolicy_{args.name}",
+        {"plain": args.plain, "steered": args.steered, "init": Path(args.init).name, "steer_strength": args.steer_strength,
+         "valid": float(np.isfinite(props).all(1).mean()), "cpu_seconds": round(time.process_time() - start, 1),
+         "decode_cpu_seconds": round(decode_seconds, 1), "file": str(out.relative_to(ROOT))},
+    )  # fmt: skip
+    print(out, len(smiles), round(time.process_time() - start, 1))
 
 
 def train_arch(args) -> None:
@@ -535,7 +637,20 @@ def main() -> None:
     p.add_argument("--out", default=str(RUNS / "steer_e8.safetensors"))
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--on-policy", type=int, default=0, help="continue --init on this many model samples (+ as many training molecules)")
-    p.add_argument("--init", default=str(RUNS / "steer_e8.safetensors"))
+    p.add_argument("--init", default=str(RUNS / "steer_e8.safetensors"), help="predictor to continue ('none': from scratch)")
+    p.add_argument("--name", default="default", help="model whose tokens the predictor reads: a run under runs/issue7, or default")
+    p.add_argument("--data", default=None, help="labelled samples from onpolicy-data (.npz)")
+    p.add_argument("--holdout", type=int, default=1000, help="with --data: samples of each kind kept out for evaluation")
+    p.add_argument("--train-mix", type=int, default=0, help="with --data: also train on this many embedded training molecules")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=1)
+    p = sub.add_parser("onpolicy-data")
+    p.add_argument("--name", default="cond_cfg_last", help="model: a run under runs/issue7, or default")
+    p.add_argument("--plain", type=int, default=20000)
+    p.add_argument("--steered", type=int, default=20000)
+    p.add_argument("--init", default=str(RUNS / "steer_onpolicy.safetensors"), help="predictor that steers the steered samples")
+    p.add_argument("--steer-strength", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=21)
     p = sub.add_parser("train-arch")
     p.add_argument("--cpu-minutes", type=float, default=3.0)
     p.add_argument("--only", choices=["gru", "transformer"])
@@ -559,7 +674,7 @@ def main() -> None:
     p.add_argument("--detail", default="", help="JSON keys (e.g. eval_cond_cfg_w3_t1) whose per-request table to print")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
+    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "onpolicy-data": onpolicy_data, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -270,3 +270,23 @@ def test_cli_fit_steering_and_sample_with_it(tiny_run, tmp_path, capsys):
     more = tmp_path / "more.safetensors"
     args = ["fit-steering", "--model", str(tiny_run), "-o", str(more), "--limit", "20", "--epochs", "1", "--model-samples", "20"]
     assert main([*args, "--init", str(path)]) == 0 and more.exists()
+
+
+def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp_path):
+    from molgen.conditioning import property_matrix
+    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    smiles = tiny_smiles[:40]
+    raw = property_matrix(smiles, ["qed"])
+    two = fit_prefix_predictor(vae, smiles, ["qed"], epochs=1, hidden=8, layers=2, properties=raw)
+    assert two.gru.num_layers == 2 and two.advance(torch.tensor([1, 5]), None).shape == (2, 2, 8)
+    assert two.spec.mean[0] == pytest.approx(float(np.nanmean(raw)))  # statistics of the given values
+    again = load_prefix_predictor(two.save(tmp_path / "two.safetensors"))
+    assert again.config.layers == 2 and torch.equal(again(torch.tensor([[1, 5, 2]]))[0], two(torch.tensor([[1, 5, 2]]))[0])
+    # A two-layer predictor steers like a one-layer one: states keep the batch on dimension 1.
+    assert len(vae.sample(5, seed=0, n_jobs=1, condition="qed=0.8", steer=two, steer_strength=2.0)) == 5
+    shifted = fit_prefix_predictor(vae, smiles, ["qed"], epochs=1, hidden=8, properties=raw + 1.0)
+    assert shifted.spec.mean[0] == pytest.approx(two.spec.mean[0] + 1.0)
+    with pytest.raises(ConfigError, match=r"shape \[40, 1\]"):
+        fit_prefix_predictor(vae, smiles, ["qed"], epochs=1, properties=raw[:10])
