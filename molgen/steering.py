@@ -51,6 +51,7 @@ __all__ = [
     "check_vocabulary",
     "fit_prefix_predictor",
     "load_prefix_predictor",
+    "steered_samples",
 ]
 
 PAD = 0
@@ -197,6 +198,55 @@ def fit_prefix_predictor(
             if max_cpu_seconds and time.process_time() - start > max_cpu_seconds:
                 return model.eval()
     return model.eval()
+
+
+def steered_samples(vae, predictor: PrefixPropertyPredictor, n: int, strength: float = 4.0, seed: int = 0, batch_size: int = 500) -> list[str | None]:
+    """``n`` samples of ``vae`` steered by ``predictor`` towards random requests: data for its next round.
+
+    A predictor fitted on data, or on the model's plain samples, is judged
+    on the prefixes steering leads to, which neither set contains; labelling
+    these samples and training on them is one round of DAgger (Ross et al.
+    2011). Each request is a stored training vector of the predictor's
+    properties, in half of the rows with one property replaced by a uniform
+    draw between the 2nd and 98th training percentile (so the tails a user
+    may ask for are visited), each property requested with probability 2/3
+    (at least one). A conditional model is conditioned on the same vector.
+    Returns canonical SMILES (``None`` where RDKit rejects the result).
+    """
+    from molgen.generate import DecodeOptions, decode_tokens
+    from molgen.vae import strings_to_smiles
+
+    check_vocabulary(predictor, vae)
+    spec = predictor.spec
+    if not spec.rows:
+        raise ConfigError("this predictor stores no training property vectors to draw requests from; refit it")
+    if vae.conditions is not None and not set(vae.conditions.names) <= set(spec.names):
+        raise ConfigError(f"the predictor must cover the model's conditions ({', '.join(vae.conditions.names)})")
+    rng = np.random.default_rng(seed)
+    rows = np.asarray(spec.rows, dtype=np.float64)
+    lo, hi = np.percentile(rows, 2, axis=0), np.percentile(rows, 98, axis=0)
+    gen = torch.Generator().manual_seed(seed + 1)
+    decoder = PropertySteering(vae._decoder(1.0), predictor.to(vae.device), strength)
+    out: list[str | None] = []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        raw = rows[rng.integers(0, len(rows), m)].copy()
+        swap = rng.random(m) < 0.5
+        col = rng.integers(0, raw.shape[1], m)
+        raw[swap, col[swap]] = rng.uniform(lo[col[swap]], hi[col[swap]])
+        targets = spec.normalize(raw)
+        asked = rng.random(targets.shape) < 2 / 3
+        asked[~asked.any(1), 0] = True
+        targets[~asked] = np.nan
+        z = torch.randn(m, vae.config.latent_dim, generator=gen)
+        cond = None
+        if vae.conditions is not None:
+            own = raw[:, [spec.names.index(name) for name in vae.conditions.names]]
+            cond = torch.from_numpy(vae.conditions.normalize(own)).float()
+        h = torch.cat([vae.model.context(z, cond), torch.from_numpy(targets)], dim=1).to(vae.device)
+        ids = decode_tokens(decoder, h, DecodeOptions(), gen)
+        out.extend(strings_to_smiles(vae.ids_to_strings(ids), vae.representation, 1))
+    return out
 
 
 class PropertySteering:

@@ -245,44 +245,20 @@ def onpolicy_data(args) -> None:
     a training molecule's properties, with one property in half of the rows
     replaced by a uniform draw between the 2nd and 98th training percentile
     (so the tails the request grid reaches are covered), each property
-    requested with probability 2/3. This is the on-policy round of DAgger
-    (Ross et al. 2011): the predictor learns on the states steering visits.
-    Nothing here sees the evaluation requests.
+    requested with probability 2/3 (``molgen.steering.steered_samples``).
+    This is the on-policy round of DAgger (Ross et al. 2011): the predictor
+    learns on the states steering visits. Nothing here sees the evaluation
+    requests.
     """
-    from molgen.vae import strings_to_smiles
-    from molgen.generate import DecodeOptions, decode_tokens
-    from molgen.steering import PropertySteering, load_prefix_predictor
+    from molgen.steering import load_prefix_predictor, steered_samples
 
     vae = _load_model(args.name)
     predictor = load_prefix_predictor(args.init)
-    spec = predictor.spec
-    rng = np.random.default_rng(args.seed)
     start = time.process_time()
     smiles = [s or "" for s in vae.sample(args.plain, seed=args.seed, n_jobs=1)] if args.plain else []
-    kind = ["plain"] * len(smiles)
-    rows = np.asarray(spec.rows, dtype=np.float64)
-    lo, hi = np.percentile(rows, 2, axis=0), np.percentile(rows, 98, axis=0)
-    gen = torch.Generator().manual_seed(args.seed + 1)
-    decoder = PropertySteering(vae._decoder(1.0), predictor, args.steer_strength)
-    for b in range(0, args.steered, 500):
-        m = min(500, args.steered - b)
-        raw = rows[rng.integers(0, len(rows), m)].copy()
-        swap = rng.random(m) < 0.5
-        col = rng.integers(0, raw.shape[1], m)
-        raw[swap, col[swap]] = rng.uniform(lo[col[swap]], hi[col[swap]])
-        targets = spec.normalize(raw).astype(np.float32)
-        asked = rng.random(targets.shape) < 2 / 3
-        asked[~asked.any(1), 0] = True
-        targets[~asked] = np.nan
-        z = torch.randn(m, vae.config.latent_dim, generator=gen)
-        cond = None
-        if vae.conditions is not None:
-            own = raw[:, [spec.names.index(n) for n in vae.conditions.names]]
-            cond = torch.from_numpy(vae.conditions.normalize(own)).float()
-        h = torch.cat([vae.model.context(z, cond), torch.from_numpy(targets)], dim=1)
-        ids = decode_tokens(decoder, h, DecodeOptions(), gen)
-        smiles += [s or "" for s in strings_to_smiles(vae.ids_to_strings(ids), vae.representation, 1)]
-        kind += ["steered"] * m
+    steered = steered_samples(vae, predictor, args.steered, args.steer_strength, seed=args.seed) if args.steered else []
+    kind = ["plain"] * len(smiles) + ["steered"] * len(steered)
+    smiles += [s or "" for s in steered]
     decode_seconds = time.process_time() - start
     props = _props(smiles)
     out = RUNS / f"onpolicy_{args.name}.npz"
@@ -294,6 +270,41 @@ def onpolicy_data(args) -> None:
          "decode_cpu_seconds": round(decode_seconds, 1), "file": str(out.relative_to(ROOT))},
     )  # fmt: skip
     print(out, len(smiles), round(time.process_time() - start, 1))
+
+
+def latent_probe(args) -> None:
+    """Can a latent property predictor pick prior latents for a request? R² of an MLP ensemble on z.
+
+    Decodes the same ``--n`` prior latents of the default model greedily and
+    at several temperatures, labels the molecules with RDKit and fits a
+    :class:`~molgen.models.predictor.LatentPredictor` (held-out 10%) from z
+    to their properties: the on-policy predictor latent selection would
+    rank candidates with. Also the spread of the properties per temperature.
+    """
+    from molgen.generate import DecodeOptions
+    from molgen.optimize.predictor import PredictorTrainingConfig, fit_predictor
+
+    vae = _load_model(args.name)
+    z = torch.randn(args.n, vae.config.latent_dim, generator=torch.Generator().manual_seed(5)).numpy()
+    results = {}
+    for t in args.temperatures.split(","):
+        opts = DecodeOptions(strategy="greedy") if t == "greedy" else DecodeOptions(temperature=float(t))
+        t0 = time.process_time()
+        smiles = vae.decode(z, opts, seed=3, n_jobs=1)
+        raw = _props(smiles)
+        ok = np.isfinite(raw).all(1)
+        fitted = fit_predictor(z[ok], raw[ok], COND, PredictorTrainingConfig(epochs=60, patience=8))
+        results[t] = {
+            "valid": float(ok.mean()),
+            "unique": len({s for s in smiles if s}) / max(1, int(ok.sum())),
+            "mean": raw[ok].mean(0).round(3).tolist(),
+            "std": raw[ok].std(0).round(3).tolist(),
+            "qed_quantiles_5_25_50_75_95": np.quantile(raw[ok, 1], [0.05, 0.25, 0.5, 0.75, 0.95]).round(3).tolist(),
+            "held_out_r2": {k: round(v, 3) for k, v in fitted.report.r2.items()},
+            "cpu_seconds": round(time.process_time() - t0, 1),
+        }
+        print(t, results[t], flush=True)
+    _record(f"latent_probe_{args.name}", {"n": args.n, "predictor": "LatentPredictor defaults (5 x MLP 256 x 2), 60 epochs, patience 8", "by_temperature": results})
 
 
 def train_arch(args) -> None:
@@ -340,7 +351,8 @@ def _eval_key(name: str, guidance: float, temperature: float, strength: float, s
 
 def eval_cond(args) -> None:
     from molgen.datasets import default_test_smiles
-    from molgen.vae import MoleculeVAE
+    from molgen.shards import file_digest
+    from molgen.vae import DEFAULT_MODEL, MoleculeVAE
 
     base = MoleculeVAE.load(device="cpu")
     # "default": the shipped unconditional model, whose requests only a steering predictor reads.
@@ -410,6 +422,7 @@ def eval_cond(args) -> None:
                 "tolerance": TOLERANCE,
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
+                "baseline_model_sha256": file_digest(DEFAULT_MODEL)[:16],
                 "rows": rows,
                 "summary": summary,
             },
@@ -651,6 +664,10 @@ def main() -> None:
     p.add_argument("--init", default=str(RUNS / "steer_onpolicy.safetensors"), help="predictor that steers the steered samples")
     p.add_argument("--steer-strength", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=21)
+    p = sub.add_parser("latent-probe")
+    p.add_argument("--name", default="default")
+    p.add_argument("--n", type=int, default=4000)
+    p.add_argument("--temperatures", default="greedy,0.5,0.7,1")
     p = sub.add_parser("train-arch")
     p.add_argument("--cpu-minutes", type=float, default=3.0)
     p.add_argument("--only", choices=["gru", "transformer"])
@@ -674,7 +691,7 @@ def main() -> None:
     p.add_argument("--detail", default="", help="JSON keys (e.g. eval_cond_cfg_w3_t1) whose per-request table to print")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "onpolicy-data": onpolicy_data, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
+    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "onpolicy-data": onpolicy_data, "latent-probe": latent_probe, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

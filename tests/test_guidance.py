@@ -290,3 +290,16 @@ def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp
     assert shifted.spec.mean[0] == pytest.approx(two.spec.mean[0] + 1.0)
     with pytest.raises(ConfigError, match=r"shape \[40, 1\]"):
         fit_prefix_predictor(vae, smiles, ["qed"], epochs=1, properties=raw[:10])
+
+
+def test_steered_samples_for_a_dagger_round(predictor, tiny_run, cfg_run, tiny_smiles):
+    from molgen.steering import fit_prefix_predictor, steered_samples
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    first = steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)
+    assert len(first) == 7 and first == steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)
+    assert first != steered_samples(vae, predictor, 7, strength=2.0, seed=4, batch_size=4)
+    cond = MoleculeVAE.load(cfg_run, device="cpu")  # conditioned on the same random requests
+    assert len(steered_samples(cond, fit_prefix_predictor(cond, tiny_smiles[:40], ["qed", "logp"], epochs=1, hidden=8), 3)) == 3
+    with pytest.raises(ConfigError, match="cover the model's conditions"):
+        steered_samples(cond, fit_prefix_predictor(cond, tiny_smiles[:40], ["qed"], epochs=1, hidden=8), 3)
