@@ -41,6 +41,9 @@ REJECTS_HELP = "write every skipped input line (line number, text, reason) to th
 SHARD_HELP = "do only part i of N of the job (0-based, e.g. $SLURM_ARRAY_TASK_ID/N); combine the parts with molgen merge"
 
 
+PRIOR_HELP = "latent prior: auto (the model's fitted prior if it has one, else N(0, I)), standard (N(0, I)) or fitted"
+
+
 def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False):
     """Read molecules leniently (or strictly), report skips, optionally write the rejects CSV."""
     from molgen.datasets import default_training_smiles, read_molecules
@@ -207,6 +210,8 @@ def sample(
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
     temperature: float = typer.Option(1.0, help="softmax temperature (<1: safer, >1: more diverse)"),
     top_k: int = typer.Option(0, help="sample among the k most likely tokens (0: all)"),
+    top_p: float = typer.Option(1.0, help="nucleus sampling: sample among the most likely tokens that make up this much probability (1: all)"),
+    prior: str = typer.Option("auto", help=PRIOR_HELP),
     greedy: bool = typer.Option(False, help="argmax decoding instead of sampling"),
     unique: bool = typer.Option(False, help="keep only the first occurrence of each molecule"),
     seed: int = typer.Option(0),
@@ -253,7 +258,7 @@ def sample(
             fh.write("smiles\n")
         chunks = vae.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
-            steer=steer, steer_strength=steer_strength,
+            steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior,
         )  # fmt: skip
         for chunk in chunks:
             for smi in chunk:
@@ -277,7 +282,7 @@ def sample(
     if spec is not None:
         job = dict(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
-            top_k=top_k, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
+            top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
             precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
@@ -285,6 +290,49 @@ def sample(
         (f"shard {spec} (seed {seed}): " if spec is not None else "")
         + f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
         f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
+    )
+
+
+@app.command("fit-prior")
+def fit_prior(
+    out: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its fitted prior (.safetensors)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    data: Optional[Path] = typer.Option(None, help="molecules whose codes the prior is fitted to (default: the model's training set if the checkpoint names one that is available, else the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    components: int = typer.Option(16, help="Gaussians in the mixture"),
+    limit: int = typer.Option(50000, help="fit to a random subset of this many molecules (0: all)"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+) -> None:
+    """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
+    import numpy as np
+
+    from molgen.latent_prior import fit_latent_prior
+    from molgen.vae import MoleculeVAE, training_smiles
+
+    _set_threads(threads)
+    if limit < 0:
+        raise ConfigError("--limit must be >= 0 (0: all molecules)")
+    vae = MoleculeVAE.load(model, device="cpu")
+    smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
+    if smiles is None:
+        smiles = training_smiles(vae)
+        if smiles is not None:
+            err.print(f"[dim]fitting to the model's training set ({len(smiles):,} molecules)[/dim]")
+        else:
+            smiles = _read(None, None, False, None, default_ok=True)
+    if limit and len(smiles) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
+        smiles = [smiles[i] for i in keep]
+    start = time.perf_counter()
+    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed)
+    vae.save(out)
+    info = vae.latent_prior.info
+    err.print(
+        f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
+        f"(mean log-likelihood {info['mean_log_likelihood']:.1f}{'' if info['converged'] else ', EM did not converge'}); wrote {out}"
     )
 
 
@@ -442,6 +490,8 @@ def benchmark(
     reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
     train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
     temperature: float = typer.Option(1.0),
+    top_p: float = typer.Option(1.0, help="nucleus sampling threshold (1: off), as in molgen sample"),
+    prior: str = typer.Option("auto", help=PRIOR_HELP),
     seed: int = typer.Option(0),
     n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
     device: str = typer.Option("auto"),
@@ -473,7 +523,7 @@ def benchmark(
             vae = MoleculeVAE.load(model, device=device)
             start = time.perf_counter()
             n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
-            samples = vae.sample(n_here, temperature=temperature, seed=seed_here)
+            samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
             err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:
@@ -481,7 +531,7 @@ def benchmark(
                 if train is None:
                     err.print("[yellow]the checkpoint's training set is not available; novelty is not computed (pass --train)[/yellow]")
             label = Path(vae.meta.get("path", "model")).stem
-            job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature) if spec else {}
+            job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature, top_p=top_p, prior=prior) if spec else {}
         else:
             gen, label = generated, generated.stem
             if spec is not None:

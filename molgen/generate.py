@@ -33,11 +33,17 @@ _NEVER = torch.tensor([PAD, BOS, UNK])
 
 @dataclass
 class DecodeOptions:
-    """How to pick each next token: greedy argmax, or sampling with temperature and optional top-k."""
+    """How to pick each next token: greedy argmax, or sampling with temperature and optional top-k / top-p.
+
+    ``top_p`` (nucleus sampling, Holtzman et al. 2020) keeps the smallest set of
+    most likely tokens whose probabilities (after temperature) sum to at least
+    ``top_p``; 1 keeps every token.
+    """
 
     strategy: Literal["sample", "greedy"] = "sample"
     temperature: float = 1.0
     top_k: int = 0
+    top_p: float = 1.0
     max_length: int | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     extra: dict = field(default_factory=dict)
@@ -51,6 +57,8 @@ class DecodeOptions:
             raise ConfigError("temperature must be > 0 (use --greedy for deterministic decoding)")
         if self.top_k < 0:
             raise ConfigError("top_k must be >= 0 (0 disables top-k)")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("top_p must be in (0, 1] (1 disables nucleus sampling)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use auto, fp32, bf16 or fp16 (CUDA only)")
 
@@ -66,6 +74,8 @@ def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generato
         kth = torch.topk(logits, opts.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
+    if opts.top_p < 1.0:
+        probs = _nucleus(probs, opts.top_p)
     if generator is not None and generator.device != probs.device:
         # A CPU generator keeps results identical across runs on the same device;
         # draw uniforms on it and invert the CDF on the model's device.
@@ -73,6 +83,16 @@ def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generato
         idx = torch.searchsorted(probs.cumsum(-1), u).squeeze(-1)
         return idx.clamp_(max=probs.size(-1) - 1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Renormalised probabilities of the smallest most-likely token set with mass >= ``top_p``."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    # A token stays when the mass of the tokens ranked above it is still below top_p,
+    # so the most likely token always stays.
+    drop = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
+    kept = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+    return kept / kept.sum(-1, keepdim=True)
 
 
 @torch.inference_mode()

@@ -38,6 +38,7 @@ from molgen.conditioning import ConditionSpec, property_matrix
 from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
 from molgen.guidance import GuidedDecoder, check_guidance
+from molgen.latent_prior import PRIOR_CHOICES, LatentPrior
 from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
@@ -107,11 +108,18 @@ class MoleculeVAE:
     kind = "seq_vae"
 
     def __init__(
-        self, model: SeqVAEBase, vocab: Vocabulary, meta: dict[str, Any] | None = None, device: str | torch.device = "cpu"
+        self,
+        model: SeqVAEBase,
+        vocab: Vocabulary,
+        meta: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        latent_prior: LatentPrior | None = None,
     ) -> None:
         self.model = model
         self.vocab = vocab
         self.meta = dict(meta or {})
+        #: A fitted prior (:mod:`molgen.latent_prior`) that sampling uses instead of N(0, I), if set.
+        self.latent_prior = latent_prior
         spec = self.meta.get("conditions")
         self.conditions = ConditionSpec.from_dict(spec) if spec else None
         if (len(self.conditions) if self.conditions else 0) != model.config.cond_dim:
@@ -134,7 +142,12 @@ class MoleculeVAE:
         meta = dict(self.meta)
         meta.update(extra_meta or {})
         meta.update(kind=self.kind, model_config=self.config.to_dict(), vocab=self.vocab.to_dict())
-        return save_checkpoint(path, self.model.state_dict(), meta)
+        tensors = dict(self.model.state_dict())
+        meta.pop("latent_prior", None)
+        if self.latent_prior is not None:
+            tensors.update(self.latent_prior.to_tensors())
+            meta["latent_prior"] = self.latent_prior.info
+        return save_checkpoint(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> MoleculeVAE:
@@ -147,16 +160,21 @@ class MoleculeVAE:
             config = SeqVAEConfig.from_dict(meta["model_config"])
             vocab = Vocabulary.from_dict(meta["vocab"])
             model = build_seq_vae(config)
+            prior = LatentPrior.pop_from(tensors, meta.get("latent_prior"))
+            if prior is not None and prior.latent_dim != config.latent_dim:
+                raise CheckpointError(f"its latent prior has {prior.latent_dim} dimensions, the model {config.latent_dim}")
             model.load_state_dict(tensors)
             if meta.get("conditions"):
                 ConditionSpec.from_dict(meta["conditions"])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         except (KeyError, ConfigError, RuntimeError, TypeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(f"{path} does not match the SeqVAE layout ({first}); it is corrupted or foreign") from None
         if len(vocab) != config.vocab_size:
             raise CheckpointError(f"{path}: vocabulary size {len(vocab)} != model vocab_size {config.vocab_size}")
         meta["path"] = str(path)
-        return cls(model, vocab, meta, device)
+        return cls(model, vocab, meta, device, prior)
 
     # -- conditions --------------------------------------------------------------
     def condition_tensor(
@@ -291,8 +309,14 @@ class MoleculeVAE:
         guidance: float = 1.0,
         steer=None,
         steer_strength: float = 1.0,
+        top_p: float = 1.0,
+        prior: str = "auto",
     ) -> list[str | None]:
-        """Draw ``n`` molecules from the prior: z ~ N(0, I), decoded with temperature/top-k (or greedy).
+        """Draw ``n`` molecules from the prior, decoded with temperature/top-k/top-p (or greedy).
+
+        ``prior``: ``"standard"`` draws z ~ N(0, I); ``"fitted"`` draws from the
+        Gaussian mixture stored with the model (:mod:`molgen.latent_prior`,
+        ``molgen fit-prior``); ``"auto"`` uses the fitted one when the model has it.
 
         The same seed and batch size give the same molecules on the same device
         and precision. A conditional model takes a ``condition`` such as
@@ -309,7 +333,7 @@ class MoleculeVAE:
         out: list[str | None] = []
         chunks = self.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs, condition=condition, precision=precision,
-            guidance=guidance, steer=steer, steer_strength=steer_strength,
+            guidance=guidance, steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior,
         )  # fmt: skip
         for chunk in chunks:
             out.extend(chunk)
@@ -330,6 +354,8 @@ class MoleculeVAE:
         guidance: float = 1.0,
         steer=None,
         steer_strength: float = 1.0,
+        top_p: float = 1.0,
+        prior: str = "auto",
     ) -> Iterator[list[str | None]]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 
@@ -340,8 +366,9 @@ class MoleculeVAE:
             raise ConfigError("number of samples must be >= 0")
         chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
         opts = DecodeOptions(
-            strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k, precision=precision  # type: ignore[arg-type]
+            strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k, top_p=top_p, precision=precision  # type: ignore[arg-type]
         )
+        draw = self.latent_sampler(prior)
         decoder = self._decoder(guidance)
         targets = None
         if steer is not None:
@@ -358,7 +385,7 @@ class MoleculeVAE:
             for start in range(0, n, chunk_size):
                 texts: list[str] = []
                 for b in range(start, min(n, start + chunk_size), batch_size):
-                    z = torch.randn(min(batch_size, n - b), self.config.latent_dim, generator=z_gen)
+                    z = draw(min(batch_size, n - b), z_gen)
                     h = self.model.context(z, None if cond is None else cond[b : b + len(z)])
                     if targets is not None:
                         h = torch.cat([h, targets[b : b + len(z)]], dim=1)
@@ -375,6 +402,17 @@ class MoleculeVAE:
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+
+    def latent_sampler(self, prior: str = "auto"):
+        """``draw(n, generator) -> z [n, D]`` for a prior choice (see :meth:`sample`)."""
+        if prior not in PRIOR_CHOICES:
+            raise ConfigError(f"unknown prior {prior!r}; use one of {', '.join(PRIOR_CHOICES)}")
+        if prior == "fitted" and self.latent_prior is None:
+            raise ConfigError("this model has no fitted latent prior; add one with `molgen fit-prior` or use --prior standard")
+        if prior != "standard" and self.latent_prior is not None:
+            return self.latent_prior.sample
+        dim = self.config.latent_dim
+        return lambda n, generator: torch.randn(n, dim, generator=generator)
 
     def reconstruct(self, smiles: list[str], batch_size: int = 512) -> ReconstructionResult:
         """Encode to the posterior mean and decode greedily; exact canonical match counts as success."""

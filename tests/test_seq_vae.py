@@ -127,6 +127,27 @@ def test_sampling_is_reproducible_and_top1_is_greedy():
     assert torch.equal(top1, greedy)
 
 
+def test_nucleus_keeps_the_smallest_head_with_enough_mass():
+    from molgen.generate import _nucleus
+
+    probs = torch.tensor([[0.05, 0.5, 0.3, 0.15], [0.97, 0.01, 0.01, 0.01]])
+    kept = _nucleus(probs, 0.8)
+    # 0.5 + 0.3 reaches 0.8: the two most likely tokens stay, renormalised.
+    torch.testing.assert_close(kept[0], torch.tensor([0.0, 0.625, 0.375, 0.0]))
+    torch.testing.assert_close(kept[1], torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    torch.testing.assert_close(_nucleus(probs, 1.0), probs)
+    torch.testing.assert_close(_nucleus(probs, 0.81)[0], torch.tensor([0.0, 0.5, 0.3, 0.15]) / 0.95)
+
+
+def test_tiny_top_p_is_greedy_and_sampled_tokens_stay_in_the_nucleus():
+    model = _model()
+    z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    greedy = decode_tokens(model, z, DecodeOptions(strategy="greedy"))
+    assert torch.equal(decode_tokens(model, z, DecodeOptions(top_p=1e-6), torch.Generator().manual_seed(4)), greedy)
+    a = decode_tokens(model, z, DecodeOptions(top_p=0.5), torch.Generator().manual_seed(5))
+    assert torch.equal(a, decode_tokens(model, z, DecodeOptions(top_p=0.5), torch.Generator().manual_seed(5)))
+
+
 @pytest.mark.parametrize("layers", [1, 3])
 def test_precomputed_step_context_matches_the_gru_step(layers):
     model = _model(decoder_layers=layers)
@@ -151,6 +172,9 @@ def test_decode_options_validation():
         DecodeOptions(strategy="beam")
     with pytest.raises(ConfigError, match="precision"):
         DecodeOptions(precision="int4")
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="top_p"):
+            DecodeOptions(top_p=bad)
     with pytest.raises(ConfigError, match="CUDA"):
         decode_tokens(_model(), torch.zeros(2, 4), DecodeOptions(precision="fp16"))
 

@@ -1,0 +1,121 @@
+"""Fitted latent priors: the mixture's sampling and density, the checkpoint round trip, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from molgen.cli import main
+from molgen.errors import CheckpointError, ConfigError, DataError
+from molgen.latent_prior import TENSOR_PREFIX, LatentPrior, fit_latent_prior
+from molgen.vae import MoleculeVAE
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _two_blobs() -> LatentPrior:
+    means = torch.tensor([[-4.0, 0.0], [4.0, 1.0]])
+    scale = torch.stack([torch.eye(2) * 0.5, torch.tensor([[1.0, 0.0], [0.8, 0.6]])])
+    return LatentPrior(torch.tensor([0.25, 0.75]), means, scale)
+
+
+def test_mixture_samples_have_the_mixture_moments_and_are_seeded():
+    prior = _two_blobs()
+    z = prior.sample(40000, torch.Generator().manual_seed(0))
+    right = z[:, 0] > 0
+    assert right.float().mean().item() == pytest.approx(0.75, abs=0.01)
+    torch.testing.assert_close(z[right].mean(0), torch.tensor([4.0, 1.0]), atol=0.03, rtol=0)
+    # Covariance of the second component is L L^T = [[1, 0.8], [0.8, 1]].
+    cov = torch.cov(z[right].T)
+    torch.testing.assert_close(cov, torch.tensor([[1.0, 0.8], [0.8, 1.0]]), atol=0.04, rtol=0)
+    torch.testing.assert_close(torch.cov(z[~right].T), torch.eye(2) * 0.25, atol=0.02, rtol=0)
+    again = prior.sample(40000, torch.Generator().manual_seed(0))
+    assert torch.equal(z, again)
+
+
+def test_log_prob_is_the_mixture_density():
+    prior = _two_blobs()
+    point = torch.tensor([[4.0, 1.0]])
+    # At the second mean: 0.75 * N(0; 0, LL^T), |LL^T| = 0.36; the first blob adds nothing there.
+    expected = np.log(0.75) - np.log(2 * np.pi) - 0.5 * np.log(0.36)
+    assert prior.log_prob(point).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_inconsistent_tensors_are_refused():
+    with pytest.raises(CheckpointError, match="shapes"):
+        LatentPrior(torch.ones(3), torch.zeros(2, 4), torch.eye(4).expand(2, 4, 4))
+    with pytest.raises(CheckpointError, match="weights"):
+        LatentPrior(torch.tensor([1.0, -1.0]), torch.zeros(2, 4), torch.eye(4).expand(2, 4, 4).clone())
+
+
+def test_fitted_prior_follows_the_codes_and_survives_a_save(tiny_run, tiny_smiles, tmp_path):
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    prior = fit_latent_prior(vae, tiny_smiles, components=2, seed=0)
+    codes, _ = vae.encode(tiny_smiles)
+    draws = prior.sample(20000, torch.Generator().manual_seed(1)).numpy()
+    # The mixture reproduces the codes' mean and spread, which N(0, I) does not.
+    np.testing.assert_allclose(draws.mean(0), codes.mean(0), atol=0.05)
+    np.testing.assert_allclose(draws.std(0), np.sqrt(codes.var(0) + 1e-4), rtol=0.1, atol=0.01)
+    assert prior.info["molecules"] == len(codes) and prior.info["components"] == 2
+    vae.latent_prior = prior
+    path = vae.save(tmp_path / "with_prior.safetensors")
+    loaded = MoleculeVAE.load(path, device="cpu")
+    assert loaded.latent_prior is not None and loaded.meta["latent_prior"]["components"] == 2
+    torch.testing.assert_close(loaded.latent_prior.scale_tril, prior.scale_tril)
+    # auto uses the fitted prior; standard ignores it; both are reproducible.
+    fitted = loaded.sample(30, seed=3)
+    assert fitted == loaded.sample(30, seed=3, prior="fitted")
+    assert loaded.sample(30, seed=3, prior="standard") == MoleculeVAE.load(tiny_run, device="cpu").sample(30, seed=3)
+    assert fitted != loaded.sample(30, seed=3, prior="standard")
+
+
+def test_prior_errors(tiny_run, tiny_smiles, tmp_path):
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    with pytest.raises(ConfigError, match="no fitted latent prior"):
+        vae.sample(4, prior="fitted")
+    with pytest.raises(ConfigError, match="unknown prior"):
+        vae.sample(4, prior="gmm")
+    with pytest.raises(DataError, match="too few"):
+        fit_latent_prior(vae, tiny_smiles[:20], components=4)
+    # A checkpoint whose prior lost a tensor, or whose prior has the wrong width, is refused by name.
+    vae.latent_prior = fit_latent_prior(vae, tiny_smiles, components=1)
+    path = vae.save(tmp_path / "p.safetensors")
+    for broken, message in (("weights", "incomplete"), ("means", "dimensions")):
+        from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+
+        tensors, meta = load_checkpoint(path)
+        if broken == "weights":
+            del tensors[TENSOR_PREFIX + "weights"]
+        else:
+            d = vae.config.latent_dim + 1
+            tensors[TENSOR_PREFIX + "means"] = torch.zeros(1, d)
+            tensors[TENSOR_PREFIX + "scale_tril"] = torch.eye(d).unsqueeze(0)
+        bad = save_checkpoint(tmp_path / f"bad_{broken}.safetensors", tensors, meta)
+        with pytest.raises(CheckpointError, match=message):
+            MoleculeVAE.load(bad, device="cpu")
+
+
+def test_fit_prior_and_sample_commands(tiny_run, tiny_smiles, tmp_path, capsys):
+    data = tmp_path / "mols.smi"
+    data.write_text("\n".join(tiny_smiles + ["not_a_smiles"]) + "\n")
+    out = tmp_path / "prior.safetensors"
+    code, _, err = run(capsys, "fit-prior", "--model", tiny_run, "--data", data, "--components", 2, "-o", out)
+    assert code == 0, err
+    assert "skipped 1" in err, err
+    assert "fitted 2 Gaussian(s)" in err and MoleculeVAE.load(out, device="cpu").latent_prior.components == 2
+    samples = tmp_path / "s.csv"
+    code, _, err = run(capsys, "sample", "--model", out, "-n", 32, "-o", samples, "--top-p", 0.9, "--device", "cpu")
+    assert code == 0, err
+    assert len(pd.read_csv(samples)) > 0
+    code, _, err = run(capsys, "sample", "--model", tiny_run, "-n", 4, "-o", samples, "--prior", "fitted", "--device", "cpu")
+    assert code == 2 and "fit-prior" in err and "Traceback" not in err
+    code, _, err = run(capsys, "sample", "--model", tiny_run, "-n", 4, "-o", samples, "--top-p", 0, "--device", "cpu")
+    assert code == 2 and "top_p" in err
+    code, _, err = run(capsys, "fit-prior", "--model", tiny_run, "--data", data, "--components", 0, "-o", out)
+    assert code == 2 and "components" in err
