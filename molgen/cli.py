@@ -346,17 +346,23 @@ def fit_steering(
     epochs: int = typer.Option(8),
     limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
     model_samples: int = typer.Option(0, help="also train on this many samples of the model (it writes chemistry the data lack)"),
+    steered_samples: int = typer.Option(0, help="also train on this many samples steered by --init towards random requests (a DAgger round: the prefixes steering visits)"),
+    steer_strength: float = typer.Option(4.0, help="steering strength of the --steered-samples"),
     init: Optional[Path] = typer.Option(None, help="continue training this predictor (its properties and normalisation)"),
+    hidden: int = typer.Option(128, help="GRU width of a new predictor (steering cost grows with it)"),
+    layers: int = typer.Option(1, help="GRU layers of a new predictor"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
-    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.steering import fit_prefix_predictor, load_prefix_predictor, steered_samples as steered
     from molgen.vae import MoleculeVAE
 
     _set_threads(threads)
-    if epochs < 1 or model_samples < 0:
-        raise ConfigError("--epochs must be >= 1 and --model-samples >= 0")
+    if epochs < 1 or model_samples < 0 or steered_samples < 0 or hidden < 1 or layers < 1:
+        raise ConfigError("--epochs, --hidden and --layers must be >= 1, --model-samples and --steered-samples >= 0")
+    if steered_samples and init is None:
+        raise ConfigError("--steered-samples needs --init: the predictor that steers them")
     vae = MoleculeVAE.load(model, device="cpu")
     start_from = load_prefix_predictor(init) if init is not None else None
     smiles = _read(data, smiles_column, False, None, default_ok=True)
@@ -365,7 +371,9 @@ def fit_steering(
     start = time.perf_counter()
     if model_samples:
         smiles = [s for s in vae.sample(model_samples, seed=seed + 11) if s] + smiles
-    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from)
+    if steered_samples:
+        smiles = [s for s in steered(vae, start_from, steered_samples, steer_strength, seed=seed + 13) if s] + smiles
+    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from, hidden=hidden, layers=layers)
     predictor.save(out)
     err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")
 

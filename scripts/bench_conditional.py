@@ -215,6 +215,25 @@ def fit_steer(args) -> None:
     print(json.dumps(quality))
 
 
+def steer_quality(args) -> None:
+    """How well predictors read whole molecules: MAE and R² on the held-out samples of an onpolicy-data file."""
+    from molgen.steering import load_prefix_predictor
+
+    vae = _load_model(args.name)
+    data = np.load(args.data)
+    smiles, props, kinds = [str(s) for s in data["smiles"]], data["props"], data["kind"]
+    out = {}
+    for path in args.steer.split(","):
+        predictor = load_prefix_predictor(path)
+        quality = {}
+        for kind in np.unique(kinds):
+            idx = np.flatnonzero(kinds == kind)[-args.holdout :]
+            quality[f"held_out_{kind}"] = _final_prefix_quality(vae, predictor, [smiles[i] for i in idx], props[idx])
+        out[Path(path).stem] = quality
+        print(Path(path).stem, json.dumps(quality), flush=True)
+    _record(f"steer_quality_{Path(args.data).stem}", {"holdout": args.holdout, "predictors": out})
+
+
 def _final_prefix_quality(vae, predictor, smiles: list[str], raw: np.ndarray) -> dict:
     """MAE and R² of the predictor's reading of whole molecules (its last prefix), per property."""
     raw = raw[:, [COND.index(n) for n in predictor.config.names]]
@@ -664,6 +683,11 @@ def main() -> None:
     p.add_argument("--init", default=str(RUNS / "steer_onpolicy.safetensors"), help="predictor that steers the steered samples")
     p.add_argument("--steer-strength", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=21)
+    p = sub.add_parser("steer-quality")
+    p.add_argument("--name", default="cond_cfg_last")
+    p.add_argument("--steer", required=True, help="predictor files, comma-separated")
+    p.add_argument("--data", required=True, help="an onpolicy-data file (.npz); its last --holdout samples of each kind are read")
+    p.add_argument("--holdout", type=int, default=1000)
     p = sub.add_parser("latent-probe")
     p.add_argument("--name", default="default")
     p.add_argument("--n", type=int, default=4000)
@@ -691,7 +715,7 @@ def main() -> None:
     p.add_argument("--detail", default="", help="JSON keys (e.g. eval_cond_cfg_w3_t1) whose per-request table to print")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "onpolicy-data": onpolicy_data, "latent-probe": latent_probe, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
+    {"report": report, "train-cond": train_cond, "export-last": export_last, "fit-steer": fit_steer, "onpolicy-data": onpolicy_data, "latent-probe": latent_probe, "steer-quality": steer_quality, "train-arch": train_arch, "eval-cond": eval_cond, "eval-arch": eval_arch, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

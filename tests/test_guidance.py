@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -303,3 +305,20 @@ def test_steered_samples_for_a_dagger_round(predictor, tiny_run, cfg_run, tiny_s
     assert len(steered_samples(cond, fit_prefix_predictor(cond, tiny_smiles[:40], ["qed", "logp"], epochs=1, hidden=8), 3)) == 3
     with pytest.raises(ConfigError, match="cover the model's conditions"):
         steered_samples(cond, fit_prefix_predictor(cond, tiny_smiles[:40], ["qed"], epochs=1, hidden=8), 3)
+
+
+def test_cli_fit_steering_dagger_round_and_sizes(tiny_run, tmp_path, capsys):
+    first = tmp_path / "first.safetensors"
+    base = ["fit-steering", "--model", str(tiny_run), "--limit", "30", "--epochs", "1", "--properties", "logp"]
+    assert main([*base, "-o", str(first), "--hidden", "8", "--layers", "2"]) == 0
+    from molgen.steering import load_prefix_predictor
+
+    assert load_prefix_predictor(first).config.layers == 2
+    second = tmp_path / "second.safetensors"
+    assert main([*base, "-o", str(second), "--init", str(first), "--steered-samples", "12", "--steer-strength", "2"]) == 0
+    used = int(re.search(r"of logp on (\d+) molecules", capsys.readouterr().err.splitlines()[-1]).group(1))
+    assert 30 < used <= 42  # the 30 data molecules and the steered samples RDKit accepts
+    for extra, message in ((["--steered-samples", "5"], "needs --init"), (["--layers", "0"], "must be >= 1")):
+        assert main([*base, "-o", str(tmp_path / "x.safetensors"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
