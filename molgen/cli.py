@@ -41,6 +41,7 @@ REJECTS_HELP = "write every skipped input line (line number, text, reason) to th
 SHARD_HELP = "do only part i of N of the job (0-based, e.g. $SLURM_ARRAY_TASK_ID/N); combine the parts with molgen merge"
 
 
+TEMPERATURE_HELP = "softmax temperature (<1: closer to the training data, >1: more diverse); default: the model's own (molgen tune-sampling), else 1"
 PRIOR_HELP = "latent prior: auto (the model's fitted prior if it has one, else N(0, I)), standard (N(0, I)) or fitted"
 
 
@@ -208,7 +209,7 @@ def sample(
     n: int = typer.Option(1000, "-n", help="number of molecules to draw from the prior"),
     output: Path = typer.Option(Path("samples.csv"), "-o", "--output", help=".csv (with columns) or .smi"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
-    temperature: float = typer.Option(1.0, help="softmax temperature (<1: safer, >1: more diverse)"),
+    temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_k: int = typer.Option(0, help="sample among the k most likely tokens (0: all)"),
     top_p: float = typer.Option(1.0, help="nucleus sampling: sample among the most likely tokens that make up this much probability (1: all)"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
@@ -249,6 +250,8 @@ def sample(
         sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
     check_guidance(guidance, vae.model)
+    if temperature is None:
+        temperature = vae.default_temperature
     if vae.conditions is not None and condition is None:
         err.print(f"[dim]conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data[/dim]")
     start = time.perf_counter()
@@ -334,6 +337,52 @@ def fit_prior(
         f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
         f"(mean log-likelihood {info['mean_log_likelihood']:.1f}{'' if info['converged'] else ', EM did not converge'}); wrote {out}"
     )
+
+
+@app.command("tune-sampling")
+def tune_sampling(
+    output: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its chosen temperature (.safetensors)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    validation: Optional[Path] = typer.Option(None, help="molecules to compare samples with (FCD); never the test set you will benchmark on (default: the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
+    temperatures: str = typer.Option("0.5,0.6,0.7,0.8,0.9,1.0", help="comma-separated candidates"),
+    n: int = typer.Option(5000, "-n", help="samples per temperature"),
+    min_novelty: float = typer.Option(0.9, help="keep only temperatures whose samples are at least this novel"),
+    limit: int = typer.Option(20000, help="use a random subset of this many validation molecules (0: all)"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
+    import numpy as np
+
+    from rich.table import Table
+
+    from molgen.sampling_defaults import trials_record, tune_temperature
+    from molgen.vae import MoleculeVAE, training_smiles
+
+    _set_threads(threads)
+    try:
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--temperatures must be comma-separated numbers, e.g. 0.6,0.8,1.0; got {temperatures!r}") from None
+    vae = MoleculeVAE.load(model, device="cpu")
+    reference = _read(validation, smiles_column, False, None, default_ok=True)
+    if limit and len(reference) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(reference), limit, replace=False))
+        reference = [reference[i] for i in keep]
+    train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
+    if train is None:
+        err.print("[yellow]the checkpoint's training set is not available; novelty is not checked (pass --train)[/yellow]")
+    best, trials = tune_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
+    table = Table("temperature", "valid", "unique", "novelty", f"FCD ({n:,} vs {len(reference):,})")
+    for r in trials:
+        mark = " *" if r.temperature == best else ""
+        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
+    out.print(table)
+    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=str(validation or "embedded MOSES train 50k"), trials=trials_record(trials))
+    vae.save(output)
+    err.print(f"chose temperature {best:g}; wrote {output}")
 
 
 @app.command("fit-steering")
@@ -497,7 +546,7 @@ def benchmark(
     n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
     reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
     train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
-    temperature: float = typer.Option(1.0),
+    temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_p: float = typer.Option(1.0, help="nucleus sampling threshold (1: off), as in molgen sample"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
     seed: int = typer.Option(0),
@@ -529,10 +578,12 @@ def benchmark(
             from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
 
             vae = MoleculeVAE.load(model, device=device)
+            if temperature is None:
+                temperature = vae.default_temperature
             start = time.perf_counter()
             n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
             samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
-            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s")
+            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {'fitted' if prior != 'standard' and vae.latent_prior is not None else 'standard'} prior)")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:
                 train = training_smiles(vae)

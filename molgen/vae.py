@@ -39,6 +39,7 @@ from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
 from molgen.guidance import GuidedDecoder, check_guidance
 from molgen.latent_prior import PRIOR_CHOICES, LatentPrior
+from molgen.sampling_defaults import sampling_temperature
 from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
@@ -298,7 +299,7 @@ class MoleculeVAE:
     def sample(
         self,
         n: int,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         top_k: int = 0,
         greedy: bool = False,
         seed: int = 0,
@@ -317,6 +318,8 @@ class MoleculeVAE:
         ``prior``: ``"standard"`` draws z ~ N(0, I); ``"fitted"`` draws from the
         Gaussian mixture stored with the model (:mod:`molgen.latent_prior`,
         ``molgen fit-prior``); ``"auto"`` uses the fitted one when the model has it.
+        ``temperature=None`` is the model's own default
+        (:mod:`molgen.sampling_defaults`, ``molgen tune-sampling``), else 1.
 
         The same seed and batch size give the same molecules on the same device
         and precision. A conditional model takes a ``condition`` such as
@@ -342,7 +345,7 @@ class MoleculeVAE:
     def sample_chunks(
         self,
         n: int,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         top_k: int = 0,
         greedy: bool = False,
         seed: int = 0,
@@ -365,6 +368,8 @@ class MoleculeVAE:
         if n < 0:
             raise ConfigError("number of samples must be >= 0")
         chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
+        if temperature is None:
+            temperature = self.default_temperature
         opts = DecodeOptions(
             strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k, top_p=top_p, precision=precision  # type: ignore[arg-type]
         )
@@ -402,6 +407,11 @@ class MoleculeVAE:
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+
+    @property
+    def default_temperature(self) -> float:
+        """The sampling temperature stored with the model (``molgen tune-sampling``), else 1."""
+        return sampling_temperature(self.meta)
 
     def latent_sampler(self, prior: str = "auto"):
         """``draw(n, generator) -> z [n, D]`` for a prior choice (see :meth:`sample`)."""

@@ -119,3 +119,34 @@ def test_fit_prior_and_sample_commands(tiny_run, tiny_smiles, tmp_path, capsys):
     assert code == 2 and "top_p" in err
     code, _, err = run(capsys, "fit-prior", "--model", tiny_run, "--data", data, "--components", 0, "-o", out)
     assert code == 2 and "components" in err
+
+
+def test_tune_sampling_picks_the_closest_novel_temperature_and_sampling_uses_it(tiny_run, tmp_path, capsys):
+    from molgen.datasets import default_training_smiles
+    from molgen.sampling_defaults import tune_temperature
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    validation = default_training_smiles(limit=1400)[400:]
+    with pytest.raises(ConfigError, match="novelty floor"):
+        tune_temperature(vae, validation, [1.0], n=150, min_novelty=1.01)
+    with pytest.raises(DataError, match="too few"):
+        tune_temperature(vae, validation[:10], [1.0], n=150)
+
+    data = tmp_path / "val.smi"
+    data.write_text("\n".join(validation) + "\n")
+    out = tmp_path / "tuned.safetensors"
+    args = ("tune-sampling", "--model", tiny_run, "--validation", data, "--temperatures", "1.0,0.5", "-n", 150, "-o", out)
+    code, table, err = run(capsys, *args, "--min-novelty", 0)
+    assert code == 0, err
+    tuned = MoleculeVAE.load(out, device="cpu")
+    record = tuned.meta["sampling"]
+    trials = record["trials"]
+    assert [t["temperature"] for t in trials] == [0.5, 1.0]
+    assert all(t["fcd"] > 0 and 0 < t["valid"] <= 1 and 0 <= t["novelty"] <= 1 for t in trials)
+    chosen = record["temperature"]
+    assert chosen == min(trials, key=lambda t: t["fcd"])["temperature"]
+    assert f"chose temperature {chosen:g}" in err and "FCD" in table
+    assert tuned.default_temperature == chosen
+    assert tuned.sample(20, seed=2) == vae.sample(20, seed=2, temperature=chosen)
+    code, _, err = run(capsys, "tune-sampling", "--model", tiny_run, "--validation", data, "--temperatures", "0.5,hot", "-o", out)
+    assert code == 2 and "comma-separated" in err
