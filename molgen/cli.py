@@ -583,13 +583,14 @@ def benchmark(
             start = time.perf_counter()
             n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
             samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
-            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {'fitted' if prior != 'standard' and vae.latent_prior is not None else 'standard'} prior)")
+            used_prior = "fitted" if prior != "standard" and vae.latent_prior is not None else "N(0, I)"
+            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {used_prior} prior)")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:
                 train = training_smiles(vae)
                 if train is None:
                     err.print("[yellow]the checkpoint's training set is not available; novelty is not computed (pass --train)[/yellow]")
-            label = Path(vae.meta.get("path", "model")).stem
+            label = f"{Path(vae.meta.get('path', 'model')).stem} (T {temperature:g}, {used_prior} prior)"
             job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature, top_p=top_p, prior=prior) if spec else {}
         else:
             gen, label = generated, generated.stem
@@ -791,6 +792,8 @@ def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
         "n_train": meta.get("n_train"),
         "best_epoch": meta.get("best_epoch"),
         "last_epoch": (meta.get("history") or [{}])[-1],
+        "latent_prior": meta.get("latent_prior"),
+        "sampling_temperature": (meta.get("sampling") or {}).get("temperature"),
     }
     out.print_json(json.dumps(summary))
 

@@ -148,5 +148,7 @@ def test_tune_sampling_picks_the_closest_novel_temperature_and_sampling_uses_it(
     assert f"chose temperature {chosen:g}" in err and "FCD" in table
     assert tuned.default_temperature == chosen
     assert tuned.sample(20, seed=2) == vae.sample(20, seed=2, temperature=chosen)
+    code, info, _ = run(capsys, "info", "--model", out)
+    assert code == 0 and f'"sampling_temperature": {chosen}' in info and '"latent_prior": null' in info
     code, _, err = run(capsys, "tune-sampling", "--model", tiny_run, "--validation", data, "--temperatures", "0.5,hot", "-o", out)
     assert code == 2 and "comma-separated" in err
