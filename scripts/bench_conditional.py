@@ -178,8 +178,10 @@ def fit_steer(args) -> None:
     start = time.process_time()
     held: dict[str, tuple[list[str], np.ndarray]] = {}
     if args.data:
-        data = np.load(args.data)
-        smiles, props, kinds = [str(s) for s in data["smiles"]], data["props"], data["kind"]
+        files = [np.load(path) for path in args.data.split(",")]
+        smiles = [str(s) for f in files for s in f["smiles"]]
+        props = np.concatenate([f["props"] for f in files])
+        kinds = np.concatenate([[f"{k}{i or ''}" for k in f["kind"]] for i, f in enumerate(files)])  # each file's kinds held out apart
         train_idx = []
         for kind in np.unique(kinds):
             idx = np.flatnonzero(kinds == kind)
@@ -280,10 +282,10 @@ def onpolicy_data(args) -> None:
     smiles += [s or "" for s in steered]
     decode_seconds = time.process_time() - start
     props = _props(smiles)
-    out = RUNS / f"onpolicy_{args.name}.npz"
+    out = Path(args.out).resolve() if args.out else RUNS / f"onpolicy_{args.name}.npz"
     np.savez_compressed(out, smiles=np.array(smiles), props=props, kind=np.array(kind))
     _record(
-        f"onpolicy_{args.name}",
+        out.stem,
         {"plain": args.plain, "steered": args.steered, "init": Path(args.init).name, "steer_strength": args.steer_strength,
          "valid": float(np.isfinite(props).all(1).mean()), "cpu_seconds": round(time.process_time() - start, 1),
          "decode_cpu_seconds": round(decode_seconds, 1), "file": str(out.relative_to(ROOT))},
@@ -584,9 +586,15 @@ def _settings_table(data: dict, keys: list[str]) -> list[str]:
             f"| {_f(agg['tol_joint'])} | {seconds} |"
         )
 
-    newest = max(keys, key=lambda k: "guidance" in data[k])
-    ev = data[newest]
-    lines.append(row("default model + rejection (acceptance)", "-", "-", "1", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
+    # One rejection row per baseline model: the default model changed between rounds of this benchmark.
+    baselines: dict[str, str] = {}
+    for key in keys:
+        if "guidance" in data[key]:
+            baselines.setdefault(data[key].get("baseline_model_sha256", ""), key)
+    for sha, key in baselines.items():
+        ev = data[key]
+        label = f"default model `{sha[:8]}` + rejection (acceptance)" if sha else "default model (FCD/Test 5.74) + rejection (acceptance)"
+        lines.append(row(label, "-", "-", "1", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
     for key in keys:
         ev = data[key]
         name = ev.get("model", key[len("eval_"):])
@@ -671,7 +679,7 @@ def main() -> None:
     p.add_argument("--on-policy", type=int, default=0, help="continue --init on this many model samples (+ as many training molecules)")
     p.add_argument("--init", default=str(RUNS / "steer_e8.safetensors"), help="predictor to continue ('none': from scratch)")
     p.add_argument("--name", default="default", help="model whose tokens the predictor reads: a run under runs/issue7, or default")
-    p.add_argument("--data", default=None, help="labelled samples from onpolicy-data (.npz)")
+    p.add_argument("--data", default=None, help="labelled samples from onpolicy-data (.npz; comma-separated for several)")
     p.add_argument("--holdout", type=int, default=1000, help="with --data: samples of each kind kept out for evaluation")
     p.add_argument("--train-mix", type=int, default=0, help="with --data: also train on this many embedded training molecules")
     p.add_argument("--hidden", type=int, default=128)
@@ -683,6 +691,7 @@ def main() -> None:
     p.add_argument("--init", default=str(RUNS / "steer_onpolicy.safetensors"), help="predictor that steers the steered samples")
     p.add_argument("--steer-strength", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=21)
+    p.add_argument("--out", default=None, help="default: runs/issue7/onpolicy_<name>.npz")
     p = sub.add_parser("steer-quality")
     p.add_argument("--name", default="cond_cfg_last")
     p.add_argument("--steer", required=True, help="predictor files, comma-separated")
