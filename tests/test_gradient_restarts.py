@@ -61,7 +61,7 @@ def _restart_molecules(predictor, **options) -> tuple[list[str], list[str]]:
 
 
 def test_diverse_elites_cover_more_than_one_family(predictor):
-    first, plain = _restart_molecules(predictor)
+    first, plain = _restart_molecules(predictor, elite_max_similarity=1.0)
     ranked = sorted(set(first), key=len, reverse=True)
     assert any("c1" in s for s in ranked) and any(not "c1" in s for s in ranked)
     # Without diversity the 4 elites are the 4 longest molecules, all phenyl chains (6 atoms ahead of any alkane).
@@ -83,7 +83,7 @@ def _noise_run(predictor, **options):
 
 
 def test_low_yield_rounds_raise_the_restart_noise_and_a_good_round_resets_it(predictor):
-    off, off_oracle = _noise_run(predictor)
+    off, off_oracle = _noise_run(predictor, restart_min_yield=0.0)
     assert [e["noise"] for e in off] == [0.01] * 10
     log, oracle = _noise_run(predictor, restart_min_yield=0.2, restart_noise_growth=4.0, restart_max_noise=0.5)
     assert all(e["decoded"] == 8 for e in log)  # 4 starts decoded before and after their one step
@@ -95,6 +95,11 @@ def test_low_yield_rounds_raise_the_restart_noise_and_a_good_round_resets_it(pre
     # Copies of the elites at sigma 0.01 decode to the elites again; the raised noise finds new, longer chains.
     assert sum(e["new_calls"] for e in off[1:]) <= 1 < sum(e["new_calls"] for e in log[1:])
     assert oracle.top(1)[0].score > off_oracle.top(1)[0].score
+
+
+def test_defaults_turn_both_on():
+    cfg = GradientConfig()
+    assert (cfg.elite_max_similarity, cfg.elite_per_cluster, cfg.restart_min_yield) == (0.5, 8, 0.3)
 
 
 @pytest.mark.parametrize(
