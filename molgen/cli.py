@@ -62,6 +62,16 @@ def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: P
     return result.smiles
 
 
+def _random_subset(smiles: list[str], limit: int, seed: int) -> list[str]:
+    """A seeded random ``limit`` of the molecules, in file order (all of them when ``limit`` is 0 or larger)."""
+    if not limit or len(smiles) <= limit:
+        return smiles
+    import numpy as np
+
+    keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
+    return [smiles[i] for i in keep]
+
+
 def _set_threads(threads: int) -> None:
     # Small recurrent ops gain little from more threads, and OpenMP threads that
     # spin while another process holds the cores slow training down many times over.
@@ -310,8 +320,6 @@ def fit_prior(
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
-    import numpy as np
-
     from molgen.latent_prior import fit_latent_prior
     from molgen.vae import MoleculeVAE, training_smiles
 
@@ -326,11 +334,11 @@ def fit_prior(
             err.print(f"[dim]fitting to the model's training set ({len(smiles):,} molecules)[/dim]")
         else:
             smiles = _read(None, None, False, None, default_ok=True)
-    if limit and len(smiles) > limit:
-        keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
-        smiles = [smiles[i] for i in keep]
+    smiles = _random_subset(smiles, limit, seed)
     start = time.perf_counter()
     vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed)
+    if vae.meta.pop("sampling", None) is not None:
+        err.print("[yellow]the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again[/yellow]")
     vae.save(out)
     info = vae.latent_prior.info
     err.print(
@@ -354,8 +362,6 @@ def tune_sampling(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
-    import numpy as np
-
     from rich.table import Table
 
     from molgen.sampling_defaults import trials_record, tune_temperature
@@ -368,9 +374,7 @@ def tune_sampling(
         raise ConfigError(f"--temperatures must be comma-separated numbers, e.g. 0.6,0.8,1.0; got {temperatures!r}") from None
     vae = MoleculeVAE.load(model, device="cpu")
     reference = _read(validation, smiles_column, False, None, default_ok=True)
-    if limit and len(reference) > limit:
-        keep = np.sort(np.random.default_rng(seed).choice(len(reference), limit, replace=False))
-        reference = [reference[i] for i in keep]
+    reference = _random_subset(reference, limit, seed)
     train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
     if train is None:
         err.print("[yellow]the checkpoint's training set is not available; novelty is not checked (pass --train)[/yellow]")

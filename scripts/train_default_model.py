@@ -5,7 +5,8 @@ Reproduce (CPU, about the stated minutes; set --threads 1 on a busy machine):
     molgen data moses                      # caches the MOSES sets from the molsets wheel
     python scripts/train_default_model.py --minutes 80 --out runs/default
 
-The shipped file came from four runs, each continuing the previous one:
+The shipped file came from five runs, each continuing the previous one, then
+a fitted latent prior and a tuned sampling temperature (see below):
 
     python scripts/train_default_model.py --minutes 80 --out runs/default
     python scripts/train_default_model.py --init-from runs/default/model.safetensors --kl-warmup 0 \
@@ -13,7 +14,15 @@ The shipped file came from four runs, each continuing the previous one:
     python scripts/train_default_model.py --init-from runs/default_cont/model.safetensors --kl-warmup 0 \
         --lr 5e-4 --seed 1 --cpu-minutes 35 --out runs/default_cont2
     python scripts/train_default_model.py --init-from runs/default_cont2/model.safetensors --kl-warmup 0 \
-        --lr 5e-4 --lr-schedule cosine --seed 2 --cpu-minutes 30 --out runs/default_cont3 --install
+        --lr 5e-4 --lr-schedule cosine --seed 2 --cpu-minutes 30 --out runs/default_cont3
+    python scripts/train_default_model.py --init-from runs/default_cont3/model.safetensors --kl-warmup 0 \
+        --lr 5e-4 --lr-schedule cosine --seed 3 --cpu-minutes 55 --threads 1 --out runs/default_cont4
+    molgen fit-prior --model runs/default_cont4 --components 16 -o runs/prior5/model.safetensors
+    molgen tune-sampling --model runs/prior5/model.safetensors --temperatures 0.1,0.2,0.3,0.4,0.5,0.7,1.0 \
+        -n 5000 -o runs/prior5/tuned.safetensors
+    cp runs/prior5/tuned.safetensors data/default_model.safetensors
+
+(``--install`` copies a run's bare network; the shipped file is the tuned one.)
 
 The model is a SELFIES GRU VAE trained on a random subset of the MOSES
 training set (seeded), for a wall-clock budget rather than a number of epochs,

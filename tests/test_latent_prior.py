@@ -150,5 +150,9 @@ def test_tune_sampling_picks_the_closest_novel_temperature_and_sampling_uses_it(
     assert tuned.sample(20, seed=2) == vae.sample(20, seed=2, temperature=chosen)
     code, info, _ = run(capsys, "info", "--model", out)
     assert code == 0 and f'"sampling_temperature": {chosen}' in info and '"latent_prior": null' in info
+    # A new prior invalidates the temperature tuned for the old one.
+    refit = tmp_path / "refit.safetensors"
+    code, _, err = run(capsys, "fit-prior", "--model", out, "--data", data, "--components", 1, "-o", refit)
+    assert code == 0 and "dropped" in err and MoleculeVAE.load(refit, device="cpu").default_temperature == 1.0
     code, _, err = run(capsys, "tune-sampling", "--model", tiny_run, "--validation", data, "--temperatures", "0.5,hot", "-o", out)
     assert code == 2 and "comma-separated" in err
