@@ -277,7 +277,7 @@ def onpolicy_data(args) -> None:
     predictor = load_prefix_predictor(args.init)
     start = time.process_time()
     smiles = [s or "" for s in vae.sample(args.plain, seed=args.seed, n_jobs=1)] if args.plain else []
-    steered = steered_samples(vae, predictor, args.steered, args.steer_strength, seed=args.seed) if args.steered else []
+    steered = steered_samples(vae, predictor, args.steered, args.steer_strength, seed=args.seed, temperature=args.temperature) if args.steered else []
     kind = ["plain"] * len(smiles) + ["steered"] * len(steered)
     smiles += [s or "" for s in steered]
     decode_seconds = time.process_time() - start
@@ -286,7 +286,7 @@ def onpolicy_data(args) -> None:
     np.savez_compressed(out, smiles=np.array(smiles), props=props, kind=np.array(kind))
     _record(
         out.stem,
-        {"plain": args.plain, "steered": args.steered, "init": Path(args.init).name, "steer_strength": args.steer_strength,
+        {"plain": args.plain, "steered": args.steered, "init": Path(args.init).name, "steer_strength": args.steer_strength, "temperature": args.temperature,
          "valid": float(np.isfinite(props).all(1).mean()), "cpu_seconds": round(time.process_time() - start, 1),
          "decode_cpu_seconds": round(decode_seconds, 1), "file": str(out.relative_to(ROOT))},
     )  # fmt: skip
@@ -692,6 +692,7 @@ def main() -> None:
     p.add_argument("--steer-strength", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=21)
     p.add_argument("--out", default=None, help="default: runs/issue7/onpolicy_<name>.npz")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the steered samples")
     p = sub.add_parser("steer-quality")
     p.add_argument("--name", default="cond_cfg_last")
     p.add_argument("--steer", required=True, help="predictor files, comma-separated")

@@ -301,6 +301,7 @@ def test_steered_samples_for_a_dagger_round(predictor, tiny_run, cfg_run, tiny_s
     first = steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)
     assert len(first) == 7 and first == steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)
     assert first != steered_samples(vae, predictor, 7, strength=2.0, seed=4, batch_size=4)
+    assert first != steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4, temperature=0.2)
     cond = MoleculeVAE.load(cfg_run, device="cpu")  # conditioned on the same random requests
     assert len(steered_samples(cond, fit_prefix_predictor(cond, tiny_smiles[:40], ["qed", "logp"], epochs=1, hidden=8), 3)) == 3
     with pytest.raises(ConfigError, match="cover the model's conditions"):
