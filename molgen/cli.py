@@ -401,6 +401,7 @@ def fit_steering(
     model_samples: int = typer.Option(0, help="also train on this many samples of the model (it writes chemistry the data lack)"),
     steered_samples: int = typer.Option(0, help="also train on this many samples steered by --init towards random requests (a DAgger round: the prefixes steering visits)"),
     steer_strength: float = typer.Option(4.0, help="steering strength of the --steered-samples"),
+    steered_temperature: float = typer.Option(1.0, help="sampling temperature of the --steered-samples (the one you will sample with)"),
     init: Optional[Path] = typer.Option(None, help="continue training this predictor (its properties and normalisation)"),
     hidden: int = typer.Option(128, help="GRU width of a new predictor (steering cost grows with it)"),
     layers: int = typer.Option(1, help="GRU layers of a new predictor"),
@@ -425,7 +426,7 @@ def fit_steering(
     if model_samples:
         smiles = [s for s in vae.sample(model_samples, seed=seed + 11) if s] + smiles
     if steered_samples:
-        smiles = [s for s in steered(vae, start_from, steered_samples, steer_strength, seed=seed + 13) if s] + smiles
+        smiles = [s for s in steered(vae, start_from, steered_samples, steer_strength, seed=seed + 13, temperature=steered_temperature) if s] + smiles
     predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from, hidden=hidden, layers=layers)
     predictor.save(out)
     err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")

@@ -316,7 +316,7 @@ def test_cli_fit_steering_dagger_round_and_sizes(tiny_run, tmp_path, capsys):
 
     assert load_prefix_predictor(first).config.layers == 2
     second = tmp_path / "second.safetensors"
-    assert main([*base, "-o", str(second), "--init", str(first), "--steered-samples", "12", "--steer-strength", "2"]) == 0
+    assert main([*base, "-o", str(second), "--init", str(first), "--steered-samples", "12", "--steer-strength", "2", "--steered-temperature", "0.5"]) == 0
     used = int(re.search(r"of logp on (\d+) molecules", capsys.readouterr().err.splitlines()[-1]).group(1))
     assert 30 < used <= 42  # the 30 data molecules and the steered samples RDKit accepts
     for extra, message in ((["--steered-samples", "5"], "needs --init"), (["--layers", "0"], "must be >= 1")):
