@@ -444,6 +444,7 @@ def eval_cond(args) -> None:
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
                 "baseline_model_sha256": file_digest(DEFAULT_MODEL)[:16],
+                "baseline_sampling": {"temperature": base.default_temperature, "prior": "fitted" if base.latent_prior is not None else "standard"},
                 "rows": rows,
                 "summary": summary,
             },
@@ -594,7 +595,10 @@ def _settings_table(data: dict, keys: list[str]) -> list[str]:
     for sha, key in baselines.items():
         ev = data[key]
         label = f"default model `{sha[:8]}` + rejection (acceptance)" if sha else "default model (FCD/Test 5.74) + rejection (acceptance)"
-        lines.append(row(label, "-", "-", "1", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
+        sampling = ev.get("baseline_sampling", {"temperature": 1.0, "prior": "standard"})
+        if sampling["prior"] != "standard":
+            label = label.replace(" + rejection", f", {sampling['prior']} prior, + rejection")
+        lines.append(row(label, "-", "-", f"{sampling['temperature']:g}", _aggregate(ev["rows"], "uncond"), ev["decode_cpu_seconds"]["uncond"]))
     for key in keys:
         ev = data[key]
         name = ev.get("model", key[len("eval_"):])
