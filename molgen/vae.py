@@ -39,8 +39,8 @@ from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
 from molgen.guidance import GuidedDecoder, check_guidance
 from molgen.latent_prior import PRIOR_CHOICES, LatentPrior
-from molgen.sampling_defaults import sampling_temperature
 from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
+from molgen.sampling_defaults import sampling_temperature
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
