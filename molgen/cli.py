@@ -588,7 +588,7 @@ def benchmark(
             start = time.perf_counter()
             n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
             samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
-            used_prior = "fitted" if prior != "standard" and vae.latent_prior is not None else "N(0, I)"
+            used_prior = "fitted" if vae.uses_fitted_prior(prior) else "N(0, I)"
             err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {used_prior} prior)")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:

@@ -128,9 +128,10 @@ def fit_latent_prior(
             f"give at least {need} (thousands are better) or fewer --components"
         )
     gmm = GaussianMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter, random_state=seed)
-    gmm.fit(z.astype(np.float64))
+    codes = z.astype(np.float64)
+    gmm.fit(codes)
     info = dict(components=components, molecules=len(z), seed=seed, reg_covar=reg_covar, converged=bool(gmm.converged_))
-    info["mean_log_likelihood"] = float(gmm.score(z.astype(np.float64)))
+    info["mean_log_likelihood"] = float(gmm.score(codes))
     return LatentPrior(
         torch.from_numpy(gmm.weights_).float(),
         torch.from_numpy(gmm.means_).float(),

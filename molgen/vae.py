@@ -413,13 +413,17 @@ class MoleculeVAE:
         """The sampling temperature stored with the model (``molgen tune-sampling``), else 1."""
         return sampling_temperature(self.meta)
 
-    def latent_sampler(self, prior: str = "auto"):
-        """``draw(n, generator) -> z [n, D]`` for a prior choice (see :meth:`sample`)."""
+    def uses_fitted_prior(self, prior: str = "auto") -> bool:
+        """Whether sampling with this prior choice draws from the fitted prior (see :meth:`sample`)."""
         if prior not in PRIOR_CHOICES:
             raise ConfigError(f"unknown prior {prior!r}; use one of {', '.join(PRIOR_CHOICES)}")
         if prior == "fitted" and self.latent_prior is None:
             raise ConfigError("this model has no fitted latent prior; add one with `molgen fit-prior` or use --prior standard")
-        if prior != "standard" and self.latent_prior is not None:
+        return prior != "standard" and self.latent_prior is not None
+
+    def latent_sampler(self, prior: str = "auto"):
+        """``draw(n, generator) -> z [n, D]`` for a prior choice (see :meth:`sample`)."""
+        if self.uses_fitted_prior(prior):
             return self.latent_prior.sample
         dim = self.config.latent_dim
         return lambda n, generator: torch.randn(n, dim, generator=generator)
