@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from molgen.errors import ConfigError, DataError, MolgenError
+from molgen.utils.threads import set_torch_threads
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
@@ -70,17 +71,6 @@ def _random_subset(smiles: list[str], limit: int, seed: int) -> list[str]:
 
     keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
     return [smiles[i] for i in keep]
-
-
-def _set_threads(threads: int) -> None:
-    # Small recurrent ops gain little from more threads, and OpenMP threads that
-    # spin while another process holds the cores slow training down many times over.
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 @contextmanager
@@ -155,7 +145,7 @@ def train(
     from molgen.conditioning import parse_property_names
     from molgen.vae_training import VAETrainingConfig, model_options, train_vae
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     train_set_name = None
     if data is not None and str(data) in ("moses-train",):
         from molgen.datasets import moses_split
@@ -229,7 +219,7 @@ def sample(
     batch_size: int = typer.Option(1024),
     device: str = typer.Option("auto"),
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default); capped at the cores the RDKit workers leave free while they run"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
     guidance: float = typer.Option(1.0, help="classifier-free guidance weight for models trained with --condition-dropout (1: none; 2-3 follow the condition more closely, at twice the decoding cost)"),
     steer: Optional[Path] = typer.Option(None, help="prefix property predictor from `molgen fit-steering`: steer every token towards --condition (any model)"),
@@ -247,7 +237,7 @@ def sample(
     from molgen.utils.io import atomic_output
     from molgen.vae import MoleculeVAE, resolve_model_path
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     check_guidance(guidance)
     if steer is not None and condition is None:
         raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
@@ -323,7 +313,7 @@ def fit_prior(
     from molgen.latent_prior import fit_latent_prior
     from molgen.vae import MoleculeVAE, training_smiles
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     if limit < 0:
         raise ConfigError("--limit must be >= 0 (0: all molecules)")
     vae = MoleculeVAE.load(model, device="cpu")
@@ -367,7 +357,7 @@ def tune_sampling(
     from molgen.sampling_defaults import trials_record, tune_temperature
     from molgen.vae import MoleculeVAE, training_smiles
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     try:
         temps = [float(t) for t in temperatures.split(",") if t.strip()]
     except ValueError:
@@ -412,7 +402,7 @@ def fit_steering(
     from molgen.steering import fit_prefix_predictor, load_prefix_predictor, steered_samples as steered
     from molgen.vae import MoleculeVAE
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     if epochs < 1 or model_samples < 0 or steered_samples < 0 or hidden < 1 or layers < 1:
         raise ConfigError("--epochs, --hidden and --layers must be >= 1, --model-samples and --steered-samples >= 0")
     if steered_samples and init is None:
@@ -572,7 +562,7 @@ def benchmark(
     from molgen.utils.io import RunLock
     from molgen.utils.runtime import resolve_device
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     spec = parse_shard(shard) if shard is not None else None
     train = None
     if train_file is not None:
@@ -677,7 +667,7 @@ def score(
 
     if flag_on not in ("iw_ll_per_token", "iw_ll", "elbo"):
         raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
-    _set_threads(threads)
+    set_torch_threads(threads)
     spec = parse_shard(shard) if shard is not None else None
     if spec is not None:
         sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
@@ -758,7 +748,7 @@ def merge(
     """
     from molgen.shards import collect_parts, merge_text_parts
 
-    _set_threads(threads)
+    set_torch_threads(threads)
     found = collect_parts(parts, suffixes=(".npz",))
     kinds = {p.suffix == ".npz" for p in found}
     if len(kinds) > 1:

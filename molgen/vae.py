@@ -24,6 +24,7 @@ and, if it was trained with condition dropout, classifier-free guidance
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -44,6 +45,7 @@ from molgen.sampling_defaults import sampling_temperature
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
+from molgen.utils.threads import threads_beside
 
 __all__ = [
     "MoleculeVAE",
@@ -385,7 +387,9 @@ class MoleculeVAE:
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
         decode_one = partial(_decode_one, representation=self.representation)
         pool = chem.process_pool(workers) if workers > 1 else None
-        try:
+        with threads_beside(workers if pool is not None else 0), contextlib.ExitStack() as stop:
+            if pool is not None:
+                stop.callback(pool.shutdown, cancel_futures=True)
             pending = None
             for start in range(0, n, chunk_size):
                 texts: list[str] = []
@@ -404,9 +408,6 @@ class MoleculeVAE:
                 pending = job
             if pending is not None:
                 yield list(pending)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
 
     @property
     def default_temperature(self) -> float:

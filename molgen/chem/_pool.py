@@ -32,6 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 from molgen.errors import ConfigError
+from molgen.utils.threads import available_cpus
 
 __all__ = ["pmap", "process_pool", "resolve_n_jobs", "pool_context", "DEFAULT_THRESHOLD"]
 
@@ -54,9 +55,7 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
     be a positive integer.
     """
     if n_jobs is None:
-        if hasattr(os, "sched_getaffinity"):
-            return max(1, len(os.sched_getaffinity(0)))
-        return max(1, os.cpu_count() or 1)
+        return available_cpus()
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ConfigError(f"n_jobs must be a positive integer or None (all CPUs), got {n_jobs!r}")
     return n_jobs

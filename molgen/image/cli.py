@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from molgen.errors import ConfigError
+from molgen.utils.threads import set_torch_threads
 
 __all__ = ["image_app"]
 
@@ -24,16 +25,6 @@ err = Console(stderr=True)
 
 MODEL_OPT = "run folder or image checkpoint written by molgen image train"
 DATA_OPT = "mnist5k (embedded 5,000 digits), an IDX images file, a folder of MNIST IDX files, or a folder of images"
-
-
-def _threads(threads: int) -> None:
-    # More threads than free cores makes torch spin and slow down many times over on busy machines.
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _load(model: Path, expect: tuple[str, ...] | None = None):
@@ -75,7 +66,7 @@ def train(
     """Train an image model; the run folder gets the model, logs, loss curves, samples.png and samples.gif."""
     from molgen.image.training import ImageTrainingConfig, default_train_settings, train_image_model
 
-    _threads(threads)
+    set_torch_threads(threads)
     settings = default_train_settings(model)
     options = {"latent_dim": latent_dim, "hidden": hidden, "beta": beta, "recon": recon, "noise": noise, "noise_kind": noise_kind}
     options = {k: v for k, v in options.items() if v is not None}
@@ -221,7 +212,7 @@ def evaluate(
     from molgen.image.data import load_splits
     from molgen.image.evaluate import EvalOptions, evaluate_model, write_report
 
-    _threads(threads)
+    set_torch_threads(threads)
     net, meta = _load(model)
     splits = load_splits(meta.get("data", {}).get("source", "mnist5k"))
     result = evaluate_model(net, meta, splits, EvalOptions(

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from molgen.errors import ConfigError, DataError
+from molgen.utils.threads import set_torch_threads
 
 __all__ = ["predictor_app", "optimize_command"]
 
@@ -27,15 +28,6 @@ err = Console(stderr=True)
 MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
 STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
 REJECTS_HELP = "write every skipped line of {what} (line number, text, reason) to this CSV"
-
-
-def _threads(threads: int) -> None:
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
@@ -125,7 +117,7 @@ def predictor_train(
     from molgen.utils.io import atomic_write_text
     from molgen.vae import MoleculeVAE
 
-    _threads(threads)
+    set_torch_threads(threads)
     cfg = PredictorTrainingConfig(model={"members": members, "hidden": hidden}, epochs=epochs, warn_r2=warn_r2, seed=seed)
     vae = MoleculeVAE.load(model, device=device)
     if labels is not None:
@@ -183,7 +175,7 @@ def optimize_command(
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget."""
     from molgen.optimize.api import optimize
 
-    _threads(threads)
+    set_torch_threads(threads)
     starts = list(start)
     if starts_file is not None:
         starts += _read(starts_file, strict, rejects)
