@@ -268,3 +268,19 @@ def test_gp_fit_warm_starts_from_the_previous_hyperparameters():
 
     _restart(region, data, BOConfig(**TOY_OPTIONS), set())
     assert region.hypers is None
+
+
+def test_a_flat_objective_fits_without_warnings():
+    """Every batch of an objective that scores everything alike (valsartan_smarts) used to print a botorch warning."""
+    import warnings
+
+    from molgen.optimize.bo import _fit_gp
+
+    x = torch.rand(30, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    _fit_gp(x, x[:, 0], iters=1)  # import botorch first: its own import-time deprecation notices are not ours
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _fit_gp(x, torch.zeros(30, dtype=torch.float64), iters=5)
+    assert [str(w.message)[:60] for w in caught] == []
+    mean = model.posterior(x[:3]).mean.detach()
+    torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-6, rtol=0)

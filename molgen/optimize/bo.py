@@ -373,12 +373,14 @@ def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int, init: dict | None = No
     from botorch.models import SingleTaskGP
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    model = SingleTaskGP(x, y[:, None])  # standardises y; dimension-scaled lengthscale prior
-    if init is not None:
-        model.load_state_dict(init, strict=False)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings(), _exact_gp():
-        warnings.simplefilter("ignore")  # botorch's advisory warnings (input scaling, optimizer status)
+        # botorch's advisory warnings: input scaling, optimizer status, and (at construction) targets
+        # with zero spread, which every batch of a flat objective has (valsartan_smarts: 452 of them)
+        warnings.simplefilter("ignore")
+        model = SingleTaskGP(x, y[:, None])  # standardises y; dimension-scaled lengthscale prior
+        if init is not None:
+            model.load_state_dict(init, strict=False)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
         try:
             fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": iters}})
         except ModelFittingError:
