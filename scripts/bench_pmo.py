@@ -149,6 +149,7 @@ RUNNERS = {
     "bo-rank": _optimizer("bo", {"y_transform": "rank"}),
     "bo-warm": _optimizer("bo", {"warm_start": True}),  # GP fits start from the previous fit's hyperparameters
     "bo-warm25": _optimizer("bo", {"warm_start": True, "warm_fit_iters": 25}),  # ... and stop after 25 L-BFGS iterations
+    "bo-patience10": _optimizer("bo", {"patience": 10}),  # restart a region after 10 batches without a better molecule
     "gradient": _optimizer("gradient", GRADIENT_OPTIONS),
 }
 
@@ -166,7 +167,7 @@ def report(args) -> None:
         raise SystemExit(f"no result.json under {args.runs}")
     frame = pd.DataFrame([{k: v for k, v in r.items() if k not in ("scores", "facts")} for r in results])
     published = pd.read_csv(PUBLISHED).set_index("task").loc[list(PMO_TASKS)]
-    methods = [m for m in ("zinc", "prior", "gradient", "bo", "bo-std", "bo-rank", "bo-warm", "bo-warm25") if m in set(frame.method)]
+    methods = [m for m in ("zinc", "prior", "gradient", "bo", "bo-patience10", "bo-std", "bo-rank", "bo-warm", "bo-warm25") if m in set(frame.method)]
     per_task = frame.groupby(["method", "task"]).agg(auc_run=("auc_run", "mean"), auc_flat=("auc_flat", "mean"), top1=("top1", "mean"),
                                                      top10=("top10", "mean"), seeds=("seed", "count"), calls=("calls", "mean"))
     table = {}

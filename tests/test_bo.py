@@ -284,3 +284,24 @@ def test_a_flat_objective_fits_without_warnings():
     assert [str(w.message)[:60] for w in caught] == []
     mean = model.posterior(x[:3]).mean.detach()
     torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-6, rtol=0)
+
+
+def test_patience_restarts_a_region_that_bounces_between_shrinking_and_growing():
+    """Failures halve the region and starved batches double it, so without patience it can circle one basin forever."""
+    data = _Data(2)
+    data.add(torch.tensor([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]]), [0.1, 0.5, 0.3], ["C", "CC", "CCC"])
+    for patience, restart_at in ((0, None), (4, 4)):
+        cfg = BOConfig(length_init=0.4, length_min=0.01, length_max=1.6, patience=patience)
+        region, centers = _Region(0.4, center=1, best=0.5), {"CC"}
+        restarts = []
+        for batch in range(1, 13):  # alternate: a full batch that does not improve, then a starved one
+            if _update(region, data, [0.4], cfg, 1, centers, starved=batch % 2 == 0):
+                restarts.append(batch)
+                break
+            assert region.stale == batch and region.length in (pytest.approx(0.2), pytest.approx(0.4))
+        assert restarts == ([] if restart_at is None else [restart_at])
+    assert data.smiles[region.center] == "CCC" and region.stale == 0 and region.length == 0.4
+    # An improving batch resets the count.
+    region = _Region(0.4, center=1, best=0.5, stale=3)
+    data.add(torch.tensor([[0.55, 0.5]]), [0.6], ["CCCC"])
+    assert not _update(region, data, [0.6], cfg, 1, {"CC"}) and region.stale == 0 and region.best == 0.6

@@ -83,6 +83,7 @@ class BOConfig(ConfigMixin):
     failure_tol: int = 0  # 0: TuRBO's ceil(max(4, dims) / batch_size)
     start_noise: float = 0.1  # std (whitened units) of the jitter around encoded start molecules
     max_stalled: int = 25  # stop after this many batches in a row without a new molecule
+    patience: int = 0  # restart a region whose best has not improved for this many batches (0: the length rule alone)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "n_init", "dims", "n_candidates", "max_train", "fit_iters", "warm_fit_iters", "success_tol", "max_stalled"):
@@ -94,8 +95,8 @@ class BOConfig(ConfigMixin):
             raise ConfigError(f"bo y_transform must be 'standardize' or 'rank', got {self.y_transform!r}")
         if self.acquisition not in ("ts", "qlogei"):
             raise ConfigError(f"bo acquisition must be 'ts' or 'qlogei', got {self.acquisition!r}")
-        if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0:
-            raise ConfigError("bo oversample must be >= 1, bound > 0, start_noise >= 0, failure_tol >= 0")
+        if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0 or self.patience < 0:
+            raise ConfigError("bo oversample must be >= 1, bound > 0, start_noise >= 0, failure_tol >= 0, patience >= 0")
         if not 0 < self.length_min < self.length_init <= self.length_max:
             raise ConfigError("bo trust-region lengths must satisfy 0 < length_min < length_init <= length_max")
 
@@ -160,6 +161,7 @@ class _Region:
     best: float
     successes: int = 0
     failures: int = 0
+    stale: int = 0  # batches since the best last improved
     hypers: dict | None = None  # GP hyperparameters of the last fit in this region (warm start)
 
 
@@ -288,12 +290,16 @@ def _update(region: _Region, data: _Data, scores: list[float], cfg: BOConfig, fa
     """
     finite = [s for s in scores if math.isfinite(s)]
     batch_best = max(finite) if finite else -math.inf
+    improved = batch_best > region.best + 1e-3 * abs(region.best)
+    region.stale = 0 if improved else region.stale + 1
+    if cfg.patience and region.stale >= cfg.patience:
+        return _restart(region, data, cfg, centers)
     if starved and batch_best <= region.best:
         if region.length >= cfg.length_max:
             return _restart(region, data, cfg, centers)
         region.length = min(2 * region.length, cfg.length_max)
         return False
-    if batch_best > region.best + 1e-3 * abs(region.best):
+    if improved:
         region.successes, region.failures = region.successes + 1, 0
         region.best = batch_best
         region.center = _index_of(data, batch_best)
@@ -314,7 +320,7 @@ def _restart(region: _Region, data: _Data, cfg: BOConfig, centers: set[str]) -> 
     fresh = next((i for i in order if data.smiles[i] not in centers), order[0])
     centers.add(data.smiles[fresh])
     region.length, region.center, region.best = cfg.length_init, fresh, float(data.y[fresh])
-    region.successes = region.failures = 0
+    region.successes = region.failures = region.stale = 0
     region.hypers = None
     return True
 
