@@ -83,7 +83,7 @@ class BOConfig(ConfigMixin):
     failure_tol: int = 0  # 0: TuRBO's ceil(max(4, dims) / batch_size)
     start_noise: float = 0.1  # std (whitened units) of the jitter around encoded start molecules
     max_stalled: int = 25  # stop after this many batches in a row without a new molecule
-    patience: int = 0  # restart a region whose best has not improved for this many batches (0: the length rule alone)
+    patience: int = 10  # restart a region whose best has not improved for this many batches (0: TuRBO's length rule alone)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "n_init", "dims", "n_candidates", "max_train", "fit_iters", "warm_fit_iters", "success_tol", "max_stalled"):
