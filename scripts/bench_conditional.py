@@ -444,7 +444,7 @@ def eval_cond(args) -> None:
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
                 "baseline_model_sha256": file_digest(DEFAULT_MODEL)[:16],
-                "baseline_sampling": {"temperature": base.default_temperature, "prior": "fitted" if base.latent_prior is not None else "standard"},
+                "baseline_sampling": {"temperature": base.default_temperature, "prior": "fitted" if base.uses_fitted_prior() else "standard"},
                 "rows": rows,
                 "summary": summary,
             },
