@@ -305,3 +305,13 @@ def test_patience_restarts_a_region_that_bounces_between_shrinking_and_growing()
     region = _Region(0.4, center=1, best=0.5, stale=3)
     data.add(torch.tensor([[0.55, 0.5]]), [0.6], ["CCCC"])
     assert not _update(region, data, [0.6], cfg, 1, {"CC"}) and region.stale == 0 and region.best == 0.6
+
+
+def test_option_values_of_the_wrong_type_are_one_line_errors():
+    with pytest.raises(ConfigError, match="bo options: patience must be an integer, not 'abc'"):
+        BOConfig.from_dict({"patience": "abc"})
+    with pytest.raises(ConfigError, match="bo options: bound must be a number, not \\[1\\]"):
+        BOConfig.from_dict({"bound": [1]})
+    with pytest.raises(ConfigError, match="warm_start must be true or false, not 1"):
+        BOConfig.from_dict({"warm_start": 1})
+    assert BOConfig.from_dict({"patience": 5, "bound": 3, "warm_start": True}).bound == 3  # an int for a float field is fine

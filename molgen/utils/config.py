@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from molgen.errors import ConfigError
 
@@ -35,4 +35,22 @@ class ConfigMixin:
         if unknown:
             label = getattr(cls, "_config_label", f"{cls.__name__} keys")
             raise ConfigError(f"unknown {label}: {sorted(unknown)}; known: {known}")
+        hints = get_type_hints(cls)
+        for name, value in data.items():
+            wanted = _SCALARS.get(hints.get(name))
+            if wanted is not None and not _is_a(value, hints[name]):
+                label = getattr(cls, "_config_label", f"{cls.__name__} keys")
+                raise ConfigError(f"{label}: {name} must be {wanted}, not {value!r}")
         return cls(**data)
+
+
+#: Field types whose values ``from_dict`` checks, and how an error names them.
+_SCALARS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind in (int, float):  # an int field given 2.0 still works as before; strings and lists do not
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
