@@ -119,6 +119,7 @@ def train(
     n_heads: Optional[int] = typer.Option(None, help="attention heads (transformer only, default 4)"),
     condition_on: Optional[str] = typer.Option(None, "--condition-on", help="train a conditional model on these properties, e.g. logp,qed,sa"),
     condition_dropout: float = typer.Option(0.0, "--condition-dropout", help="probability of training a molecule without its condition, which enables sample --guidance (e.g. 0.15)"),
+    latent_dropout: float = typer.Option(0.0, "--latent-dropout", help="fraction of molecules decoded from a prior draw instead of their code, so the decoder learns the properties from the conditions (e.g. 0.5)"),
     beta: float = typer.Option(0.5, help="final KL weight"),
     kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
     kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
@@ -168,6 +169,7 @@ def train(
         ),
         conditions=parse_property_names(condition_on) if condition_on is not None else [],
         condition_dropout=condition_dropout,
+        latent_dropout=latent_dropout,
         train=dict(
             epochs=epochs,
             batch_size=batch_size,

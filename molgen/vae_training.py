@@ -57,6 +57,8 @@ class VAETrainingConfig(ConfigMixin):
     conditions: list[str] = field(default_factory=list)  # property names of a conditional model
     # Probability that a training molecule's condition is replaced by "no condition" (classifier-free guidance).
     condition_dropout: float = 0.0
+    # Probability that a training molecule is decoded from a prior draw instead of its own code (conditional models).
+    latent_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.conditions:
@@ -65,6 +67,10 @@ class VAETrainingConfig(ConfigMixin):
             raise ConfigError("condition_dropout must be in [0, 1)")
         if self.condition_dropout > 0 and not self.conditions:
             raise ConfigError("condition dropout needs a conditional model; add --condition-on")
+        if not 0 <= self.latent_dropout < 1:
+            raise ConfigError("latent_dropout must be in [0, 1)")
+        if self.latent_dropout > 0 and not self.conditions:
+            raise ConfigError("latent dropout needs a conditional model; add --condition-on")
         if self.representation not in ("smiles", "selfies"):
             raise ConfigError(f"representation must be smiles or selfies, not {self.representation!r}")
         if not 0 <= self.val_fraction < 1:
@@ -263,6 +269,7 @@ class SeqVAETask:
             word_dropout=self.cfg.word_dropout,
             generator=self.generator,
             cond=cond,
+            latent_dropout=self.cfg.latent_dropout if split == "train" else 0.0,
         )
         active = float((out.kl_per_dim > 0.01).sum())
         logs = {

@@ -108,6 +108,7 @@ def train_cond(args) -> None:
         kl=dict(kind="constant", beta=args.beta),
         conditions=COND,
         condition_dropout=args.condition_dropout,
+        latent_dropout=args.latent_dropout,
         train=dict(epochs=1000, batch_size=128, lr=args.lr, seed=0, max_minutes=args.cpu_minutes, patience=0, checkpoint_every=200),
         word_dropout=0.1,
         val_fraction=0.05,
@@ -122,6 +123,7 @@ def train_cond(args) -> None:
             "beta": args.beta,
             "lr": args.lr,
             "condition_dropout": args.condition_dropout,
+            "latent_dropout": args.latent_dropout,
             "data": f"last {len(smiles):,} of the embedded 50k MOSES training molecules",
             "init_from": "data/default_model.safetensors",
             "cpu_minutes_budget": args.cpu_minutes,
@@ -674,6 +676,7 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--condition-dropout", type=float, default=0.0, help="for classifier-free guidance (0: none)")
+    p.add_argument("--latent-dropout", type=float, default=0.0, help="fraction of molecules decoded from a prior draw (0: none)")
     p.add_argument("--molecules", type=int, default=20000, help="last N of the embedded 50k training molecules")
     p = sub.add_parser("export-last")
     p.add_argument("--name", default="cond_cfg")

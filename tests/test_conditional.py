@@ -177,3 +177,37 @@ def test_conditional_run_warm_starts_from_an_unconditional_model(tiny_run, tiny_
 
 def _spec_two():
     return ConditionSpec.fit(["logp", "qed"], np.array([[1.0, 0.5], [3.0, 0.9]]))
+
+
+def test_latent_dropout_decodes_from_the_prior_and_only_in_training():
+    torch.manual_seed(0)
+    cfg = SeqVAEConfig(vocab_size=10, embed_dim=8, encoder_hidden=8, decoder_hidden=16, latent_dim=4, max_length=8, cond_dim=2)
+    model = SeqVAE(cfg)
+    tokens = torch.tensor([[1, 5, 6, 7, 2], [1, 8, 9, 2, 0], [1, 4, 4, 5, 2]])
+    lengths = torch.tensor([5, 4, 5])
+    cond = torch.randn(3, 2)
+
+    def run(dropout: float, shift: float, train: bool = True):
+        model.train(train)
+        with torch.no_grad():
+            model.to_mu.bias.add_(shift)
+            out = model(tokens, lengths, cond=cond, latent_dropout=dropout, generator=torch.Generator().manual_seed(1))
+            model.to_mu.bias.sub_(shift)
+        return out
+
+    # Every row decoded from a prior draw: moving the codes changes the KL but not the reconstruction.
+    a, b = run(0.999999, 0.0), run(0.999999, 3.0)
+    assert torch.allclose(a.recon, b.recon) and b.kl > a.kl + 1.0
+    # Without it (and in evaluation, where it does nothing) the codes reach the decoder.
+    assert not torch.allclose(run(0.0, 0.0).recon, run(0.0, 3.0).recon)
+    assert not torch.allclose(run(0.999999, 0.0, train=False).recon, run(0.999999, 3.0, train=False).recon)
+
+
+def test_latent_dropout_needs_a_conditional_model():
+    from molgen.vae_training import VAETrainingConfig
+
+    with pytest.raises(ConfigError, match="conditional"):
+        VAETrainingConfig(latent_dropout=0.5)
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        VAETrainingConfig(conditions=["qed"], latent_dropout=1.0)
+    assert VAETrainingConfig(conditions=["qed"], latent_dropout=0.5).latent_dropout == 0.5

@@ -155,6 +155,7 @@ class SeqVAEBase(nn.Module):
         word_dropout: float = 0.0,
         generator: torch.Generator | None = None,
         cond: torch.Tensor | None = None,
+        latent_dropout: float = 0.0,
     ) -> VAEOutput:
         """Negative ELBO (per molecule, summed over tokens) with KL weight ``beta``.
 
@@ -163,9 +164,19 @@ class SeqVAEBase(nn.Module):
         from collapsing onto the prior. ``word_dropout`` replaces that fraction
         of decoder input tokens (never BOS) by UNK, forcing the decoder to lean
         on z. ``cond`` holds the normalised properties of a conditional model.
+        ``latent_dropout`` (training only, conditional models) decodes that
+        fraction of the molecules from a prior draw instead of their own code:
+        those rows can only learn their properties from ``c``, which is what
+        sampling asks of the decoder (z from the prior, c requested). The KL
+        term still covers every row.
         """
         mu, logvar = self.encode(tokens, lengths, cond)
         z = self.reparameterize(mu, logvar, generator) if self.training else mu
+        if latent_dropout > 0 and self.training:
+            gen_device = generator.device if generator is not None else z.device
+            swap = (torch.rand(z.size(0), device=gen_device, generator=generator) < latent_dropout).to(z.device)
+            prior = torch.randn(z.shape, device=gen_device, generator=generator, dtype=z.dtype).to(z.device)
+            z = torch.where(swap.unsqueeze(1), prior, z)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         if word_dropout > 0 and self.training:
             gen_device = generator.device if generator is not None else inputs.device
