@@ -29,7 +29,6 @@ from rdkit.Chem import rdFingerprintGenerator
 
 from molgen.chem._pool import pmap
 from molgen.chem.molecules import parse_smiles, try_parse
-from molgen.errors import InvalidSmilesError
 
 __all__ = [
     "morgan_fingerprint",
