@@ -226,6 +226,7 @@ def sample(
     guidance: float = typer.Option(1.0, help="classifier-free guidance weight for models trained with --condition-dropout (1: none; 2-3 follow the condition more closely, at twice the decoding cost)"),
     steer: Optional[Path] = typer.Option(None, help="prefix property predictor from `molgen fit-steering`: steer every token towards --condition (any model)"),
     steer_strength: float = typer.Option(1.0, help="weight of the predictor's log-likelihood in each step (with --steer)"),
+    steer_candidates: int = typer.Option(1, help="decode K steered molecules per sample and keep the one the predictor finds most likely to meet --condition (K times the decoding cost)"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
 ) -> None:
@@ -245,6 +246,8 @@ def sample(
         raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
     if not (math.isfinite(steer_strength) and steer_strength >= 0):
         raise ConfigError(f"--steer-strength must be a finite number >= 0, not {steer_strength}")
+    if steer_candidates < 1 or (steer_candidates > 1 and steer is None):
+        raise ConfigError("--steer-candidates must be >= 1, and above 1 it needs --steer (the predictor chooses among the candidates)")
     spec = parse_shard(shard) if shard is not None else None
     total, seed_arg = n, seed
     if spec is not None:
@@ -263,7 +266,7 @@ def sample(
             fh.write("smiles\n")
         chunks = vae.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
-            steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior,
+            steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
         )  # fmt: skip
         for chunk in chunks:
             for smi in chunk:
@@ -289,6 +292,7 @@ def sample(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
             top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
             precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
+            steer_candidates=steer_candidates,
         )  # fmt: skip
         write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
     err.print(

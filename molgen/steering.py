@@ -301,6 +301,32 @@ class PropertySteering:
         inner, pred_h = state
         return select_rows(self.decoder, inner, keep), pred_h[:, keep]
 
+    @torch.no_grad()
+    def pick(self, ids: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
+        """Rows of ``ids`` to keep: of each ``k`` consecutive decodes, the one the predictor finds most likely to meet its targets.
+
+        ``ids`` ``[B * k, L]`` are decoded token ids (no BOS; EOS then PAD),
+        ``targets`` ``[B * k, k_props]`` their normalised requests (NaN: not
+        requested). The predictor reads each whole molecule and scores the
+        Gaussian log-likelihood of the requested values, the same quantity
+        each steering step adds to the logits; no RDKit is involved.
+        """
+        rows = ids.size(0)
+        if k == 1 or rows == 0:
+            return torch.arange(rows, device=ids.device)
+        tokens = torch.cat([torch.full((rows, 1), 1, dtype=ids.dtype, device=ids.device), ids], dim=1)  # BOS first
+        mean, log_sd = self.predictor(tokens)
+        ended = ids == 2  # EOS
+        last = torch.where(ended.any(1), ended.int().argmax(1) + 1, torch.full_like(ended[:, 0], ids.size(1), dtype=torch.long))
+        at = torch.arange(rows, device=ids.device)
+        mean, log_sd = mean[at, last], log_sd[at, last]
+        target = targets.to(mean.device).float()
+        wanted = torch.isfinite(target)
+        z = (torch.where(wanted, target, mean) - mean) * torch.exp(-log_sd)
+        loglik = torch.where(wanted, -0.5 * z.pow(2) - log_sd, torch.zeros_like(z)).sum(-1)
+        best = loglik.view(-1, k).argmax(1)
+        return torch.arange(0, rows, k, device=ids.device) + best
+
 
 class _Steered:
     """A decoder's contexts with the steering targets of the same rows."""

@@ -314,6 +314,7 @@ class MoleculeVAE:
         steer_strength: float = 1.0,
         top_p: float = 1.0,
         prior: str = "auto",
+        steer_candidates: int = 1,
     ) -> list[str | None]:
         """Draw ``n`` molecules from the prior, decoded with temperature/top-k/top-p (or greedy).
 
@@ -333,12 +334,15 @@ class MoleculeVAE:
         ``steer`` (a :class:`~molgen.steering.PrefixPropertyPredictor` or its
         file) steers every decoding step towards the requested properties
         with weight ``steer_strength`` (:mod:`molgen.steering`; works for
-        unconditional models too).
+        unconditional models too). ``steer_candidates=K`` decodes K steered
+        molecules per sample and keeps the one the same predictor, reading
+        the whole molecule, finds most likely to meet the request (K times
+        the decoding cost; no RDKit in the choice).
         """
         out: list[str | None] = []
         chunks = self.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs, condition=condition, precision=precision,
-            guidance=guidance, steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior,
+            guidance=guidance, steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
         )  # fmt: skip
         for chunk in chunks:
             out.extend(chunk)
@@ -361,6 +365,7 @@ class MoleculeVAE:
         steer_strength: float = 1.0,
         top_p: float = 1.0,
         prior: str = "auto",
+        steer_candidates: int = 1,
     ) -> Iterator[list[str | None]]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 
@@ -378,6 +383,11 @@ class MoleculeVAE:
         draw = self.latent_sampler(prior)
         decoder = self._decoder(guidance)
         targets = None
+        k = int(steer_candidates)
+        if k < 1 or k != steer_candidates:
+            raise ConfigError(f"steer_candidates must be a whole number >= 1, not {steer_candidates}")
+        if k > 1 and steer is None:
+            raise ConfigError("steer_candidates > 1 needs a steering predictor (--steer) to choose among the candidates")
         if steer is not None:
             decoder, targets = self._steering(decoder, steer, steer_strength, condition, n)
         # A steered unconditional model reads the request through the predictor only.
@@ -394,11 +404,16 @@ class MoleculeVAE:
             for start in range(0, n, chunk_size):
                 texts: list[str] = []
                 for b in range(start, min(n, start + chunk_size), batch_size):
-                    z = draw(min(batch_size, n - b), z_gen)
-                    h = self.model.context(z, None if cond is None else cond[b : b + len(z)])
+                    m = min(batch_size, n - b)
+                    z = draw(m * k, z_gen)
+                    rows = torch.arange(b, b + m).repeat_interleave(k)  # k candidates per sample, side by side
+                    h = self.model.context(z, None if cond is None else cond[rows])
                     if targets is not None:
-                        h = torch.cat([h, targets[b : b + len(z)]], dim=1)
-                    texts.extend(self.ids_to_strings(decode_tokens(decoder, h.to(self.device), opts, token_gen)))
+                        h = torch.cat([h, targets[rows]], dim=1)
+                    ids = decode_tokens(decoder, h.to(self.device), opts, token_gen)
+                    if k > 1:
+                        ids = ids[decoder.pick(ids, targets[rows], k)]
+                    texts.extend(self.ids_to_strings(ids))
                 if pool is None:
                     yield [decode_one(t) for t in texts]
                     continue

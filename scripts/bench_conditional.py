@@ -405,7 +405,8 @@ def eval_cond(args) -> None:
             want = spec.parse(text)
             t0 = time.process_time()
             got = cond.sample(
-                n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength
+                n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength,
+                steer_candidates=args.candidates,
             )
             cond_seconds += time.process_time() - t0
             props = _props(got)
@@ -435,13 +436,14 @@ def eval_cond(args) -> None:
                            for label in ("cond", "uncond") for m in ("mae", "within_tol", "valid", "unique")},
                     }  # fmt: skip
         _record(
-            _eval_key(args.name, guidance, temperature, strength, args.steer),
+            _eval_key(args.name, guidance, temperature, strength, args.steer) + (f"_k{args.candidates}" if args.candidates > 1 else ""),
             {
                 "model": args.name,
                 "guidance": guidance,
                 "temperature": temperature,
                 "steer": args.steer,
                 "steer_strength": strength if steer is not None else None,
+                "steer_candidates": args.candidates,
                 "tolerance": TOLERANCE,
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
@@ -720,6 +722,7 @@ def main() -> None:
     p.add_argument("--temperature", default="1", help="sampling temperature(s), comma-separated")
     p.add_argument("--steer", default=None, help="prefix predictor file (molgen fit-steering) to steer with")
     p.add_argument("--steer-strength", default="1", help="steering strength(s), comma-separated (with --steer)")
+    p.add_argument("--candidates", type=int, default=1, help="steered decodes per sample, the predictor keeps one (with --steer)")
     p = sub.add_parser("eval-arch")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--recon", type=int, default=300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 
 import numpy as np
 import pytest
@@ -323,3 +324,54 @@ def test_cli_fit_steering_dagger_round_and_sizes(tiny_run, tmp_path, capsys):
         assert main([*base, "-o", str(tmp_path / "x.safetensors"), *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+class _CountingPredictor(torch.nn.Module):
+    """Predicts, after every prefix, how many tokens 5 it holds (sd 1): a predictor whose choice can be worked out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = types.SimpleNamespace(names=["count"])
+
+    def forward(self, tokens):
+        count = (tokens == 5).float().cumsum(1).unsqueeze(-1)
+        return count, torch.zeros_like(count)
+
+
+def test_steering_pick_keeps_the_candidate_the_predictor_likes_best(tiny_run):
+    from molgen.steering import PropertySteering
+
+    steer = PropertySteering(MoleculeVAE.load(tiny_run, device="cpu").model, _CountingPredictor(), 1.0)
+    ids = torch.tensor(
+        [
+            [5, 2, 0, 0], [5, 5, 2, 0], [5, 5, 5, 2],  # sample 0: one, two, three 5s before EOS
+            [5, 5, 5, 5], [5, 2, 5, 5], [5, 6, 5, 2],  # sample 1: four (no EOS), one (5s after EOS ignored), two
+        ]
+    )  # fmt: skip
+    targets = torch.tensor([[2.0]] * 3 + [[1.0]] * 3)
+    assert steer.pick(ids, targets, 3).tolist() == [1, 4]
+    assert steer.pick(ids, torch.tensor([[3.0]] * 3 + [[4.0]] * 3), 3).tolist() == [2, 3]
+    assert steer.pick(ids, torch.full((6, 1), NAN), 3).tolist() == [0, 3]  # nothing requested: all alike, the first
+    assert steer.pick(ids, targets, 1).tolist() == list(range(6))
+
+
+def test_sampling_with_steering_candidates(predictor, tiny_run, tmp_path, capsys):
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    args = dict(seed=2, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=1.0)
+    one = vae.sample(8, **args)
+    assert vae.sample(8, steer_candidates=1, **args) == one  # K=1 is plain steering
+    four = vae.sample(8, steer_candidates=4, **args)
+    assert len(four) == 8 and four == vae.sample(8, steer_candidates=4, **args) and four != one
+    for bad, message in ((0, "whole number >= 1"), (2.5, "whole number >= 1")):
+        with pytest.raises(ConfigError, match=message):
+            vae.sample(4, steer_candidates=bad, **args)
+    with pytest.raises(ConfigError, match="needs a steering predictor"):
+        vae.sample(4, steer_candidates=3)
+    path = predictor.save(tmp_path / "p.safetensors")
+    out = tmp_path / "k.smi"
+    base = ["sample", "--model", str(tiny_run), "-n", "6", "-o", str(out), "--device", "cpu", "--condition", "logp=2"]
+    assert main([*base, "--steer", str(path), "--steer-candidates", "3"]) == 0 and len(out.read_text().split()) >= 1
+    capsys.readouterr()
+    assert main([*base, "--steer-candidates", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "needs --steer" in err and "Traceback" not in err
