@@ -405,7 +405,7 @@ def eval_cond(args) -> None:
             want = spec.parse(text)
             t0 = time.process_time()
             got = cond.sample(
-                n, temperature=temperature, seed=100 + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength,
+                n, temperature=temperature, seed=args.seed + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength,
                 steer_candidates=args.candidates,
             )
             cond_seconds += time.process_time() - t0
@@ -436,7 +436,9 @@ def eval_cond(args) -> None:
                            for label in ("cond", "uncond") for m in ("mae", "within_tol", "valid", "unique")},
                     }  # fmt: skip
         _record(
-            _eval_key(args.name, guidance, temperature, strength, args.steer) + (f"_k{args.candidates}" if args.candidates > 1 else ""),
+            _eval_key(args.name, guidance, temperature, strength, args.steer)
+            + (f"_k{args.candidates}" if args.candidates > 1 else "")
+            + (f"_seed{args.seed}" if args.seed != 100 else ""),
             {
                 "model": args.name,
                 "guidance": guidance,
@@ -444,6 +446,7 @@ def eval_cond(args) -> None:
                 "steer": args.steer,
                 "steer_strength": strength if steer is not None else None,
                 "steer_candidates": args.candidates,
+                "seed": args.seed,
                 "tolerance": TOLERANCE,
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
@@ -607,6 +610,10 @@ def _settings_table(data: dict, keys: list[str]) -> list[str]:
         ev = data[key]
         name = ev.get("model", key[len("eval_"):])
         steer = "-" if ev.get("steer_strength") is None else f"{ev['steer_strength']:g} (`{Path(ev['steer']).stem}`)"
+        if ev.get("steer_candidates", 1) > 1:
+            steer += f", best of {ev['steer_candidates']}"
+        if ev.get("seed", 100) != 100:
+            steer += f" (seed {ev['seed']})"
         lines.append(
             row(f"`{name}`", f"{ev.get('guidance', 1.0):g}", steer, f"{ev.get('temperature', 1.0):g}", _aggregate(ev["rows"], "cond"), ev["decode_cpu_seconds"]["cond"])
         )
@@ -723,6 +730,7 @@ def main() -> None:
     p.add_argument("--steer", default=None, help="prefix predictor file (molgen fit-steering) to steer with")
     p.add_argument("--steer-strength", default="1", help="steering strength(s), comma-separated (with --steer)")
     p.add_argument("--candidates", type=int, default=1, help="steered decodes per sample, the predictor keeps one (with --steer)")
+    p.add_argument("--seed", type=int, default=100, help="request r samples with seed SEED + r (a second seed checks the noise)")
     p = sub.add_parser("eval-arch")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--recon", type=int, default=300)
