@@ -403,8 +403,11 @@ class MoleculeVAE:
             pending = None
             for start in range(0, n, chunk_size):
                 texts: list[str] = []
-                for b in range(start, min(n, start + chunk_size), batch_size):
-                    m = min(batch_size, n - b)
+                end = min(n, start + chunk_size)
+                # K candidates per sample: a decoding batch holds batch_size rows whatever K (memory stays bounded).
+                step = max(1, batch_size // k)
+                for b in range(start, end, step):
+                    m = min(step, end - b)
                     z = draw(m * k, z_gen)
                     rows = torch.arange(b, b + m).repeat_interleave(k)  # k candidates per sample, side by side
                     h = self.model.context(z, None if cond is None else cond[rows])

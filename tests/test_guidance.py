@@ -362,6 +362,9 @@ def test_sampling_with_steering_candidates(predictor, tiny_run, tmp_path, capsys
     assert vae.sample(8, steer_candidates=1, **args) == one  # K=1 is plain steering
     four = vae.sample(8, steer_candidates=4, **args)
     assert len(four) == 8 and four == vae.sample(8, steer_candidates=4, **args) and four != one
+    # A decoding batch holds batch_size rows whatever K: 4 // 3 = one sample of 3 candidates at a time.
+    small = vae.sample(7, steer_candidates=3, batch_size=4, **args)
+    assert len(small) == 7 and small == vae.sample(7, steer_candidates=3, batch_size=4, **args)
     for bad, message in ((0, "whole number >= 1"), (2.5, "whole number >= 1")):
         with pytest.raises(ConfigError, match=message):
             vae.sample(4, steer_candidates=bad, **args)
