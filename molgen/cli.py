@@ -119,7 +119,7 @@ def train(
     n_heads: Optional[int] = typer.Option(None, help="attention heads (transformer only, default 4)"),
     condition_on: Optional[str] = typer.Option(None, "--condition-on", help="train a conditional model on these properties, e.g. logp,qed,sa"),
     condition_dropout: float = typer.Option(0.0, "--condition-dropout", help="probability of training a molecule without its condition, which enables sample --guidance (e.g. 0.15)"),
-    latent_dropout: float = typer.Option(0.0, "--latent-dropout", help="fraction of molecules decoded from a prior draw instead of their code, so the decoder learns the properties from the conditions (e.g. 0.5)"),
+    latent_dropout: float = typer.Option(0.0, "--latent-dropout", help="fraction of molecules decoded from a prior draw instead of their code, so the decoder learns the properties from the conditions; at 0.5 the decoder ignored z (a conditional language model; docs/conditional_benchmarks.md)"),
     beta: float = typer.Option(0.5, help="final KL weight"),
     kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
     kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
