@@ -63,7 +63,7 @@ __all__ = [
     "steered_samples",
 ]
 
-PAD = 0
+PAD, BOS, EOS = 0, 1, 2
 KIND = "prefix_predictor"
 
 
@@ -291,10 +291,7 @@ class PropertySteering:
         logits, inner = self.decoder.step(tokens, inner, context)
         pred_h = self.predictor.advance(tokens, pred_h)
         mean, log_sd = self.predictor.candidates(pred_h)
-        target = target.float().unsqueeze(1)
-        wanted = torch.isfinite(target)
-        z = (torch.where(wanted, target, mean) - mean) * torch.exp(-log_sd)
-        loglik = torch.where(wanted, -0.5 * z.pow(2) - log_sd, torch.zeros_like(z)).sum(-1)
+        loglik = _target_loglik(mean, log_sd, target.float().unsqueeze(1))
         return logits.float() + self.strength * loglik, (inner, pred_h)
 
     def select_state(self, state, keep: torch.Tensor):
@@ -314,18 +311,21 @@ class PropertySteering:
         rows = ids.size(0)
         if k == 1 or rows == 0:
             return torch.arange(rows, device=ids.device)
-        tokens = torch.cat([torch.full((rows, 1), 1, dtype=ids.dtype, device=ids.device), ids], dim=1)  # BOS first
+        tokens = torch.cat([torch.full((rows, 1), BOS, dtype=ids.dtype, device=ids.device), ids], dim=1)
         mean, log_sd = self.predictor(tokens)
-        ended = ids == 2  # EOS
-        last = torch.where(ended.any(1), ended.int().argmax(1) + 1, torch.full_like(ended[:, 0], ids.size(1), dtype=torch.long))
+        ended = ids == EOS
+        last = torch.where(ended.any(1), ended.int().argmax(1) + 1, ids.size(1))  # the EOS position, after BOS
         at = torch.arange(rows, device=ids.device)
-        mean, log_sd = mean[at, last], log_sd[at, last]
-        target = targets.to(mean.device).float()
-        wanted = torch.isfinite(target)
-        z = (torch.where(wanted, target, mean) - mean) * torch.exp(-log_sd)
-        loglik = torch.where(wanted, -0.5 * z.pow(2) - log_sd, torch.zeros_like(z)).sum(-1)
+        loglik = _target_loglik(mean[at, last], log_sd[at, last], targets.to(mean.device).float())
         best = loglik.view(-1, k).argmax(1)
         return torch.arange(0, rows, k, device=ids.device) + best
+
+
+def _target_loglik(mean: torch.Tensor, log_sd: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gaussian log-likelihood of the requested targets (NaN: not requested, adds 0), summed over properties."""
+    wanted = torch.isfinite(target)
+    z = (torch.where(wanted, target, mean) - mean) * torch.exp(-log_sd)
+    return torch.where(wanted, -0.5 * z.pow(2) - log_sd, torch.zeros_like(z)).sum(-1)
 
 
 class _Steered:

@@ -32,14 +32,13 @@ class ConfigMixin:
             raise ConfigError(f"{cls.__name__} must be given a mapping, not {type(data).__name__}")
         known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         unknown = set(data) - set(known)
+        label = getattr(cls, "_config_label", f"{cls.__name__} keys")
         if unknown:
-            label = getattr(cls, "_config_label", f"{cls.__name__} keys")
             raise ConfigError(f"unknown {label}: {sorted(unknown)}; known: {known}")
         hints = get_type_hints(cls)
         for name, value in data.items():
             wanted = _SCALARS.get(hints.get(name))
             if wanted is not None and not _is_a(value, hints[name]):
-                label = getattr(cls, "_config_label", f"{cls.__name__} keys")
                 raise ConfigError(f"{label}: {name} must be {wanted}, not {value!r}")
         return cls(**data)
 
