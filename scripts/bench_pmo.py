@@ -148,6 +148,7 @@ RUNNERS = {
     "bo": _optimizer("bo", {}),  # the default: rank-transformed GP targets (since 09:00 UTC), patience 10 (since 17:05 UTC)
     "bo-patience0": _optimizer("bo", {"patience": 0}),  # the default before 17:05 UTC (the 20-task 9.283 table)
     "bo-patience10": _optimizer("bo", {"patience": 10}),  # restart a region after 10 batches without a better molecule
+    "bo-tanimoto": _optimizer("bo", {"surrogate": "tanimoto"}),  # GP with a Tanimoto kernel on the decoded molecules' fingerprints
     "bo-std": _optimizer("bo", {"y_transform": "standardize"}),  # the earlier default
     "bo-rank": _optimizer("bo", {"y_transform": "rank"}),
     "bo-warm": _optimizer("bo", {"warm_start": True}),  # GP fits start from the previous fit's hyperparameters

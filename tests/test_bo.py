@@ -315,3 +315,65 @@ def test_option_values_of_the_wrong_type_are_one_line_errors():
     with pytest.raises(ConfigError, match="warm_start must be true or false, not 1"):
         BOConfig.from_dict({"warm_start": 1})
     assert BOConfig.from_dict({"patience": 5, "bound": 3, "warm_start": True}).bound == 3  # an int for a float field is fine
+
+
+# -- the Tanimoto surrogate -------------------------------------------------------
+
+
+def test_tanimoto_kernel_matches_rdkit_and_hand_values():
+    from rdkit import DataStructs
+
+    from molgen.chem.fingerprints import fingerprint_array, morgan_fingerprint
+    from molgen.optimize.bo import _tanimoto_kernel_class
+
+    kernel = _tanimoto_kernel_class()()
+    a = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64)
+    # |a0 & b| = 1, |a0 | b| = 3; likewise for a1.
+    assert kernel.forward(a, b).flatten().tolist() == pytest.approx([1 / 3, 1 / 3])
+    assert kernel.forward(a, a, diag=True).tolist() == [1.0, 1.0]
+    smiles = ["CCOC(=O)c1ccccc1", "CCOC(=O)c1ccccc1C", "c1ccncc1", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"]
+    fps = torch.from_numpy(fingerprint_array(smiles, n_jobs=1)).double()
+    expected = [DataStructs.BulkTanimotoSimilarity(morgan_fingerprint(s), [morgan_fingerprint(t) for t in smiles]) for s in smiles]
+    assert kernel.forward(fps, fps).numpy() == pytest.approx(np.array(expected), abs=1e-9)
+
+
+def test_tanimoto_gp_ranks_a_near_copy_of_the_best_molecule_first():
+    from molgen.chem.fingerprints import fingerprint_array
+    from molgen.optimize.bo import _Molecules, _fit_gp, _tanimoto_kernel
+
+    molecules = _Molecules()
+    scored = {"CCOC(=O)c1ccccc1": 1.0, "CCOC(=O)c1ccccc1Cl": 0.9, "CCCCCCCC": 0.0, "OCCO": 0.0, "c1ccncc1": 0.1, "CCN(CC)CC": 0.0}
+    molecules.add(list(scored), list(scored.values()))
+    molecules.add(["CCCCCCCC"], [5.0])  # a molecule already held keeps its first score
+    fps, y = molecules.nearest("CCOC(=O)c1ccccc1", k=3)
+    # Itself, the chloro analogue (Tanimoto 0.548), then octane (0.111, its first score kept), ahead of pyridine (0.107).
+    assert y.tolist() == [1.0, 0.9, 0.0]
+    fps, y = molecules.nearest("CCOC(=O)c1ccccc1", k=10)
+    assert len(y) == 6 and sorted(y.tolist()) == [0.0, 0.0, 0.0, 0.1, 0.9, 1.0]
+    model = _fit_gp(fps, y, iters=30, kernel=_tanimoto_kernel())
+    candidates = ["CCCCCCCCC", "CCOC(=O)c1ccccc1F", "OCCCO"]
+    with torch.no_grad():
+        mean = model.posterior(torch.from_numpy(fingerprint_array(candidates, n_jobs=1)).double()).mean.flatten()
+    assert int(mean.argmax()) == 1 and mean[1] > mean[0] + 0.2 and mean[1] > mean[2] + 0.2
+
+
+def test_tanimoto_surrogate_charges_only_distinct_new_molecules_and_is_seeded(tiny):
+    options = {**REAL_OPTIONS, "surrogate": "tanimoto", "n_candidates": 128, "max_train": 40}
+
+    def run(seed):
+        result = optimize("pmo:qed", model=tiny, method="bo", budget=30, options=options, seed=seed)
+        assert result.oracle.calls == 30
+        smiles = [r.smiles for r in result.oracle.history]
+        assert len(set(smiles)) == 30
+        facts = result.summary["method_facts"]
+        assert facts["config"]["surrogate"] == "tanimoto" and facts["batches"] >= 4  # 8 initial, then batches of 6
+        assert facts["decoded"] >= 128 * (facts["batches"])  # every batch decodes its candidates first
+        return smiles
+
+    first = run(0)
+    assert run(0) == first and run(1) != first
+    with pytest.raises(ConfigError, match="surrogate must be 'latent' or 'tanimoto'"):
+        BOConfig(surrogate="ecfp")
+    with pytest.raises(ConfigError, match="use acquisition=ts"):
+        BOConfig(surrogate="tanimoto", acquisition="qlogei")

@@ -31,6 +31,7 @@ oracle and left out of the GP's data; the run continues.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -62,6 +63,11 @@ class BOConfig(ConfigMixin):
     projection_molecules: int = 2000  # encoded training molecules the PCA is computed on
     bound: float = 3.5  # search box, in standard deviations along each direction
     acquisition: Literal["ts", "qlogei"] = "ts"
+    # What the GP reads: the latent coordinates of a point, or ("tanimoto") the Morgan fingerprint of the
+    # molecule it decodes to. With "tanimoto" every candidate is decoded before it is ranked (decoding is
+    # cheap; oracle calls are not), repeats and known molecules are dropped, and Thompson sampling ranks
+    # the distinct new molecules under a Tanimoto-kernel GP, the surrogate of PMO's GP BO baseline.
+    surrogate: Literal["latent", "tanimoto"] = "latent"
     # What the GP is fitted to: the scores' ranks mapped to normal quantiles (a Gaussian copula), or
     # the scores standardised. Ranks give a landscape of rare spikes above a flat floor a slope to
     # follow; on 4 PMO tasks x 2 seeds they won 5 of 6 contested runs (docs/pmo_benchmarks.md).
@@ -95,6 +101,10 @@ class BOConfig(ConfigMixin):
             raise ConfigError(f"bo y_transform must be 'standardize' or 'rank', got {self.y_transform!r}")
         if self.acquisition not in ("ts", "qlogei"):
             raise ConfigError(f"bo acquisition must be 'ts' or 'qlogei', got {self.acquisition!r}")
+        if self.surrogate not in ("latent", "tanimoto"):
+            raise ConfigError(f"bo surrogate must be 'latent' or 'tanimoto', got {self.surrogate!r}")
+        if self.surrogate == "tanimoto" and self.acquisition != "ts":
+            raise ConfigError("bo surrogate=tanimoto ranks decoded molecules by Thompson sampling; use acquisition=ts")
         if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0 or self.patience < 0:
             raise ConfigError("bo oversample must be >= 1, bound > 0, start_noise >= 0, failure_tol >= 0, patience >= 0")
         if not 0 < self.length_min < self.length_init <= self.length_max:
@@ -182,21 +192,62 @@ class _Data:
         return len(self.y)
 
 
+class _Molecules:
+    """Distinct scored molecules with their Morgan fingerprints (the Tanimoto surrogate's data)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.scores: list[float] = []
+        self.fps = np.zeros((0, _FP_BITS), dtype=np.uint8)
+
+    def add(self, smiles: list[str], scores: list[float]) -> None:
+        from molgen.chem.fingerprints import fingerprint_array
+
+        fresh = [(s, y) for s, y in dict(zip(smiles, scores)).items() if s not in self.index]
+        if not fresh:
+            return
+        for s, y in fresh:
+            self.index[s] = len(self.scores)
+            self.scores.append(y)
+        self.fps = np.concatenate([self.fps, fingerprint_array([s for s, _ in fresh], n_bits=_FP_BITS, n_jobs=1)])
+
+    def nearest(self, smiles: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fingerprints and scores of the ``k`` molecules most similar (Tanimoto) to ``smiles``, itself included."""
+        fps = self.fps.astype(np.float32)
+        center = fps[self.index[smiles]]
+        dot = fps @ center
+        sim = dot / np.maximum(fps.sum(1) + center.sum() - dot, 1e-9)
+        idx = np.argsort(-sim, kind="stable")[:k]
+        return torch.from_numpy(fps[idx]).double(), torch.tensor(self.scores, dtype=torch.float64)[idx]
+
+
+_FP_BITS = 2048  # Morgan radius 2 (ECFP4), as in PMO's GP BO
+
+
 class _Searcher:
     """Decodes ranked candidates and scores them until enough new molecules are charged."""
 
-    def __init__(self, vae, oracle: Oracle, box: LatentBox, data: _Data, run: BORun, start_x: torch.Tensor | None) -> None:
+    def __init__(self, vae, oracle: Oracle, box: LatentBox, data: _Data, run: BORun, start_x: torch.Tensor | None, molecules: _Molecules | None = None) -> None:
         self.vae, self.oracle, self.box, self.data, self.run, self.start_x = vae, oracle, box, data, run, start_x
+        self.molecules = molecules
 
-    def evaluate(self, ranked: torch.Tensor, want: int, step: int) -> list[float]:
-        """Scores of the new molecules charged (NaN for failures), at most ``want`` of them."""
+    def decode(self, x: torch.Tensor) -> list[str | None]:
+        smiles = self.vae.decode(self.box.to_latent(x), DecodeOptions(strategy="greedy"))
+        self.run.decoded += len(smiles)
+        return smiles
+
+    def evaluate(self, ranked: torch.Tensor, want: int, step: int, decoded: list[str] | None = None) -> list[float]:
+        """Scores of the new molecules charged (NaN for failures), at most ``want`` of them.
+
+        ``decoded``: what ``ranked`` decodes to, when the proposal has decoded it already.
+        """
         new: list[float] = []
         pos = 0
         while len(new) < want and pos < len(ranked) and not self.oracle.exhausted:
-            chunk = ranked[pos : pos + want - len(new)]
+            end = pos + want - len(new)
+            chunk = ranked[pos:end]
+            smiles = decoded[pos:end] if decoded is not None else self.decode(chunk)
             pos += len(chunk)
-            smiles = self.vae.decode(self.box.to_latent(chunk), DecodeOptions(strategy="greedy"))
-            self.run.decoded += len(smiles)
             before = self.oracle.calls
             self.oracle(smiles, step=step, origins=self._origins(chunk))
             new.extend(r.score for r in self.oracle.history[before:])
@@ -215,7 +266,11 @@ class _Searcher:
             if record is not None and record.status == "ok" and math.isfinite(record.score):
                 keep.append(i)
         if keep:
-            self.data.add(x[keep], [self.oracle.records[smiles[i]].score for i in keep], [smiles[i] for i in keep])
+            kept = [smiles[i] for i in keep]
+            scores = [self.oracle.records[s].score for s in kept]
+            self.data.add(x[keep], scores, kept)
+            if self.molecules is not None:
+                self.molecules.add(kept, scores)
 
 
 def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smiles: list[str] | None = None, seed: int = 0, show_progress: bool = False) -> BORun:
@@ -234,7 +289,7 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
     run = BORun(space={"projection": cfg.projection, "dims": box.dims, "explained_variance": round(box.explained, 4)})
     start_x = _encode_starts(vae, box, start_smiles) if start_smiles else None
     data = _Data(box.dims)
-    searcher = _Searcher(vae, oracle, box, data, run, start_x)
+    searcher = _Searcher(vae, oracle, box, data, run, start_x, _Molecules() if cfg.surrogate == "tanimoto" else None)
     failure_tol = cfg.failure_tol or math.ceil(max(4, box.dims) / cfg.batch_size)
     with progress_bar(oracle.budget, "bo", enabled=show_progress, unit="calls") as bar:
         searcher.evaluate(_initial_design(box, cfg, start_x, gen), min(cfg.n_init, int(oracle.remaining)), step=0)
@@ -247,9 +302,12 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
         while not oracle.exhausted:
             step += 1
             calls = oracle.calls
-            ranked = _propose(data, region, box.dims, cfg, gen, seed + step)
+            if cfg.surrogate == "tanimoto":
+                ranked, decoded = _propose_molecules(searcher, region, cfg, gen, seed + step)
+            else:
+                ranked, decoded = _propose(data, region, box.dims, cfg, gen, seed + step), None
             want = min(cfg.batch_size, int(oracle.remaining))
-            scores = searcher.evaluate(ranked, want, step)
+            scores = searcher.evaluate(ranked, want, step, decoded)
             stalled = stalled + 1 if not scores else 0
             restarted = _update(region, data, scores, cfg, failure_tol, centers, starved=len(scores) < want / 2 and not oracle.exhausted)
             run.restarts += restarted
@@ -355,6 +413,63 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     return cand[_distinct_argmax(samples)]
 
 
+def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen: torch.Generator, seed: int) -> tuple[torch.Tensor, list[str]]:
+    """Distinct new molecules decoded from trust-region candidates, best first by a Tanimoto GP's Thompson samples."""
+    data, molecules = searcher.data, searcher.molecules
+    center = data.x[region.center]
+    lower, upper = (center - region.length / 2).clamp(0, 1), (center + region.length / 2).clamp(0, 1)
+    cand = _candidates(center, lower, upper, cfg.n_candidates, gen, seed)
+    first: dict[str, int] = {}  # each new molecule and the first candidate that decodes to it
+    for i, s in enumerate(searcher.decode(cand)):
+        if s and s not in searcher.oracle.records and s not in first:
+            first[s] = i
+    if not first:
+        return cand[:0], []
+    new = list(first)
+    fps, y = molecules.nearest(data.smiles[region.center], cfg.max_train)
+    model = _fit_gp(fps, _copula(y) if cfg.y_transform == "rank" else y, cfg.fit_iters, kernel=_tanimoto_kernel())
+    from molgen.chem.fingerprints import fingerprint_array
+
+    cand_fps = torch.from_numpy(fingerprint_array(new, n_bits=_FP_BITS, n_jobs=1)).double()
+    n_rank = min(math.ceil(cfg.batch_size * cfg.oversample), len(new))
+    with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(seed)
+        samples = model.posterior(cand_fps).rsample(torch.Size([n_rank])).squeeze(-1)  # [n_rank, n_new]
+    order = _distinct_argmax(samples).tolist()
+    return cand[[first[new[i]] for i in order]], [new[i] for i in order]
+
+
+@functools.cache
+def _tanimoto_kernel_class():
+    from gpytorch.kernels import Kernel
+
+    class TanimotoKernel(Kernel):
+        """k(a, b) = <a, b> / (|a|^2 + |b|^2 - <a, b>) on bit (or count) vectors; no hyperparameters.
+
+        Written here rather than taken from GAUCHE, whose package requires jupyterlab and seaborn.
+        """
+
+        has_lengthscale = False
+        is_stationary = False
+
+        def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params) -> torch.Tensor:
+            if diag:
+                dot = (x1 * x2).sum(-1)
+                return dot / ((x1 * x1).sum(-1) + (x2 * x2).sum(-1) - dot).clamp_min(1e-9)
+            dot = x1 @ x2.transpose(-1, -2)
+            norms = (x1 * x1).sum(-1, keepdim=True) + (x2 * x2).sum(-1, keepdim=True).transpose(-1, -2)
+            return dot / (norms - dot).clamp_min(1e-9)
+
+    return TanimotoKernel
+
+
+def _tanimoto_kernel():
+    from gpytorch.kernels import ScaleKernel
+
+    return ScaleKernel(_tanimoto_kernel_class()())
+
+
 def _copula(y: torch.Tensor) -> torch.Tensor:
     """Normal quantiles of the ranks of ``y`` (ties share their mean rank): order kept, scale dropped."""
     values, inverse = torch.unique(y, return_inverse=True)
@@ -373,7 +488,7 @@ def _hypers(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(_HYPER_PREFIXES)}
 
 
-def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int, init: dict | None = None):
+def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int, init: dict | None = None, kernel=None):
     from botorch.exceptions import ModelFittingError
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -383,7 +498,7 @@ def _fit_gp(x: torch.Tensor, y: torch.Tensor, iters: int, init: dict | None = No
         # botorch's advisory warnings: input scaling, optimizer status, and (at construction) targets
         # with zero spread, which every batch of a flat objective has (valsartan_smarts: 452 of them)
         warnings.simplefilter("ignore")
-        model = SingleTaskGP(x, y[:, None])  # standardises y; dimension-scaled lengthscale prior
+        model = SingleTaskGP(x, y[:, None], covar_module=kernel)  # standardises y; default kernel: dimension-scaled lengthscale prior
         if init is not None:
             model.load_state_dict(init, strict=False)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
