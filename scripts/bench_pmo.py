@@ -145,14 +145,15 @@ RUNNERS = {
     "zinc": _zinc,
     "prior": _prior,
     "gradient": _optimizer("gradient", GRADIENT_OPTIONS),
-    "bo": _optimizer("bo", {}),  # the default: rank-transformed GP targets (since 09:00 UTC), patience 10 (since 17:05 UTC)
-    "bo-patience0": _optimizer("bo", {"patience": 0}),  # the default before 17:05 UTC (the 20-task 9.283 table)
-    "bo-patience10": _optimizer("bo", {"patience": 10}),  # restart a region after 10 batches without a better molecule
-    "bo-tanimoto": _optimizer("bo", {"surrogate": "tanimoto"}),  # GP with a Tanimoto kernel on the decoded molecules' fingerprints
-    "bo-std": _optimizer("bo", {"y_transform": "standardize"}),  # the earlier default
-    "bo-rank": _optimizer("bo", {"y_transform": "rank"}),
-    "bo-warm": _optimizer("bo", {"warm_start": True}),  # GP fits start from the previous fit's hyperparameters
-    "bo-warm25": _optimizer("bo", {"warm_start": True, "warm_fit_iters": 25}),  # ... and stop after 25 L-BFGS iterations
+    "bo": _optimizer("bo", {}),  # the default: Tanimoto-GP surrogate (since 22:00 UTC 2026-11-22), patience 10, rank targets
+    "bo-tanimoto": _optimizer("bo", {"surrogate": "tanimoto"}),  # = bo today; the name of the 10.871 table's runs
+    # The latent-coordinate GP, the default before the Tanimoto surrogate, and the variants measured with it:
+    "bo-patience0": _optimizer("bo", {"surrogate": "latent", "patience": 0}),  # before 17:05 UTC (the 9.283 table)
+    "bo-patience10": _optimizer("bo", {"surrogate": "latent", "patience": 10}),  # 17:05-22:00 UTC (the 9.846 table)
+    "bo-std": _optimizer("bo", {"surrogate": "latent", "patience": 0, "y_transform": "standardize"}),  # the earliest default
+    "bo-rank": _optimizer("bo", {"surrogate": "latent", "patience": 0, "y_transform": "rank"}),
+    "bo-warm": _optimizer("bo", {"surrogate": "latent", "patience": 0, "warm_start": True}),  # GP fits start from the previous fit
+    "bo-warm25": _optimizer("bo", {"surrogate": "latent", "patience": 0, "warm_start": True, "warm_fit_iters": 25}),  # ... capped at 25 iterations
 }
 
 
