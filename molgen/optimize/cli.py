@@ -146,7 +146,7 @@ def optimize_command(
     objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
-    method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. dims=32)"),
+    method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
     budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
     constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
     start: list[str] = typer.Option([], "--start", help="start molecule SMILES (repeatable)"),
