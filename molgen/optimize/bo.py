@@ -225,12 +225,12 @@ class _Molecules:
 
     def nearest(self, smiles: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Fingerprints and scores of the ``k`` molecules most similar (Tanimoto) to ``smiles``, itself included."""
-        fps = self.fps.astype(np.float32)
-        center = fps[self.index[smiles]]
-        dot = fps @ center
-        sim = dot / np.maximum(fps.sum(1) + center.sum() - dot, 1e-9)
+        from molgen.chem.fingerprints import tanimoto_matrix
+
+        i = self.index[smiles]
+        sim = tanimoto_matrix(self.fps, self.fps[i : i + 1])[:, 0]
         idx = np.argsort(-sim, kind="stable")[:k]
-        return torch.from_numpy(fps[idx]).double(), torch.tensor(self.scores, dtype=torch.float64)[idx]
+        return torch.from_numpy(self.fps[idx]).double(), torch.tensor(self.scores, dtype=torch.float64)[idx]
 
 
 _FP_BITS = 2048  # Morgan radius 2 (ECFP4), as in PMO's GP BO
