@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from molgen.chem.fingerprints import fingerprint_array, tanimoto_matrix
 from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions
 from molgen.optimize.api import MethodContext, register_method
@@ -213,8 +214,6 @@ class _Molecules:
         self.fps = np.zeros((0, _FP_BITS), dtype=np.uint8)
 
     def add(self, smiles: list[str], scores: list[float]) -> None:
-        from molgen.chem.fingerprints import fingerprint_array
-
         fresh = [(s, y) for s, y in dict(zip(smiles, scores)).items() if s not in self.index]
         if not fresh:
             return
@@ -225,8 +224,6 @@ class _Molecules:
 
     def nearest(self, smiles: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Fingerprints and scores of the ``k`` molecules most similar (Tanimoto) to ``smiles``, itself included."""
-        from molgen.chem.fingerprints import tanimoto_matrix
-
         i = self.index[smiles]
         sim = tanimoto_matrix(self.fps, self.fps[i : i + 1])[:, 0]
         idx = np.argsort(-sim, kind="stable")[:k]
@@ -440,8 +437,6 @@ def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen:
     new = list(first)
     fps, y = molecules.nearest(data.smiles[region.center], cfg.max_train)
     model = _fit_gp(fps, _copula(y) if cfg.y_transform == "rank" else y, cfg.fit_iters, kernel=_tanimoto_kernel())
-    from molgen.chem.fingerprints import fingerprint_array
-
     cand_fps = torch.from_numpy(fingerprint_array(new, n_bits=_FP_BITS, n_jobs=1)).double()
     n_rank = min(math.ceil(cfg.batch_size * cfg.oversample), len(new))
     with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
