@@ -147,6 +147,8 @@ RUNNERS = {
     "gradient": _optimizer("gradient", GRADIENT_OPTIONS),
     "bo": _optimizer("bo", {}),  # the default: Tanimoto-GP surrogate (since 22:00 UTC 2026-11-22), patience 10, rank targets
     "bo-tanimoto": _optimizer("bo", {"surrogate": "tanimoto"}),  # = bo today; the name of the 10.871 table's runs
+    "bo-cand2000": _optimizer("bo", {"n_candidates": 2000}),  # twice the decoded candidates per batch
+    "bo-train1000": _optimizer("bo", {"max_train": 1000}),  # the GP fitted on 1,000 molecules nearest the centre
     # The latent-coordinate GP, the default before the Tanimoto surrogate, and the variants measured with it:
     "bo-patience0": _optimizer("bo", {"surrogate": "latent", "patience": 0}),  # before 17:05 UTC (the 9.283 table)
     "bo-patience10": _optimizer("bo", {"surrogate": "latent", "patience": 10}),  # 17:05-22:00 UTC (the 9.846 table)
