@@ -413,13 +413,12 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
     upper = (center + weights * region.length / 2).clamp(0, 1)
     cand = _candidates(center, lower, upper, cfg.n_candidates, gen, seed)
     n_rank = math.ceil(cfg.batch_size * cfg.oversample)
-    with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jitter added to near-singular covariances of close candidates
-        torch.manual_seed(seed)
-        if cfg.acquisition == "qlogei":
+    if cfg.acquisition == "qlogei":
+        with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(seed)
             return _rank_logei(model, y.max(), cand, lower, upper, cfg.batch_size, n_rank)
-        samples = model.posterior(cand).rsample(torch.Size([n_rank])).squeeze(-1)  # [n_rank, n_cand]
-    return cand[_distinct_argmax(samples)]
+    return cand[_thompson_order(model, cand, n_rank, seed)]
 
 
 def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen: torch.Generator, seed: int) -> tuple[torch.Tensor, list[str]]:
@@ -438,13 +437,17 @@ def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen:
     fps, y = molecules.nearest(data.smiles[region.center], cfg.max_train)
     model = _fit_gp(fps, _copula(y) if cfg.y_transform == "rank" else y, cfg.fit_iters, kernel=_tanimoto_kernel())
     cand_fps = torch.from_numpy(fingerprint_array(new, n_bits=_FP_BITS, n_jobs=1)).double()
-    n_rank = min(math.ceil(cfg.batch_size * cfg.oversample), len(new))
-    with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(seed)
-        samples = model.posterior(cand_fps).rsample(torch.Size([n_rank])).squeeze(-1)  # [n_rank, n_new]
-    order = _distinct_argmax(samples).tolist()
+    order = _thompson_order(model, cand_fps, min(math.ceil(cfg.batch_size * cfg.oversample), len(new)), seed).tolist()
     return cand[[first[new[i]] for i in order]], [new[i] for i in order]
+
+
+def _thompson_order(model, x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` distinct rows of ``x``, each the best of one joint posterior sample (seeded, global RNG untouched)."""
+    with torch.random.fork_rng(), _exact_gp(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jitter added to near-singular covariances of close candidates
+        torch.manual_seed(seed)
+        samples = model.posterior(x).rsample(torch.Size([n])).squeeze(-1)  # [n, len(x)]
+    return _distinct_argmax(samples)
 
 
 @functools.cache
