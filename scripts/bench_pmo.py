@@ -149,6 +149,8 @@ RUNNERS = {
     "bo-tanimoto": _optimizer("bo", {"surrogate": "tanimoto"}),  # = bo today; the name of the 10.871 table's runs
     "bo-cand2000": _optimizer("bo", {"n_candidates": 2000}),  # twice the decoded candidates per batch
     "bo-train1000": _optimizer("bo", {"max_train": 1000}),  # the GP fitted on 1,000 molecules nearest the centre
+    "bo-ft10": _optimizer("bo", {"finetune_every": 10}),  # weighted retraining of the VAE every 10 batches (500 calls)
+    "bo-ft5": _optimizer("bo", {"finetune_every": 5, "finetune_steps": 40}),  # ... every 5 batches, twice the steps
     # The latent-coordinate GP, the default before the Tanimoto surrogate, and the variants measured with it:
     "bo-patience0": _optimizer("bo", {"surrogate": "latent", "patience": 0}),  # before 17:05 UTC (the 9.283 table)
     "bo-patience10": _optimizer("bo", {"surrogate": "latent", "patience": 10}),  # 17:05-22:00 UTC (the 9.846 table)

@@ -41,6 +41,7 @@ oracle and left out of the GP's data; the run continues.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import warnings
@@ -103,6 +104,15 @@ class BOConfig(ConfigMixin):
     start_noise: float = 0.1  # std (whitened units) of the jitter around encoded start molecules
     max_stalled: int = 25  # stop after this many batches in a row without a new molecule
     patience: int = 10  # restart a region whose best has not improved for this many batches (0: TuRBO's length rule alone)
+    # Weighted retraining (Tripp et al. 2020; LOL-BO updates its VAE the same way): every
+    # ``finetune_every`` batches a private copy of the VAE takes ``finetune_steps`` Adam steps on
+    # scored molecules drawn with weight 1 / (finetune_k * N + rank), so that the decoder spends
+    # more of the latent space on molecules like the best ones. 0: the VAE is never changed.
+    finetune_every: int = 0
+    finetune_steps: int = 20
+    finetune_batch: int = 64
+    finetune_lr: float = 3e-4
+    finetune_k: float = 1e-3
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "n_init", "dims", "n_candidates", "max_train", "fit_iters", "warm_fit_iters", "success_tol", "max_stalled"):
@@ -118,6 +128,8 @@ class BOConfig(ConfigMixin):
             raise ConfigError(f"bo surrogate must be 'latent' or 'tanimoto', got {self.surrogate!r}")
         if self.surrogate == "tanimoto" and self.acquisition != "ts":
             raise ConfigError("bo acquisition=qlogei optimises over latent coordinates; add --option surrogate=latent (the default surrogate, tanimoto, ranks decoded molecules by Thompson sampling)")
+        if self.finetune_every < 0 or self.finetune_steps < 1 or self.finetune_batch < 1 or self.finetune_lr <= 0 or self.finetune_k <= 0:
+            raise ConfigError("bo finetune_every must be >= 0 (0: off), finetune_steps and finetune_batch >= 1, finetune_lr and finetune_k > 0")
         if self.oversample < 1 or self.bound <= 0 or self.start_noise < 0 or self.failure_tol < 0 or self.patience < 0:
             raise ConfigError("bo oversample must be >= 1, bound > 0, start_noise >= 0, failure_tol >= 0, patience >= 0")
         if not 0 < self.length_min < self.length_init <= self.length_max:
@@ -133,6 +145,7 @@ class BORun:
     decoded: int = 0
     stopped: str = "budget"  # budget | stalled
     space: dict[str, Any] = field(default_factory=dict)
+    finetunes: list[dict[str, Any]] = field(default_factory=list)  # per VAE update: step, molecules, loss before/after
 
 
 class LatentBox:
@@ -294,6 +307,8 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
     if oracle.budget is None:
         raise ConfigError("Bayesian optimization needs a finite --budget of oracle calls")
     gen = torch.Generator().manual_seed(seed)
+    tuner = _Tuner(vae, cfg, seed) if cfg.finetune_every else None
+    vae = tuner.vae if tuner else vae  # the caller's model is never changed
     box = LatentBox.build(vae, cfg)
     run = BORun(space={"projection": cfg.projection, "dims": box.dims, "explained_variance": round(box.explained, 4)})
     start_x = _encode_starts(vae, box, start_smiles) if start_smiles else None
@@ -326,7 +341,54 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             if stalled >= cfg.max_stalled:
                 run.stopped = "stalled"
                 break
+            if tuner and step % cfg.finetune_every == 0 and not oracle.exhausted:
+                run.finetunes.append({"step": step, **tuner.update(data)})
+                tuner.reencode(data, box)
     return run
+
+
+class _Tuner:
+    """Weighted retraining of a private copy of the VAE on the molecules scored so far."""
+
+    def __init__(self, vae, cfg: BOConfig, seed: int) -> None:
+        if not isinstance(getattr(vae, "model", None), torch.nn.Module) or not hasattr(vae, "tokenize"):
+            raise ConfigError("bo finetune_every needs a trained molecular VAE (a molgen checkpoint); use finetune_every=0")
+        self.vae = copy.deepcopy(vae)
+        self.cfg = cfg
+        self.beta = float(vae.meta.get("training", {}).get("kl", {}).get("beta", 1.0))  # the KL weight it was trained with
+        self.gen = torch.Generator().manual_seed(seed + 7919)
+        self.opt = torch.optim.Adam(self.vae.model.parameters(), lr=cfg.finetune_lr)
+
+    def update(self, data: _Data) -> dict[str, Any]:
+        """``finetune_steps`` Adam steps on batches drawn by rank weight; returns the mean loss of the first and last steps."""
+        scores = dict(zip(data.smiles, data.y.tolist()))  # one entry per molecule (repeats score the same)
+        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+        weights = 1.0 / (self.cfg.finetune_k * len(ranked) + torch.arange(len(ranked), dtype=torch.float64))
+        draws = torch.multinomial(weights, self.cfg.finetune_steps * self.cfg.finetune_batch, replacement=True, generator=self.gen)
+        model, losses = self.vae.model, []
+        model.train()
+        try:
+            for batch in draws.view(self.cfg.finetune_steps, -1).tolist():
+                ids, lengths, _ = self.vae.tokenize([ranked[i] for i in batch])
+                if not len(ids):
+                    continue
+                out = model(ids.to(self.vae.device), lengths, beta=self.beta, generator=self.gen)
+                self.opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                self.opt.step()
+                losses.append(out.loss.item())
+        finally:
+            model.eval()
+        return {"molecules": len(ranked), "loss_first": round(losses[0], 3) if losses else None, "loss_last": round(losses[-1], 3) if losses else None}
+
+    def reencode(self, data: _Data, box: LatentBox) -> None:
+        """Move every stored point to its molecule's code under the updated encoder (trust-region centres included)."""
+        distinct = list(dict.fromkeys(data.smiles))
+        z, kept = self.vae.encode(distinct)
+        where = {distinct[i]: row for row, i in enumerate(kept)}
+        x = box.from_latent(z)
+        rows = [i for i, s in enumerate(data.smiles) if s in where]
+        data.x[rows] = x[[where[data.smiles[i]] for i in rows]].to(data.x.dtype)
 
 
 def _encode_starts(vae, box: LatentBox, smiles: list[str]) -> torch.Tensor:
@@ -574,6 +636,7 @@ def _run_bo(ctx: MethodContext) -> dict[str, Any]:
         "batches": len(run.batches),
         "restarts": run.restarts,
         "stopped": run.stopped,
+        "finetunes": run.finetunes,
         "trajectory": run.batches,
     }
 
