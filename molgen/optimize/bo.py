@@ -2,7 +2,7 @@
 
 The recipe follows TuRBO (Eriksson et al. 2019, "Scalable global optimization
 via local Bayesian optimization") as used for molecules by LOL-BO (Maus et al.
-2022), with four choices of our own:
+2022), with these choices of our own:
 
 * **Surrogate.** By default (``surrogate="tanimoto"``) the GP does not read
   latent coordinates at all: each batch decodes its trust-region candidates
@@ -34,6 +34,16 @@ via local Bayesian optimization") as used for molecules by LOL-BO (Maus et al.
   teaches the GP, with its known score. ``acquisition="qlogei"`` takes the
   batch from qLogEI (sequential greedy) and falls back on candidates ranked by
   analytic LogEI.
+
+* **Weighted retraining** (optional, ``finetune_every``). LOL-BO updates its
+  VAE on the best molecules found so far; we do the same with the rank
+  weights of Tripp et al. (2020, "Sample-efficient optimization in the latent
+  space of deep generative models via weighted retraining"): every
+  ``finetune_every`` batches a private copy of the VAE takes a few Adam steps
+  on scored molecules drawn with weight ``1 / (k N + rank)``, and every stored
+  point moves to its molecule's code under the updated encoder. The decoder
+  then spends more of the trust region on molecules like the best ones. The
+  caller's model is never changed.
 
 Objective failures (NaN, an exception for one molecule) are logged by the
 oracle and left out of the GP's data; the run continues.
@@ -344,6 +354,8 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             if tuner and step % cfg.finetune_every == 0 and not oracle.exhausted:
                 run.finetunes.append({"step": step, **tuner.update(data)})
                 tuner.reencode(data, box)
+                if start_smiles:  # origins are found by distance to the starts' codes, which moved too
+                    searcher.start_x = _encode_starts(vae, box, start_smiles)
     return run
 
 
