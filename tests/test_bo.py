@@ -21,8 +21,9 @@ from molgen.errors import ConfigError
 from molgen.optimize import optimize
 from molgen.optimize.bo import BOConfig, LatentBox, _Data, _Region, _update
 
-# The chain toy needs the latent surrogate: chains longer than five carbons share one Morgan fingerprint.
-TOY_OPTIONS = dict(surrogate="latent", projection="none", n_init=4, batch_size=3, n_candidates=256, fit_iters=15, max_train=64)
+# The chain toy needs the latent surrogate (chains longer than five carbons share one Morgan
+# fingerprint) and no weighted retraining (it has no network to train).
+TOY_OPTIONS = dict(surrogate="latent", finetune_every=0, projection="none", n_init=4, batch_size=3, n_candidates=256, fit_iters=15, max_train=64)
 
 
 class ChainVAE:
