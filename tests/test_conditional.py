@@ -3,6 +3,7 @@ the unconditional default model unchanged by it."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -211,3 +212,18 @@ def test_latent_dropout_needs_a_conditional_model():
     with pytest.raises(ConfigError, match=r"\[0, 1\)"):
         VAETrainingConfig(conditions=["qed"], latent_dropout=1.0)
     assert VAETrainingConfig(conditions=["qed"], latent_dropout=0.5).latent_dropout == 0.5
+
+
+
+def test_bo_retrains_a_conditional_model_on_its_own_properties(cond_run):
+    from molgen.optimize.bo import BOConfig, _Data, _Tuner
+    from molgen.vae import MoleculeVAE
+
+    vae = MoleculeVAE.load(cond_run, device="cpu")
+    smiles = ["CCOC(=O)c1ccccc1", "CCCCCCCC", "OCCO", "c1ccncc1"]
+    data = _Data(4)
+    data.add(torch.zeros(4, 4), [0.9, 0.1, 0.2, 0.3], smiles)
+    tuner = _Tuner(vae, BOConfig(finetune_steps=4, finetune_batch=4), seed=0)
+    facts = tuner.update(data)  # the model's forward needs each molecule's own logP and QED as its condition
+    assert facts["molecules"] == 4 and math.isfinite(facts["loss_first"]) and math.isfinite(facts["loss_last"])
+    assert any(not torch.equal(a, b) for a, b in zip(vae.model.parameters(), tuner.vae.model.parameters()))

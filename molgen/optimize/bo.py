@@ -373,7 +373,7 @@ class _Tuner:
         self.opt = torch.optim.Adam(self.vae.model.parameters(), lr=cfg.finetune_lr)
 
     def update(self, data: _Data) -> dict[str, Any]:
-        """``finetune_steps`` Adam steps on batches drawn by rank weight; returns the mean loss of the first and last steps."""
+        """``finetune_steps`` Adam steps on batches drawn by rank weight; returns the batch losses of the first and last steps."""
         scores = dict(zip(data.smiles, data.y.tolist()))  # one entry per molecule (repeats score the same)
         ranked = sorted(scores, key=scores.__getitem__, reverse=True)
         weights = 1.0 / (self.cfg.finetune_k * len(ranked) + torch.arange(len(ranked), dtype=torch.float64))
@@ -382,10 +382,13 @@ class _Tuner:
         model.train()
         try:
             for batch in draws.view(self.cfg.finetune_steps, -1).tolist():
-                ids, lengths, _ = self.vae.tokenize([ranked[i] for i in batch])
+                smiles = [ranked[i] for i in batch]
+                ids, lengths, kept = self.vae.tokenize(smiles)
                 if not len(ids):
                     continue
-                out = model(ids.to(self.vae.device), lengths, beta=self.beta, generator=self.gen)
+                own = self.vae.own_conditions([smiles[i] for i in kept])  # a conditional model learns from its own properties
+                cond = None if own is None else self.vae.condition_tensor(own, len(kept)).to(self.vae.device)
+                out = model(ids.to(self.vae.device), lengths, beta=self.beta, generator=self.gen, cond=cond)
                 self.opt.zero_grad(set_to_none=True)
                 out.loss.backward()
                 self.opt.step()
