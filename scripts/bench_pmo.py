@@ -241,7 +241,7 @@ def _figures(results: list[dict], methods: list[str], runs_dir: Path, assets: Pa
             if runs:
                 scores = [np.nan if s is None else s for s in runs[0]["scores"]]
                 calls, means = top_k_points(scores, freq=50, budget=len(scores))
-                ax.plot(np.r_[0, calls], np.r_[0, means], label=m)
+                ax.plot(np.r_[0, calls], np.r_[0, means], label=m, color=f"C{methods.index(m)}")  # one colour per method in every panel
         ax.set_title(task, fontsize=9)
         ax.grid(alpha=0.3)
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes.ravel()), key=lambda hl: len(hl[1]))
