@@ -136,8 +136,7 @@ def score_molecules(
     for col in COLUMNS[3:]:
         frame[col] = np.nan
     ok = [i for i, s in enumerate(seqs) if s is not None]
-    own = vae.own_conditions([canon[i] for i in ok])
-    cond = vae.condition_tensor(own, len(ok)) if own is not None else None
+    cond = vae.own_condition_tensor([canon[i] for i in ok])
     gen = torch.Generator().manual_seed(seed)
     # Similar lengths in one batch waste less padding; the order is restored by index.
     order = sorted(range(len(ok)), key=lambda j: len(seqs[ok[j]]))

@@ -215,6 +215,12 @@ class MoleculeVAE:
         """Raw property rows of the molecules themselves (for encoding), or ``None`` if unconditional."""
         return None if self.conditions is None else property_matrix(smiles, self.conditions.names)
 
+    def own_condition_tensor(self, smiles: list[str]) -> torch.Tensor | None:
+        """Normalised conditions ``[n, k]`` of the molecules' own properties (what encoding and
+        training feed a conditional model), or ``None`` if unconditional."""
+        own = self.own_conditions(smiles)
+        return None if own is None else self.condition_tensor(own, len(smiles))
+
     # -- strings <-> ids ---------------------------------------------------------
     def ids_to_strings(self, ids: torch.Tensor) -> list[str]:
         """Token ids ``[B, L]`` (EOS-terminated, PAD after) -> raw model strings (SMILES or SELFIES)."""
@@ -255,8 +261,7 @@ class MoleculeVAE:
         Returns ``(z [n_kept, latent_dim], kept_indices)``.
         """
         ids, lengths, kept = self.tokenize(list(smiles))
-        own = self.own_conditions([smiles[i] for i in kept])
-        cond = self.condition_tensor(own, len(kept)) if own is not None else None
+        cond = self.own_condition_tensor([smiles[i] for i in kept])
         gen = torch.Generator().manual_seed(seed)
         out = []
         for start in range(0, len(ids), batch_size):

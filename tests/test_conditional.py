@@ -214,7 +214,6 @@ def test_latent_dropout_needs_a_conditional_model():
     assert VAETrainingConfig(conditions=["qed"], latent_dropout=0.5).latent_dropout == 0.5
 
 
-
 def test_bo_retrains_a_conditional_model_on_its_own_properties(cond_run):
     from molgen.optimize.bo import BOConfig, _Data, _Tuner
     from molgen.vae import MoleculeVAE

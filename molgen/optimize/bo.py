@@ -156,7 +156,7 @@ class BORun:
     decoded: int = 0
     stopped: str = "budget"  # budget | stalled
     space: dict[str, Any] = field(default_factory=dict)
-    finetunes: list[dict[str, Any]] = field(default_factory=list)  # per VAE update: step, molecules, loss before/after
+    finetunes: list[dict[str, Any]] = field(default_factory=list)  # per VAE update: step, molecules, batch loss of its first and last steps
 
 
 class LatentBox:
@@ -386,8 +386,8 @@ class _Tuner:
                 ids, lengths, kept = self.vae.tokenize(smiles)
                 if not len(ids):
                     continue
-                own = self.vae.own_conditions([smiles[i] for i in kept])  # a conditional model learns from its own properties
-                cond = None if own is None else self.vae.condition_tensor(own, len(kept)).to(self.vae.device)
+                cond = self.vae.own_condition_tensor([smiles[i] for i in kept])  # a conditional model learns from its own properties
+                cond = None if cond is None else cond.to(self.vae.device)
                 out = model(ids.to(self.vae.device), lengths, beta=self.beta, generator=self.gen, cond=cond)
                 self.opt.zero_grad(set_to_none=True)
                 out.loss.backward()
