@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from molgen.errors import ConfigError
-from molgen.metrics.compute import Evaluation, evaluate_many, merge_metrics, reference_suffix
+from molgen.metrics.compute import INTDIV_EXACT_MAX, Evaluation, evaluate_many, merge_metrics, reference_suffix
 from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
 from molgen.shards import ShardSpec
 from molgen.utils.io import atomic_output, atomic_write_text
@@ -78,12 +78,13 @@ def run_benchmark(
     seed: int = 0,
     label: str = "molgen",
     references: Sequence[str | os.PathLike] | None = None,
+    intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> dict:
     """Score ``generated`` against ``reference`` and, with ``out_dir``, write the report.
 
     Args:
-        generated, reference, train, n_jobs, device, batch_size, cache_dir:
-            as for :func:`molgen.metrics.compute_metrics`.
+        generated, reference, train, n_jobs, device, batch_size, cache_dir,
+        intdiv_exact_max: as for :func:`molgen.metrics.compute_metrics`.
         references: several references (names or files) scored in one pass,
             sharing the generated-side work; replaces ``reference``. Their
             metric keys must differ (``moses-test`` and
@@ -104,7 +105,7 @@ def run_benchmark(
     start = time.perf_counter()
     refs = [reference] if references is None else list(references)
     _check_suffixes(refs)
-    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir)
+    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir, intdiv_exact_max)
     return _report(results, refs, references is None, start, out_dir, baselines, seed, label)
 
 
@@ -149,6 +150,7 @@ def merge_benchmark(
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     label: str | None = None,
+    intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> dict:
     """Combine every shard's statistics into the report one run over all samples writes.
 
@@ -157,18 +159,28 @@ def merge_benchmark(
         references: where the reference sets are now, if they moved
             (default: the names the shards used).
         label: our row's name (default: the one the shards recorded).
-        out_dir, baselines, n_jobs, device, batch_size, cache_dir, seed: as
-            for :func:`run_benchmark`.
+        out_dir, baselines, n_jobs, device, batch_size, cache_dir, seed,
+            intdiv_exact_max: as for :func:`run_benchmark`.
     """
     start = time.perf_counter()
     loaded = [PartialStatistics.load(p) for p in parts]
-    results = merge_partials(loaded, references, n_jobs, device, batch_size, cache_dir)
+    results = merge_partials(loaded, references, n_jobs, device, batch_size, cache_dir, intdiv_exact_max)
     first = min(loaded, key=lambda p: p.meta["shard"]).meta
     names = [r["name"] for r in first["references"]]
     label = label or first.get("label") or "molgen"
     report = _report(results, names, len(names) == 1, start, out_dir, baselines, seed, label)
     report["shards"] = first["of"]
     return report
+
+
+def _intdiv_note(metrics: dict) -> list[str]:
+    if "intdiv_rows" not in metrics:
+        return []
+    return [
+        f"IntDiv and IntDiv2 are estimated from {int(metrics['intdiv_rows']):,} sampled molecules, each against all "
+        f"{int(metrics['n_valid']):,} (standard errors {metrics['IntDiv_stderr']:.1e} and {metrics['IntDiv2_stderr']:.1e}); "
+        "--intdiv-exact-max 0 computes every pair."
+    ]
 
 
 def _check_suffixes(refs: Sequence[object]) -> list[str]:
@@ -266,6 +278,7 @@ def _markdown(metrics: dict[str, float], suffix: str, baselines: list[dict], lab
         f"{int(metrics['n_generated'])} generated, {int(metrics['n_valid'])} valid; "
         f"FCD from {int(metrics['fcd_sample_size'])} generated vs {int(metrics['fcd_reference_size'])} "
         "reference molecules (FCD is biased upwards for small samples: compare only at equal sample size).",
+        *_intdiv_note(metrics),
         "",
         _table(header, [ours, *baselines], ["model", *MAIN_COLUMNS]),
         "",

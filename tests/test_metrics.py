@@ -20,6 +20,7 @@ from molgen.benchmark import load_baselines, run_benchmark
 from molgen.errors import ConfigError, DataError
 from molgen.metrics import (
     compute_metrics,
+    estimated_internal_diversity,
     frechet_distance,
     internal_diversity,
     nearest_similarity,
@@ -181,6 +182,44 @@ def test_internal_diversity_with_multiplicities_matches_expanded_set():
     got1, got2 = internal_diversity(np.packbits(bits, axis=1), counts, n_bits=64)
     assert got1 == pytest.approx(want1, abs=1e-6)
     assert got2 == pytest.approx(want2, abs=1e-6)
+
+
+def test_estimated_internal_diversity_converges_to_every_pair_within_its_standard_error():
+    rng = np.random.default_rng(5)
+    bits = _random_bits(rng, 60, 64, 0.2)
+    bits[7] = 0  # a second empty fingerprint
+    counts = rng.integers(1, 6, size=60)
+    counts[[0, 7]] = 30
+    packed = np.packbits(bits, axis=1)
+    exact1, exact2 = internal_diversity(packed, counts, n_bits=64)
+    big = estimated_internal_diversity(packed, counts, 64, rows=200_000, seed=1)
+    # The empty rows contribute similarity 1 to each other: without that the estimate is off by ~0.05.
+    assert abs(big.intdiv1 - exact1) < 4 * big.stderr1 and big.stderr1 < 1e-3
+    assert abs(big.intdiv2 - exact2) < 4 * big.stderr2 and big.stderr2 < 1e-3
+    small = [estimated_internal_diversity(packed, counts, 64, rows=50, seed=s) for s in range(40)]
+    # The standard error says how far single estimates stray: their spread matches it.
+    spread = np.std([e.intdiv1 for e in small], ddof=1)
+    assert 0.5 < spread / np.mean([e.stderr1 for e in small]) < 2.0
+    assert estimated_internal_diversity(packed, counts, 64, rows=50, seed=3) == small[3]
+    with pytest.raises(ValueError, match="at least 2"):
+        estimated_internal_diversity(packed, counts, 64, rows=1)
+
+
+@pytest.mark.filterwarnings("ignore:unique@")
+def test_intdiv_is_estimated_only_above_the_exact_limit(tmp_path):
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:80]
+    reference = smiles[40:]
+    exact = compute_metrics(smiles, reference=reference, n_jobs=1, cache_dir=tmp_path)
+    assert "intdiv_rows" not in exact and "IntDiv_stderr" not in exact
+    assert compute_metrics(smiles, reference=reference, n_jobs=1, cache_dir=tmp_path, intdiv_exact_max=80) == exact
+    estimated = compute_metrics(smiles, reference=reference, n_jobs=1, cache_dir=tmp_path, intdiv_exact_max=79)
+    assert estimated["intdiv_rows"] == 20_000
+    for key in ("IntDiv", "IntDiv2"):
+        assert 0 < estimated[f"{key}_stderr"] < 0.002
+        assert abs(estimated[key] - exact[key]) < 4 * estimated[f"{key}_stderr"]
+    assert {k: v for k, v in estimated.items() if "ntDiv" not in k and k != "intdiv_rows"} == {
+        k: v for k, v in exact.items() if "ntDiv" not in k
+    }
 
 
 def test_similarity_falls_back_to_float32_for_dense_fingerprints():

@@ -210,6 +210,10 @@ def test_merged_benchmark_parts_give_the_single_run_metrics(benchmark_case, tmp_
     rest = compute_partial(everything[3:], reference, (1, 2), train, {"g": 1}, n_jobs=1, cache_dir=cache)
     _assert_same_metrics(merge_partials([rest, small_first], n_jobs=1, cache_dir=cache)[0].metrics, single)
     assert len(regrouped[0].kl_flat) == 20 and len(small_first.kl_flat) == 3
+    # Above the exact limit both estimate IntDiv from the same rows of the same molecules.
+    estimated = evaluate_many(everything, reference, train, n_jobs=1, cache_dir=cache, intdiv_exact_max=5)[0].metrics
+    assert estimated["intdiv_rows"] > 0 and estimated["IntDiv"] != single["IntDiv"]
+    _assert_same_metrics(merge_partials(parts, n_jobs=1, cache_dir=cache, intdiv_exact_max=5)[0].metrics, estimated)
 
 
 def test_benchmark_parts_are_plain_npz_and_checked_when_merged(benchmark_case, tmp_path):

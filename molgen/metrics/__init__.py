@@ -24,7 +24,7 @@ from molgen.metrics.reference import (
     read_smiles_file,
     reference_statistics,
 )
-from molgen.metrics.similarity import internal_diversity, nearest_similarity
+from molgen.metrics.similarity import estimated_internal_diversity, internal_diversity, nearest_similarity
 
 __all__ = [
     "compute_metrics",
@@ -39,5 +39,6 @@ __all__ = [
     "chemnet_activations",
     "frechet_distance",
     "internal_diversity",
+    "estimated_internal_diversity",
     "nearest_similarity",
 ]

@@ -55,6 +55,7 @@ from molgen.chem._pool import pmap
 from molgen.errors import ConfigError, DataError
 from molgen.metrics import _features
 from molgen.metrics.compute import (
+    INTDIV_EXACT_MAX,
     UNIQUE_AT,
     Evaluation,
     _assemble,
@@ -234,6 +235,7 @@ def merge_partials(
     device: str = "cpu",
     batch_size: int = 512,
     cache_dir: str | os.PathLike | None = None,
+    intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> list[Evaluation]:
     """The metrics of the whole set from all of its shards' statistics.
 
@@ -242,7 +244,7 @@ def merge_partials(
         references: where to find the reference sets now, if not where the
             shards found them (same order); each must have the content the
             shards scored against (checked by SHA-256).
-        n_jobs, device, batch_size, cache_dir: as for ``evaluate_many``.
+        n_jobs, device, batch_size, cache_dir, intdiv_exact_max: as for ``evaluate_many``.
 
     Returns:
         One :class:`Evaluation` per reference, as
@@ -284,7 +286,7 @@ def merge_partials(
         novel = np.concatenate([p.novel for p in with_valid])[rows.first]
         novelty = float(novel.sum()) / len(novel)
     head = [s for p in ordered for s in p.head[: _HEAD].tolist()][:_HEAD]
-    shared = _shared_metrics(n_valid / n_generated, head, gen, novelty, device)
+    shared = _shared_metrics(n_valid / n_generated, head, gen, novelty, device, intdiv_exact_max)
     snn = np.concatenate([p.snn for p in with_valid], axis=1)[:, rows.first]
     # Metric names come from the names the shards used (moses-test -> /Test).
     return _assemble(names, refs, gen, shared, n_generated, rows.smiles, device, snn=list(snn))
