@@ -125,3 +125,18 @@ def test_bad_options_give_one_line_errors(tiny_run, tmp_path, capsys):
 def test_info_shows_the_checkpoint(tiny_run, capsys):
     code, out, _ = run(capsys, "info", "--model", tiny_run)
     assert code == 0 and '"kind": "seq_vae"' in out and '"latent_dim": 8' in out
+
+
+def test_the_command_line_loads_torch_scipy_and_botorch_only_when_a_command_needs_them():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, molgen.cli, molgen.optimize as o, molgen.image as i\n"
+        "heavy = {'torch', 'scipy.stats', 'botorch'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "o.BOConfig, i.ImageTrainingConfig\n"  # the lazy names still resolve
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
-from molgen.image.data import ImageSet, ImageSplits, load_images, load_splits
-from molgen.image.training import ImageTrainingConfig, train_image_model
+from typing import TYPE_CHECKING
 
-__all__ = ["ImageSet", "ImageSplits", "load_images", "load_splits", "ImageTrainingConfig", "train_image_model"]
+from molgen.utils import lazy_exports
+
+if TYPE_CHECKING:
+    from molgen.image.data import ImageSet, ImageSplits, load_images, load_splits
+    from molgen.image.training import ImageTrainingConfig, train_image_model
+
+__all__ = [
+    "ImageSet",
+    "ImageSplits",
+    "load_images",
+    "load_splits",
+    "ImageTrainingConfig",
+    "train_image_model",
+]
+
+# Imported on first use, so that ``molgen image --help`` does not load torch.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("ImageSet", "ImageSplits", "load_images", "load_splits"),
+            "molgen.image.data",
+        ),
+        **dict.fromkeys(
+            ("ImageTrainingConfig", "train_image_model"), "molgen.image.training"
+        ),
+    },
+)

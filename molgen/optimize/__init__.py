@@ -17,23 +17,41 @@ Example::
     >>> result = optimize("qed", budget=2000, out_dir="best", seed=0)    # doctest: +SKIP
 """
 
-from molgen.optimize.api import METHODS, MethodContext, OptimizationResult, build_constraints, optimize, register_method
-from molgen.optimize.bo import BOConfig, BORun, optimize_bo
-from molgen.optimize.constraints import Constraint, ConstraintSet
-from molgen.optimize.gradient import GradientConfig, GradientRun, optimize_gradient
-from molgen.optimize.objectives import Objective, Term, load_user_function, parse_objective, register_term_prefix
-from molgen.optimize.oracle import Oracle, OracleRecord
-from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
-from molgen.optimize.predictor import (
-    PredictorReport,
-    PredictorTrainingConfig,
-    TrainedPredictor,
-    fit_predictor,
-    load_predictor,
-    save_predictor,
-    train_label_predictor,
-    train_property_predictor,
-)
+from typing import TYPE_CHECKING
+
+from molgen.utils import lazy_exports
+
+if TYPE_CHECKING:
+    from molgen.optimize.api import (
+        METHODS,
+        MethodContext,
+        OptimizationResult,
+        build_constraints,
+        optimize,
+        register_method,
+    )
+    from molgen.optimize.bo import BOConfig, BORun, optimize_bo
+    from molgen.optimize.constraints import Constraint, ConstraintSet
+    from molgen.optimize.gradient import GradientConfig, GradientRun, optimize_gradient
+    from molgen.optimize.objectives import (
+        Objective,
+        Term,
+        load_user_function,
+        parse_objective,
+        register_term_prefix,
+    )
+    from molgen.optimize.oracle import Oracle, OracleRecord
+    from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
+    from molgen.optimize.predictor import (
+        PredictorReport,
+        PredictorTrainingConfig,
+        TrainedPredictor,
+        fit_predictor,
+        load_predictor,
+        save_predictor,
+        train_label_predictor,
+        train_property_predictor,
+    )
 
 __all__ = [
     "optimize",
@@ -69,3 +87,55 @@ __all__ = [
     "train_label_predictor",
     "train_property_predictor",
 ]
+
+# Imported on first use, so that the command line's --help does not load torch, BoTorch and scipy.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            (
+                "METHODS",
+                "MethodContext",
+                "OptimizationResult",
+                "build_constraints",
+                "optimize",
+                "register_method",
+            ),
+            "molgen.optimize.api",
+        ),
+        **dict.fromkeys(("BOConfig", "BORun", "optimize_bo"), "molgen.optimize.bo"),
+        **dict.fromkeys(("Constraint", "ConstraintSet"), "molgen.optimize.constraints"),
+        **dict.fromkeys(
+            ("GradientConfig", "GradientRun", "optimize_gradient"),
+            "molgen.optimize.gradient",
+        ),
+        **dict.fromkeys(
+            (
+                "Objective",
+                "Term",
+                "load_user_function",
+                "parse_objective",
+                "register_term_prefix",
+            ),
+            "molgen.optimize.objectives",
+        ),
+        **dict.fromkeys(("Oracle", "OracleRecord"), "molgen.optimize.oracle"),
+        **dict.fromkeys(
+            ("OUTPUT_FILES", "results_frame", "write_outputs"),
+            "molgen.optimize.outputs",
+        ),
+        **dict.fromkeys(
+            (
+                "PredictorReport",
+                "PredictorTrainingConfig",
+                "TrainedPredictor",
+                "fit_predictor",
+                "load_predictor",
+                "save_predictor",
+                "train_label_predictor",
+                "train_property_predictor",
+            ),
+            "molgen.optimize.predictor",
+        ),
+    },
+)

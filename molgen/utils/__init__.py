@@ -16,11 +16,28 @@ __all__ = [
     "environment_info",
 ]
 
-_RUNTIME = ("resolve_device", "seed_everything", "environment_info")
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Any:
+    """A module ``__getattr__`` (PEP 562) that imports ``exports[name]`` only when ``name`` is first used.
+
+    Packages whose members need torch or scipy use it so that importing one
+    light submodule (a reader, the command line's ``--help``) does not pay for
+    the rest.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
-def __getattr__(name: str) -> Any:
-    # runtime needs torch; loading it lazily keeps file readers and writers torch-free.
-    if name in _RUNTIME:
-        return getattr(importlib.import_module("molgen.utils.runtime"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# runtime needs torch; loading it lazily keeps file readers and writers torch-free.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        name: "molgen.utils.runtime"
+        for name in ("resolve_device", "seed_everything", "environment_info")
+    },
+)
