@@ -28,6 +28,7 @@ from molgen.metrics import (
     reference_statistics,
 )
 from molgen.metrics import reference as reference_module
+from molgen.metrics import similarity as similarity_module
 from molgen.metrics.fcd import encode_for_chemnet
 
 DATA = Path(__file__).parent / "data"
@@ -152,11 +153,17 @@ def _random_bits(rng: np.random.Generator, n: int, bits: int, density: float) ->
     return out
 
 
-def test_nearest_similarity_matches_brute_force():
+@pytest.mark.parametrize("block", [8192, 7])
+def test_nearest_similarity_matches_brute_force(block, monkeypatch):
+    # Block 7 splits the reference's popcount runs across blocks of the products.
+    monkeypatch.setattr(similarity_module, "_REFERENCE_BLOCK", block)
     rng = np.random.default_rng(1)
-    query, ref = _random_bits(rng, 300, 64, 0.2), _random_bits(rng, 9000, 64, 0.2)
+    query, ref = _random_bits(rng, 300, 64, 0.2), _random_bits(rng, 9000 if block > 7 else 400, 64, 0.2)
     got = nearest_similarity(np.packbits(query, axis=1), np.packbits(ref, axis=1), n_bits=64)
-    np.testing.assert_allclose(got, _brute_tanimoto(query, ref).max(1), atol=1e-6)
+    want = _brute_tanimoto(query, ref).max(1)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # Empty query rows are identical to the empty reference row (MOSES).
+    assert got[0] == 1.0 and (want < 1).sum() > 250
 
 
 def test_nearest_similarity_exclude_self_ignores_the_diagonal():
