@@ -149,11 +149,7 @@ def internal_diversity(
     Returns:
         ``(IntDiv1, IntDiv2)``.
     """
-    bit_count = popcount(packed)
-    dtype = _product_dtype(bit_count, bit_count, device)
-    dense = _dense(packed, n_bits, dtype, device)
-    cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
-    weight = torch.as_tensor(counts, dtype=torch.float32, device=device)
+    bit_count, dense, cnt, weight = _weighted_set(packed, counts, n_bits, device)
     # s1[i] = sum_j c_j T_ij, s2[i] = sum_j c_j T_ij^2, using T's symmetry.
     s1 = np.zeros(len(packed))
     s2 = np.zeros(len(packed))
@@ -221,12 +217,7 @@ def estimated_internal_diversity(
     total = float(weights.sum())
     picked = np.random.default_rng(seed).choice(len(packed), size=rows, p=weights / total)
     distinct, times = np.unique(picked, return_counts=True)
-
-    bit_count = popcount(packed)
-    dtype = _product_dtype(bit_count, bit_count, device)
-    dense = _dense(packed, n_bits, dtype, device)
-    cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
-    weight = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    bit_count, dense, cnt, weight = _weighted_set(packed, weights, n_bits, device)
     s1 = np.zeros(len(distinct))
     s2 = np.zeros(len(distinct))
     for q0 in range(0, len(distinct), _QUERY_BLOCK):
@@ -252,6 +243,17 @@ def estimated_internal_diversity(
         stderr2=float(row2.std(ddof=1) / np.sqrt(rows)),
         rows=rows,
     )
+
+
+def _weighted_set(
+    packed: np.ndarray, counts: np.ndarray, n_bits: int, device: str
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Popcounts, dense 0/1 rows, popcounts as a tensor and multiplicities of a set of fingerprints."""
+    bit_count = popcount(packed)
+    dense = _dense(packed, n_bits, _product_dtype(bit_count, bit_count, device), device)
+    cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
+    weight = torch.as_tensor(np.asarray(counts, dtype=np.float64), dtype=torch.float32, device=device)
+    return bit_count, dense, cnt, weight
 
 
 def _tanimoto_block(
