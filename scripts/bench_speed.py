@@ -20,6 +20,7 @@ turns that file into the Markdown section of ``docs/benchmarks.md``):
     python scripts/bench_speed.py throughput --precisions fp32 bf16
     python scripts/bench_speed.py stages --precision bf16
     python scripts/bench_speed.py scaling --sizes 1000 10000 100000
+    python scripts/bench_speed.py sharded -n 1000000 --sample-shards 2 --benchmark-shards 4 --parallel 2 --out runs/m1
 
 Every torch computation runs with one thread (``--threads``) unless told
 otherwise: on a shared 2-core machine more threads are slower.
@@ -386,6 +387,73 @@ def scaling(args: argparse.Namespace) -> None:
     _append({"threads": args.threads, "rows": [merged[n] for n in sorted(merged)]}, "scaling")
 
 
+def sharded(args: argparse.Namespace) -> None:
+    """A job too big for one process, as a scheduler would run it: sharded sampling, merge,
+    sharded scoring, merge; ``--parallel`` shards at a time, each step timed on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sample_shards = [
+        (f"sample-{i}", ["molgen", "sample", "-n", str(args.n), "--seed", "0", "--shard", f"{i}/{args.sample_shards}",
+                         "--threads", "1", "-o", str(out / f"sample-{i}.smi")])
+        for i in range(args.sample_shards)
+    ]  # fmt: skip
+    bench_shards = [
+        (f"bench-{j}", ["molgen", "benchmark", "--generated", str(out / "sample.smi"), "--shard", f"{j}/{args.benchmark_shards}",
+                        "--reference", "moses-test", "-o", str(out / "parts"), "--threads", "1", "--n-jobs", "1"])
+        for j in range(args.benchmark_shards)
+    ]  # fmt: skip
+    steps = [
+        sample_shards,
+        [("merge-sample", ["molgen", "merge", *(str(out / f"sample-{i}.smi") for i in range(args.sample_shards)), "-o", str(out / "sample.smi")])],
+        bench_shards,
+        [("merge-bench", ["molgen", "merge", str(out / "parts"), "-o", str(out / "report"), "--threads", str(args.parallel)])],
+    ]  # fmt: skip
+    if not args.record_only:
+        for group in steps:
+            with ThreadPoolExecutor(args.parallel) as pool:
+                list(pool.map(lambda step: _time_into(step[1], out / f"{step[0]}.log"), group))
+    timings = {name: _read_time(out / f"{name}.log") for group in steps for name, _ in group}
+    metrics = json.loads((out / "report" / "metrics.json").read_text())["metrics"]
+    sample_cpu = sum(timings[n]["cpu_s"] for n, _ in sample_shards)
+    bench_cpu = sum(timings[n]["cpu_s"] for n, _ in bench_shards)
+    entry = {
+        "command": f"python scripts/bench_speed.py sharded -n {args.n} --sample-shards {args.sample_shards} "
+        f"--benchmark-shards {args.benchmark_shards} --parallel {args.parallel} --out {args.out}",
+        "machine": _machine(),
+        "n": args.n,
+        "steps": timings,
+        "sample_cpu_ms_per_molecule": round(1e3 * sample_cpu / args.n, 3),
+        "benchmark_shards_cpu_ms_per_molecule": round(1e3 * bench_cpu / args.n, 3),
+        "merge_cpu_s": timings["merge-bench"]["cpu_s"],
+        "peak_rss_mb": max(t["peak_rss_mb"] for t in timings.values()),
+        "metrics": {k: metrics[k] for k in metrics if not k.startswith("fcd_") or k == "fcd_sample_size"},
+    }
+    print(json.dumps(entry, indent=1))
+    _append(entry, "sharded_benchmark")
+
+
+def _time_into(command: list[str], log: Path) -> None:
+    """Run one command under ``/usr/bin/time``; its output and the timing lines go to ``log``."""
+    import subprocess
+
+    with log.open("w") as handle:
+        done = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M\ncpu=%U+%S\nwall=%e", *command], stdout=handle, stderr=handle)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+
+
+def _read_time(log: Path) -> dict:
+    """Wall seconds, CPU seconds (user + system, the process and its workers) and peak RSS from a ``_time_into`` log."""
+    fields = dict(line.split("=", 1) for line in log.read_text().splitlines() if line.split("=", 1)[0] in ("maxrss_kb", "cpu", "wall"))
+    return {
+        "wall_s": round(float(fields["wall"]), 2),
+        "cpu_s": round(sum(float(x) for x in fields["cpu"].split("+")), 2),
+        "peak_rss_mb": round(int(fields["maxrss_kb"]) / 1024, 1),
+    }
+
+
 def _timed_process(command: list[str]) -> dict:
     """Wall time, CPU time (the process and its workers) and peak RSS of one molgen command."""
     import subprocess
@@ -535,6 +603,13 @@ def main() -> None:
     p = sub.add_parser("scaling", help="cost of molgen sample and molgen benchmark as N grows")
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     p.add_argument("--max-benchmark", type=int, default=100_000, help="score only samples up to this size")
+    p = sub.add_parser("sharded", help="sample and score -n molecules in shards, as a job array would, and merge")
+    p.add_argument("-n", "--n", type=int, default=1_000_000)
+    p.add_argument("--sample-shards", type=int, default=2)
+    p.add_argument("--benchmark-shards", type=int, default=4)
+    p.add_argument("--parallel", type=int, default=2, help="shards run at the same time")
+    p.add_argument("--out", type=Path, default=Path("runs/sharded"))
+    p.add_argument("--record-only", action="store_true", help="read the timings of an earlier run in --out; run nothing")
     p = sub.add_parser("stages", help="per-molecule CPU time of each molgen sampling stage")
     p.add_argument("--model", default=None, help="molgen checkpoint (default: the shipped model)")
     p.add_argument("-n", "--n", type=int, default=4096)
@@ -545,7 +620,8 @@ def main() -> None:
     p.add_argument("-n", "--n", type=int, default=10_000)
     p.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
-    {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "stages": stages, "quality": quality}[args.command](args)
+    commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
