@@ -73,7 +73,7 @@ def run_benchmark(
     baselines: bool = True,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     label: str = "molgen",
@@ -119,7 +119,7 @@ def run_benchmark_shard(
     label: str = "molgen",
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> PartialStatistics:
     """Do one shard's part of a benchmark and save its statistics to ``out_path`` (``.npz``).
@@ -146,7 +146,7 @@ def merge_benchmark(
     baselines: bool = True,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     label: str | None = None,

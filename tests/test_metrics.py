@@ -396,3 +396,14 @@ def _fake_moses_splits(cache: Path, n: int) -> list[str]:
         with gzip.open(moses_dir / f"{name}.csv.gz", "wt") as handle:
             handle.write("SMILES\n" + "\n".join(part) + "\n")
     return smiles
+
+
+def test_chemnet_activations_do_not_depend_on_the_batch_size():
+    from molgen.metrics.fcd import chemnet_activations
+
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:70]
+    # The CPU default (32) splits these into three batches, one of them partial.
+    default = chemnet_activations(smiles)
+    assert default.shape == (70, 512) and np.isfinite(default).all()
+    np.testing.assert_array_equal(default, chemnet_activations(smiles, batch_size=512))
+    np.testing.assert_array_equal(default, chemnet_activations(smiles, batch_size=7))

@@ -94,7 +94,7 @@ def compute_metrics(
     train: Sequence[str] | None = None,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> dict[str, float]:
@@ -109,7 +109,7 @@ def compute_metrics(
             (compared as strings, as MOSES does); ``None`` leaves it out.
         n_jobs: worker processes for RDKit work (``None``: all CPUs).
         device: torch device for ChemNet and the similarity products.
-        batch_size: ChemNet batch size.
+        batch_size: ChemNet batch size (None: 32 on the CPU, 512 on a GPU).
         cache_dir: cache folder for reference statistics.
         intdiv_exact_max: IntDiv over all pairs up to this many distinct
             molecules, estimated above it (``None``: always all pairs).
@@ -138,7 +138,7 @@ def evaluate(
     train: Sequence[str] | None = None,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> Evaluation:
@@ -152,7 +152,7 @@ def evaluate_many(
     train: Sequence[str] | None = None,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> list[Evaluation]:

