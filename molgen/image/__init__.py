@@ -23,12 +23,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(
-            ("ImageSet", "ImageSplits", "load_images", "load_splits"),
-            "molgen.image.data",
-        ),
-        **dict.fromkeys(
-            ("ImageTrainingConfig", "train_image_model"), "molgen.image.training"
-        ),
+        "molgen.image.data": ("ImageSet", "ImageSplits", "load_images", "load_splits"),
+        "molgen.image.training": ("ImageTrainingConfig", "train_image_model"),
     },
 )

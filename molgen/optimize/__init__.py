@@ -92,50 +92,22 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(
-            (
-                "METHODS",
-                "MethodContext",
-                "OptimizationResult",
-                "build_constraints",
-                "optimize",
-                "register_method",
-            ),
-            "molgen.optimize.api",
-        ),
-        **dict.fromkeys(("BOConfig", "BORun", "optimize_bo"), "molgen.optimize.bo"),
-        **dict.fromkeys(("Constraint", "ConstraintSet"), "molgen.optimize.constraints"),
-        **dict.fromkeys(
-            ("GradientConfig", "GradientRun", "optimize_gradient"),
-            "molgen.optimize.gradient",
-        ),
-        **dict.fromkeys(
-            (
-                "Objective",
-                "Term",
-                "load_user_function",
-                "parse_objective",
-                "register_term_prefix",
-            ),
-            "molgen.optimize.objectives",
-        ),
-        **dict.fromkeys(("Oracle", "OracleRecord"), "molgen.optimize.oracle"),
-        **dict.fromkeys(
-            ("OUTPUT_FILES", "results_frame", "write_outputs"),
-            "molgen.optimize.outputs",
-        ),
-        **dict.fromkeys(
-            (
-                "PredictorReport",
-                "PredictorTrainingConfig",
-                "TrainedPredictor",
-                "fit_predictor",
-                "load_predictor",
-                "save_predictor",
-                "train_label_predictor",
-                "train_property_predictor",
-            ),
-            "molgen.optimize.predictor",
+        "molgen.optimize.api": ("METHODS", "MethodContext", "OptimizationResult", "build_constraints", "optimize", "register_method"),
+        "molgen.optimize.bo": ("BOConfig", "BORun", "optimize_bo"),
+        "molgen.optimize.constraints": ("Constraint", "ConstraintSet"),
+        "molgen.optimize.gradient": ("GradientConfig", "GradientRun", "optimize_gradient"),
+        "molgen.optimize.objectives": ("Objective", "Term", "load_user_function", "parse_objective", "register_term_prefix"),
+        "molgen.optimize.oracle": ("Oracle", "OracleRecord"),
+        "molgen.optimize.outputs": ("OUTPUT_FILES", "results_frame", "write_outputs"),
+        "molgen.optimize.predictor": (
+            "PredictorReport",
+            "PredictorTrainingConfig",
+            "TrainedPredictor",
+            "fit_predictor",
+            "load_predictor",
+            "save_predictor",
+            "train_label_predictor",
+            "train_property_predictor",
         ),
     },
 )
