@@ -76,13 +76,23 @@ def _choose(logits: torch.Tensor, opts: DecodeOptions, generator: torch.Generato
     probs = torch.softmax(logits, dim=-1)
     if opts.top_p < 1.0:
         probs = _nucleus(probs, opts.top_p)
-    if generator is not None and generator.device != probs.device:
-        # A CPU generator keeps results identical across runs on the same device;
-        # draw uniforms on it and invert the CDF on the model's device.
-        u = torch.rand(probs.size(0), 1, generator=generator).to(probs.device)
-        idx = torch.searchsorted(probs.cumsum(-1), u).squeeze(-1)
-        return idx.clamp_(max=probs.size(-1) - 1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return _draw(probs, generator)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of ``probs`` ``[B, V]`` by inverting the CDF at one uniform per row.
+
+    ``torch.multinomial`` draws an exponential per token (``B x V`` random
+    numbers, 8 % of decoding on the CPU); this draws ``B``. The uniforms come
+    from ``generator`` on its own device (a CPU generator keeps results identical
+    across runs on the same device) and are scaled by each row's total, so a
+    token of probability 0 is never chosen: ``right=True`` skips the flat steps
+    of the CDF.
+    """
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.size(0), 1, generator=generator, device=probs.device if generator is None else generator.device)
+    idx = torch.searchsorted(cdf, u.to(cdf.device) * cdf[:, -1:], right=True).squeeze(-1)
+    return idx.clamp_(max=probs.size(-1) - 1)  # u * total rounding up to total (p ~ 1e-7)
 
 
 def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:

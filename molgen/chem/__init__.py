@@ -21,7 +21,7 @@ Example::
     (None, 'parse')
 """
 
-from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pool_context, process_pool, resolve_n_jobs
+from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pmap_lists, pool_context, process_pool, resolve_n_jobs, split
 from molgen.chem.fingerprints import (
     bulk_tanimoto,
     fingerprint_array,
@@ -62,6 +62,8 @@ from molgen.chem.properties import (
 __all__ = [
     "DEFAULT_THRESHOLD",
     "pmap",
+    "pmap_lists",
+    "split",
     "pool_context",
     "process_pool",
     "resolve_n_jobs",

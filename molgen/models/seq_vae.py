@@ -262,18 +262,20 @@ class SeqVAE(SeqVAEBase):
         into a per-token table ``[V, 3H]`` and a per-sequence term ``[B, 3H]``, so
         each step gathers a row instead of multiplying a ``[B, E + D]`` input
         (about a fifth of the multiply-adds of a step). Weights are cast once to
-        the autocast dtype, if any, instead of at every step.
+        the autocast dtype, if any, instead of at every step, and the rows of the
+        candidate gate ``n`` are doubled (exact in any float format), so that
+        :func:`_gru_cell` takes ``tanh(x)`` as ``2 * sigmoid(2x) - 1``.
         """
         dev = z.device.type
         dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else z.dtype
         gru, e = self.decoder, self.config.embed_dim
         w_ih0 = gru.weight_ih_l0
-        per_row = F.linear(z, w_ih0[:, e:], gru.bias_ih_l0).to(dtype)
-        per_token = F.linear(self.embedding.weight, w_ih0[:, :e]).to(dtype)
+        per_row = _double_n(F.linear(z, w_ih0[:, e:], gru.bias_ih_l0).to(dtype), dim=1)
+        per_token = _double_n(F.linear(self.embedding.weight, w_ih0[:, :e]).to(dtype), dim=1)
         layers = [(None, None, gru.weight_hh_l0, gru.bias_hh_l0)]
         for k in range(1, self.config.decoder_layers):
             layers.append(tuple(getattr(gru, f"{n}_l{k}") for n in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
-        cast = [tuple(None if w is None else w.to(dtype) for w in layer) for layer in layers]
+        cast = [tuple(None if w is None else _double_n(w.to(dtype), dim=0) for w in layer) for layer in layers]
         return GRUStepContext(per_row, per_token, cast, (self.output.weight.to(dtype), self.output.bias.to(dtype)))
 
     def step(
@@ -291,7 +293,7 @@ class SeqVAE(SeqVAEBase):
         x = None
         new = []
         for k, (w_ih, b_ih, w_hh, b_hh) in enumerate(z.layers):
-            gi = z.per_token[tokens] + z.per_row if k == 0 else F.linear(x, w_ih, b_ih)
+            gi = z.per_token.index_select(0, tokens) + z.per_row if k == 0 else F.linear(x, w_ih, b_ih)
             x = _gru_cell(gi, F.linear(h_prev[k], w_hh, b_hh), h_prev[k])
             new.append(x)
         return F.linear(x, *z.output), torch.stack(new)
@@ -299,7 +301,7 @@ class SeqVAE(SeqVAEBase):
     @staticmethod
     def select_state(state: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """The decoder state of the sequences ``keep`` (a boolean mask or indices over the batch)."""
-        return state[:, keep]
+        return _rows(state, keep, dim=1)
 
     def decode_logits(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``[B, T, V]`` for decoder inputs ``[B, T]`` and contexts ``z`` ``[B, D]``."""
@@ -322,18 +324,48 @@ class GRUStepContext:
         self.per_row, self.per_token, self.layers, self.output = per_row, per_token, layers, output
 
     def __getitem__(self, keep: torch.Tensor) -> "GRUStepContext":
-        return GRUStepContext(self.per_row[keep], self.per_token, self.layers, self.output)
+        return GRUStepContext(_rows(self.per_row, keep), self.per_token, self.layers, self.output)
 
     def __len__(self) -> int:
         return self.per_row.size(0)
 
 
+def _rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``x`` at indices or a boolean mask ``keep`` along ``dim``; ``index_select`` for indices,
+    about 10x faster on the CPU than advanced indexing for a ``[1024, 768]`` bf16 table."""
+    return x[(slice(None),) * dim + (keep,)] if keep.dtype == torch.bool else x.index_select(dim, keep)
+
+
+def _double_n(gates: torch.Tensor, dim: int) -> torch.Tensor:
+    """A copy of GRU gate weights or activations (order r, z, n along ``dim``) with the ``n`` third doubled."""
+    out = gates.clone()
+    out.narrow(dim, 2 * (out.size(dim) // 3), out.size(dim) // 3).mul_(2)
+    return out
+
+
 def _gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """PyTorch's GRU update from input gates ``gi`` and hidden gates ``gh`` ``[B, 3H]`` (order r, z, n), in five ops."""
+    """PyTorch's GRU update from input gates ``gi`` and hidden gates ``gh`` ``[B, 3H]`` (order r, z, n), in six ops.
+
+    The ``n`` gates arrive doubled (:func:`_double_n`), and ``tanh(x)`` is taken as
+    ``2 * sigmoid(2x) - 1``: on the CPU, torch's tanh costs 2.3x a sigmoid and an
+    add together in bf16 (6x in float32), and it was 11 % of decoding.
+    """
     size = h.size(-1)
     r, u = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=-1)
-    n = torch.tanh(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
+    s = torch.sigmoid(torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :]))
+    n = torch.add(_minus_one(s.dtype), s, alpha=2)
     return torch.lerp(n, h, u)  # n + u * (h - n)
+
+
+_MINUS_ONE: dict[torch.dtype, torch.Tensor] = {}
+
+
+def _minus_one(dtype: torch.dtype) -> torch.Tensor:
+    """A 0-dim -1 of ``dtype`` (a CPU scalar tensor broadcasts onto any device), made once per dtype."""
+    one = _MINUS_ONE.get(dtype)
+    if one is None:
+        one = _MINUS_ONE[dtype] = torch.tensor(-1.0, dtype=dtype)
+    return one
 
 
 def build_seq_vae(config: SeqVAEConfig) -> SeqVAEBase:
