@@ -63,7 +63,7 @@ def tune_temperature(
     whose novelty against ``train`` is at least ``min_novelty`` (with no
     ``train``, novelty is not measured and every temperature qualifies).
     """
-    from molgen.metrics.fcd import chemnet_activations, frechet_distance, gaussian_statistics
+    from molgen.metrics.fcd import chemnet_statistics, frechet_distance
 
     temps = sorted({float(t) for t in temperatures})
     if not temps or any(not (t > 0 and np.isfinite(t)) for t in temps):
@@ -74,7 +74,7 @@ def tune_temperature(
         raise ConfigError(f"-n {n} is too few samples to compare temperatures; use at least 1,000")
     if len(validation) < 1000:
         raise DataError(f"{len(validation)} validation molecules are too few for an FCD; give at least 1,000")
-    ref_mu, ref_sigma = gaussian_statistics(chemnet_activations(list(validation)))
+    ref_mu, ref_sigma = chemnet_statistics(list(validation))
     known = set(train) if train is not None else None
     trials = []
     for t in temps:
@@ -84,7 +84,7 @@ def tune_temperature(
             raise DataError(f"only {len(valid)} of {n} samples at temperature {t} are valid; the model cannot be tuned")
         unique = set(valid)
         novelty = None if known is None else float(np.mean([s not in known for s in unique]))
-        mu, sigma = gaussian_statistics(chemnet_activations(valid))
+        mu, sigma = chemnet_statistics(valid)
         fcd = frechet_distance(mu, sigma, ref_mu, ref_sigma)
         trials.append(TemperatureTrial(t, len(valid) / n, len(unique) / len(valid), novelty, fcd))
     allowed = [r for r in trials if r.novelty is None or r.novelty >= min_novelty]

@@ -407,3 +407,32 @@ def test_chemnet_activations_do_not_depend_on_the_batch_size():
     assert default.shape == (70, 512) and np.isfinite(default).all()
     np.testing.assert_array_equal(default, chemnet_activations(smiles, batch_size=512))
     np.testing.assert_array_equal(default, chemnet_activations(smiles, batch_size=7))
+
+
+def test_chemnet_statistics_in_blocks_equal_the_moments_of_all_activations():
+    from molgen.metrics.fcd import chemnet_activations, chemnet_statistics
+
+    smiles = read_smiles_file(DATA / "metrics_reference_300.smi")[:70]
+    counts = np.arange(1, 71) % 4 + 1
+    values = chemnet_activations(smiles).astype(np.float64)
+    mu, sigma = chemnet_statistics(smiles, counts, block=16)  # 5 blocks, the last partial
+    np.testing.assert_allclose(mu, np.average(values, axis=0, weights=counts), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sigma, np.cov(values, rowvar=False, fweights=counts), rtol=0, atol=1e-12)
+    unweighted = chemnet_statistics(smiles, block=32)
+    np.testing.assert_allclose(unweighted[1], np.cov(values, rowvar=False), rtol=0, atol=1e-12)
+
+
+def test_gaussian_moments_stay_accurate_far_from_the_origin():
+    from molgen.metrics.fcd import GaussianMoments
+
+    rng = np.random.default_rng(0)
+    values = 1e6 + rng.normal(size=(1000, 3))  # sums of squares would lose every digit of the spread
+    counts = rng.integers(1, 5, size=1000)
+    moments = GaussianMoments(3)
+    for start in range(0, 1000, 64):
+        moments.add(values[start : start + 64], counts[start : start + 64])
+    moments.add(values[:0], counts[:0])  # an empty block changes nothing
+    assert moments.n == counts.sum()
+    np.testing.assert_allclose(moments.mean, np.average(values, axis=0, weights=counts), rtol=1e-14)
+    np.testing.assert_allclose(moments.covariance(), np.cov(values, rowvar=False, fweights=counts), rtol=1e-9)
+    assert np.isnan(GaussianMoments(2).covariance()).all()

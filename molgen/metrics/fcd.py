@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from fcd import load_ref_model
 
-__all__ = ["chemnet_activations", "gaussian_statistics", "frechet_distance", "encode_for_chemnet"]
+__all__ = [
+    "chemnet_activations",
+    "chemnet_statistics",
+    "gaussian_statistics",
+    "GaussianMoments",
+    "frechet_distance",
+    "encode_for_chemnet",
+]
 
 _VOCAB = (
     "C", "N", "O", "H", "F", "Cl", "P", "B", "Br", "S", "I", "Si", "#", "(", ")", "+", "-",
@@ -97,11 +104,74 @@ def gaussian_statistics(
     activations: np.ndarray, counts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (unbiased) of activations, rows weighted by integer ``counts``."""
-    counts = None if counts is None else np.asarray(counts, dtype=np.int64)
-    values = activations.astype(np.float64)
-    mu = np.average(values, axis=0, weights=counts)
-    sigma = np.cov(values, rowvar=False, fweights=counts)
-    return mu, sigma
+    moments = GaussianMoments(activations.shape[1])
+    moments.add(activations, counts)
+    return moments.mean, moments.covariance()
+
+
+#: Molecules whose ChemNet activations are held at once by :func:`chemnet_statistics` (8 MB).
+STATISTICS_BLOCK = 4096
+
+
+def chemnet_statistics(
+    smiles: list[str],
+    counts: np.ndarray | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    block: int = STATISTICS_BLOCK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gaussian_statistics` of the ChemNet activations of ``smiles``, in flat memory.
+
+    The activations of ``block`` molecules at a time are folded into running
+    moments, so a million molecules need megabytes instead of the 2 GB of float32
+    activations and the float64 copies that a covariance of all of them makes.
+    """
+    moments = GaussianMoments(512)
+    for start in range(0, len(smiles), block):
+        part = chemnet_activations(smiles[start : start + block], batch_size=batch_size, device=device)
+        moments.add(part, None if counts is None else counts[start : start + block])
+    return moments.mean, moments.covariance()
+
+
+class GaussianMoments:
+    """Running count, mean and scatter matrix of weighted rows.
+
+    Blocks are combined with the pairwise update of Chan, Golub and LeVeque
+    (1979), which stays accurate where the sums of squares would not: adding the
+    rows in one block or in many gives the same moments up to rounding.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.n = 0
+        self.mean = np.zeros(dim)
+        self.scatter = np.zeros((dim, dim))
+
+    def add(self, values: np.ndarray, counts: np.ndarray | None = None) -> None:
+        """Fold in rows ``values`` ``[m, dim]``, each counted ``counts[i]`` times (default once)."""
+        x = np.asarray(values, dtype=np.float64)
+        w = np.ones(len(x)) if counts is None else np.asarray(counts, dtype=np.int64).astype(np.float64)
+        n = int(w.sum())
+        if n == 0:
+            return
+        mean = w @ x / n
+        centred = x - mean
+        self.merge(n, mean, (centred * w[:, None]).T @ centred)
+
+    def merge(self, n: int, mean: np.ndarray, scatter: np.ndarray) -> None:
+        """Fold in the moments of another set: ``n`` rows with this ``mean`` and ``scatter``."""
+        total = self.n + n
+        if n == 0:
+            return
+        delta = mean - self.mean
+        self.scatter = self.scatter + scatter + np.outer(delta, delta) * (self.n * n / total)
+        self.mean = self.mean + delta * (n / total)
+        self.n = total
+
+    def covariance(self) -> np.ndarray:
+        """The unbiased covariance (NaN below two rows)."""
+        if self.n < 2:
+            return np.full_like(self.scatter, np.nan)
+        return self.scatter / (self.n - 1)
 
 
 def frechet_distance(

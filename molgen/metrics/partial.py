@@ -62,7 +62,7 @@ from molgen.metrics.compute import (
     _shared_metrics,
     load_generated,
 )
-from molgen.metrics.fcd import chemnet_activations
+from molgen.metrics.fcd import GaussianMoments, chemnet_activations
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.reference import (
     METRICS_VERSION,
@@ -339,17 +339,12 @@ def _merged_statistics(parts: Sequence[PartialStatistics], rows: _Rows, device: 
 
 def _pooled_gaussian(parts: Sequence[PartialStatistics]) -> tuple[int, np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of the pooled ChemNet activations (pairwise update)."""
-    n, mean, scatter = 0, np.zeros(_FCD_DIM), np.zeros((_FCD_DIM, _FCD_DIM))
+    moments = GaussianMoments(_FCD_DIM)
     for p in parts:
-        n_p = int(p.counts.sum())
-        delta = p.fcd_mean - mean
-        total = n + n_p
-        mean = mean + delta * (n_p / total)
-        scatter = scatter + p.fcd_scatter + np.outer(delta, delta) * (n * n_p / total)
-        n = total
-    if n < 2:
-        return n, np.full(_FCD_DIM, np.nan), np.full((_FCD_DIM, _FCD_DIM), np.nan)
-    return n, mean, scatter / (n - 1)
+        moments.merge(int(p.counts.sum()), p.fcd_mean, p.fcd_scatter)
+    if moments.n < 2:
+        return moments.n, np.full(_FCD_DIM, np.nan), np.full((_FCD_DIM, _FCD_DIM), np.nan)
+    return moments.n, moments.mean, moments.covariance()
 
 
 def _merged_kl_sample(parts: Sequence[PartialStatistics], device: str) -> tuple[np.ndarray, np.ndarray]:

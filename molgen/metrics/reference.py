@@ -35,7 +35,7 @@ import numpy as np
 from molgen.chem._pool import pmap
 from molgen.errors import DataError
 from molgen.metrics import _features
-from molgen.metrics.fcd import chemnet_activations, gaussian_statistics
+from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.similarity import nearest_similarity
 
@@ -296,8 +296,7 @@ def _fcd_statistics(
 ) -> tuple[np.ndarray, np.ndarray]:
     if counts.sum() < 2:
         return np.full(512, np.nan), np.full((512, 512), np.nan)
-    activations = chemnet_activations(smiles, batch_size=batch_size, device=device)
-    return gaussian_statistics(activations, counts)
+    return chemnet_statistics(smiles, counts, batch_size=batch_size, device=device)
 
 
 def kl_sample(
