@@ -474,13 +474,15 @@ def decode(
     import numpy as np
 
     from molgen.generate import DecodeOptions
+    from molgen.utils.io import load_numpy
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(model, device=device)
-    try:
-        z = np.load(latents, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read latent vectors from {latents} ({str(exc).splitlines()[0]}); pass a .npy file written by molgen encode") from None
+    fix = "pass a .npy file written by molgen encode"
+    z = load_numpy(latents, "an array of latent vectors", fix)
+    if not isinstance(z, np.ndarray):
+        z.close()
+        raise DataError(f"{latents} is an .npz archive, not one array of latent vectors; {fix}")
     opts = DecodeOptions(strategy="sample" if sample_tokens else "greedy", temperature=temperature)
     smiles = vae.decode(z, opts, seed=seed)
     rows = [s or "" for s in smiles]

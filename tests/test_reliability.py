@@ -422,3 +422,41 @@ def test_same_seed_same_optimization_results_from_the_cli(tiny_run, tmp_path):
     assert len(first[1]) >= 3
     assert optimize("b", 3) == first
     assert optimize("c", 4) != first
+
+
+def test_numpy_inputs_that_are_not_what_a_command_needs_get_one_line_and_are_never_unpickled(tiny_run, tmp_path, capsys):
+    import numpy as np
+
+    from molgen.errors import DataError
+    from molgen.utils.io import load_numpy
+
+    text, pickled, archive = tmp_path / "text.npy", tmp_path / "objects.npy", tmp_path / "z.npz"
+    text.write_text("hello\n")
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(archive, z=np.zeros((2, 4)))
+    expected = {
+        text: "not a NumPy .npy or .npz file",
+        pickled: "holds Python objects, which molgen never unpickles",
+        tmp_path / "missing.npy": "No such file",
+        archive: "an .npz archive, not one array",
+    }
+    for path, reason in expected.items():
+        code = main(["decode", "--model", str(tiny_run), "--latents", str(path), "--device", "cpu"])
+        err = capsys.readouterr().err
+        assert code == 2 and reason in err and "Traceback" not in err and "allow_pickle" not in err, err
+        assert len(err.strip().splitlines()) == 1 and "molgen encode" in err
+    with pytest.raises(DataError, match="not a thing.*fix it"):
+        load_numpy(text, "a thing", "fix it")
+
+
+def test_a_damaged_reference_cache_is_computed_again(tmp_path):
+    from molgen.metrics import compute_metrics
+
+    reference = ["CCO", "CCN", "c1ccccc1", "CC(=O)O"]
+    first = compute_metrics(["CCO", "CCC"], reference=reference, n_jobs=1, cache_dir=tmp_path)
+    (cached,) = (tmp_path / "metrics").glob("reference-*.npz")
+    cached.write_bytes(b"not statistics")
+    with pytest.warns(UserWarning, match="ignoring the cached reference statistics.*not a NumPy"):
+        again = compute_metrics(["CCO", "CCC"], reference=reference, n_jobs=1, cache_dir=tmp_path)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-aware
+    assert cached.read_bytes()[:2] == b"PK"  # replaced by a good file

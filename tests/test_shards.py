@@ -234,10 +234,13 @@ def test_benchmark_parts_are_plain_npz_and_checked_when_merged(benchmark_case, t
     with pytest.raises(DataError, match="not the set the shards scored against"):
         merge_partials(parts, references=[moved], n_jobs=1, cache_dir=cache)
     broken = tmp_path / "broken.npz"
-    for damaged in (b"not an npz", parts[1].read_bytes()[:2000]):  # garbage, a cut-off part
+    single = tmp_path / "single.npy"
+    np.save(single, np.arange(3))
+    for damaged in (b"not an npz", parts[1].read_bytes()[:2000], single.read_bytes()):  # garbage, a cut-off part, one array
         broken.write_bytes(damaged)
-        with pytest.raises(DataError, match="not a molgen benchmark part"):
+        with pytest.raises(DataError, match="not a molgen benchmark part") as caught:
             PartialStatistics.load(broken)
+        assert "pickle" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def _cli_benchmark_setup(benchmark_case, tmp_path, monkeypatch) -> tuple[list[str], list, dict]:

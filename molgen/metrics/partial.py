@@ -73,6 +73,7 @@ from molgen.metrics.reference import (
     reference_statistics,
 )
 from molgen.metrics.similarity import nearest_similarity
+from molgen.utils.io import load_numpy
 
 __all__ = ["PartialStatistics", "compute_partial", "merge_partials", "train_digest"]
 
@@ -124,8 +125,12 @@ class PartialStatistics:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"benchmark part {path} does not exist; check the path (or run that shard again)")
+        fix = "run that shard again with molgen benchmark --shard"
+        data = load_numpy(path, "a molgen benchmark part", fix)
+        if isinstance(data, np.ndarray):
+            raise DataError(f"{path} is not a molgen benchmark part (a single array, not an .npz archive); {fix}")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with data:
                 values = {f.name: data[f.name] for f in fields(cls) if f.name != "meta"}
                 meta = json.loads(str(data["meta"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:

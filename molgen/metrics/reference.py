@@ -24,6 +24,7 @@ import csv
 import hashlib
 import os
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -38,6 +39,7 @@ from molgen.metrics import _features
 from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.similarity import nearest_similarity
+from molgen.utils.io import load_numpy
 
 __all__ = [
     "METRICS_VERSION",
@@ -92,8 +94,15 @@ class SetStatistics:
     @classmethod
     def load(cls, path: Path) -> SetStatistics:
         """Read statistics written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            values = {f.name: data[f.name] for f in fields(cls)}
+        fix = "delete it; molgen computes the statistics again"
+        data = load_numpy(path, "a molgen statistics file", fix)
+        if isinstance(data, np.ndarray):
+            raise DataError(f"{path} is not a molgen statistics file (a single array); {fix}")
+        try:
+            with data:
+                values = {f.name: data[f.name] for f in fields(cls)}
+        except (KeyError, ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path} is not a molgen statistics file ({str(exc).splitlines()[0]}); {fix}") from None
         values["n_molecules"] = int(values["n_molecules"])
         return cls(**values)
 
@@ -201,7 +210,10 @@ def reference_statistics(
         / f"reference-v{METRICS_VERSION}-{digest[:24]}.npz"
     )
     if cache_file.exists():
-        return SetStatistics.load(cache_file)
+        try:
+            return SetStatistics.load(cache_file)
+        except DataError as exc:  # a damaged or foreign file under the cache's name: computed again and replaced
+            warnings.warn(f"ignoring the cached reference statistics: {exc}", stacklevel=2)
     smiles = read_smiles_file(smiles_source) if isinstance(smiles_source, Path) else smiles_source
     pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs) if c.smiles is not None]
     if not pairs:

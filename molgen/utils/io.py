@@ -1,4 +1,4 @@
-"""Atomic output files and a lock for run folders.
+"""Atomic output files, a lock for run folders, and safe reading of NumPy files.
 
 Results are written under a temporary name in the destination folder and
 renamed into place only when complete, so an interrupted command never leaves
@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from molgen.errors import MolgenError
+from molgen.errors import DataError, MolgenError
 
-__all__ = ["atomic_output", "atomic_write_text", "RunLock", "DiskFullError"]
+__all__ = ["atomic_output", "atomic_write_text", "RunLock", "DiskFullError", "load_numpy"]
 
 # "No space left on device" and "disk quota exceeded" mean the same to a user.
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -24,6 +24,37 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 class DiskFullError(MolgenError, OSError):
     """The disk (or the user's quota) filled up while writing an output; the output was not created."""
+
+
+_NUMPY_MAGIC = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy, .npz (an empty .npz too)
+
+
+def load_numpy(path: str | os.PathLike, what: str, fix: str):
+    """``np.load(path, allow_pickle=False)`` of a ``.npy`` or ``.npz`` file, else a one-line :class:`DataError`.
+
+    The error says that ``path`` is not ``what`` and ends with ``fix``. A file
+    that is neither format is refused before NumPy sees it (NumPy would call it
+    pickled data and suggest unpickling it); pickles are never loaded.
+    """
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+    except OSError as exc:
+        raise DataError(f"cannot read {what} from {path} ({exc.strerror or exc}); {fix}") from None
+    if not head.startswith(_NUMPY_MAGIC):
+        raise DataError(f"{path} is not {what}: it is not a NumPy .npy or .npz file; {fix}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "allow_pickle" in reason:
+            reason = "it holds Python objects, which molgen never unpickles"
+        raise DataError(f"{path} is not {what} ({reason}); {fix}") from None
 
 
 @contextlib.contextmanager
