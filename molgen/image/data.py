@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from molgen.errors import DataError
-from molgen.utils.io import load_numpy
+from molgen.utils.io import load_npz_arrays
 
 __all__ = ["ImageSet", "ImageSplits", "load_images", "load_splits", "read_idx", "read_image_folder", "EMBEDDED_MNIST"]
 
@@ -222,13 +222,10 @@ def _load(source: str | Path) -> ImageSet | ImageSplits:
         return _mnist_folder(path) or read_image_folder(path)
     if path.suffix == ".npz":
         what = "an npz with 'images' and 'labels' arrays"
-        z = load_numpy(path, what, "save one with numpy.savez(path, images=..., labels=...)")
-        if isinstance(z, np.ndarray):
-            raise DataError(f"{path} is not {what} (a single array)")
+        z = load_npz_arrays(path, ("images", "labels"), what, "save one with numpy.savez(path, images=..., labels=...)")
         try:
-            with z:
-                return ImageSet(z["images"], z["labels"].astype(np.int64), [str(i) for i in range(int(z["labels"].max()) + 1)], str(path))
-        except (OSError, KeyError, ValueError) as exc:
+            return ImageSet(z["images"], z["labels"].astype(np.int64), [str(i) for i in range(int(z["labels"].max()) + 1)], str(path))
+        except (TypeError, ValueError) as exc:
             raise DataError(f"{path} is not {what} ({exc})") from None
     return _read_idx_pair(path)
 

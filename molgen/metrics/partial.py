@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -73,7 +72,7 @@ from molgen.metrics.reference import (
     reference_statistics,
 )
 from molgen.metrics.similarity import nearest_similarity
-from molgen.utils.io import load_numpy
+from molgen.utils.io import load_npz_arrays
 
 __all__ = ["PartialStatistics", "compute_partial", "merge_partials", "train_digest"]
 
@@ -125,19 +124,12 @@ class PartialStatistics:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"benchmark part {path} does not exist; check the path (or run that shard again)")
-        fix = "run that shard again with molgen benchmark --shard"
-        data = load_numpy(path, "a molgen benchmark part", fix)
-        if isinstance(data, np.ndarray):
-            raise DataError(f"{path} is not a molgen benchmark part (a single array, not an .npz archive); {fix}")
+        what, fix = "a molgen benchmark part", "run that shard again with molgen benchmark --shard"
+        values = load_npz_arrays(path, [f.name for f in fields(cls)], what, fix)
         try:
-            with data:
-                values = {f.name: data[f.name] for f in fields(cls) if f.name != "meta"}
-                meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(
-                f"{path} is not a molgen benchmark part ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                "run that shard again with molgen benchmark --shard"
-            ) from None
+            meta = json.loads(str(values.pop("meta")))
+        except ValueError as exc:
+            raise DataError(f"{path} is not {what} (its meta data is not JSON: {exc}); {fix}") from None
         if meta.get("format") != _FORMAT or meta.get("metrics_version") != METRICS_VERSION:
             raise DataError(
                 f"{path} was written by another molgen version (part format {meta.get('format')}, "

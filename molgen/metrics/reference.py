@@ -39,7 +39,7 @@ from molgen.metrics import _features
 from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.similarity import nearest_similarity
-from molgen.utils.io import load_numpy
+from molgen.utils.io import load_npz_arrays
 
 __all__ = [
     "METRICS_VERSION",
@@ -94,15 +94,8 @@ class SetStatistics:
     @classmethod
     def load(cls, path: Path) -> SetStatistics:
         """Read statistics written by :meth:`save`."""
-        fix = "delete it; molgen computes the statistics again"
-        data = load_numpy(path, "a molgen statistics file", fix)
-        if isinstance(data, np.ndarray):
-            raise DataError(f"{path} is not a molgen statistics file (a single array); {fix}")
-        try:
-            with data:
-                values = {f.name: data[f.name] for f in fields(cls)}
-        except (KeyError, ValueError, OSError, EOFError) as exc:
-            raise DataError(f"{path} is not a molgen statistics file ({str(exc).splitlines()[0]}); {fix}") from None
+        names = [f.name for f in fields(cls)]
+        values = load_npz_arrays(path, names, "a molgen statistics file", "delete it; molgen computes the statistics again")
         values["n_molecules"] = int(values["n_molecules"])
         return cls(**values)
 

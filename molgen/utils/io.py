@@ -16,7 +16,7 @@ from pathlib import Path
 
 from molgen.errors import DataError, MolgenError
 
-__all__ = ["atomic_output", "atomic_write_text", "RunLock", "DiskFullError", "load_numpy"]
+__all__ = ["atomic_output", "atomic_write_text", "RunLock", "DiskFullError", "load_numpy", "load_npz_arrays"]
 
 # "No space left on device" and "disk quota exceeded" mean the same to a user.
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -51,10 +51,28 @@ def load_numpy(path: str | os.PathLike, what: str, fix: str):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "allow_pickle" in reason:
-            reason = "it holds Python objects, which molgen never unpickles"
-        raise DataError(f"{path} is not {what} ({reason}); {fix}") from None
+        raise DataError(f"{path} is not {what} ({_reason(exc)}); {fix}") from None
+
+
+def load_npz_arrays(path: str | os.PathLike, names, what: str, fix: str) -> dict:
+    """The arrays ``names`` of an ``.npz`` archive (:func:`load_numpy`), or a one-line :class:`DataError`."""
+    import zipfile
+
+    import numpy as np
+
+    data = load_numpy(path, what, fix)
+    if isinstance(data, np.ndarray):
+        raise DataError(f"{path} is not {what} (a single array, not an .npz archive); {fix}")
+    try:
+        with data:
+            return {name: data[name] for name in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not {what} ({_reason(exc)}); {fix}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return "it holds Python objects, which molgen never unpickles" if "allow_pickle" in reason else reason
 
 
 @contextlib.contextmanager
