@@ -243,18 +243,27 @@ def estimated_internal_diversity(
     total = float(weights.sum())
     picked = np.random.default_rng(seed).choice(len(packed), size=rows, p=weights / total)
     distinct, times = np.unique(picked, return_counts=True)
-    bit_count, dense, cnt, weight = _weighted_set(packed, weights, n_bits, device)
+    # Only the drawn rows are held unpacked; the whole set is unpacked one block at a time
+    # (a million 1,024-bit rows would be 2 GB dense). Each drawn row still sums its blocks
+    # in the set's order, so the result does not depend on the block sizes' interplay.
+    bit_count = popcount(packed)
+    dtype = _product_dtype(bit_count, bit_count, device)
+    cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
+    weight = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    queries = [
+        (q0, _dense(packed[distinct[q0 : q0 + _QUERY_BLOCK]], n_bits, dtype, device), cnt[distinct[q0 : q0 + _QUERY_BLOCK]])
+        for q0 in range(0, len(distinct), _QUERY_BLOCK)
+    ]
     s1 = np.zeros(len(distinct))
     s2 = np.zeros(len(distinct))
     work = _Workspace(device)
-    for q0 in range(0, len(distinct), _QUERY_BLOCK):
-        idx = torch.as_tensor(distinct[q0 : q0 + _QUERY_BLOCK], device=device)
-        q_dense, q_cnt = dense[idx], cnt[idx]
-        for r0 in range(0, len(dense), _REFERENCE_BLOCK):
-            cols = slice(r0, r0 + _REFERENCE_BLOCK)
-            sim = _tanimoto_block(q_dense, q_cnt, dense[cols], cnt[cols], work)
-            s1[q0 : q0 + len(idx)] += (sim @ weight[cols]).double().cpu().numpy()
-            s2[q0 : q0 + len(idx)] += (sim.mul_(sim) @ weight[cols]).double().cpu().numpy()
+    for r0 in range(0, len(packed), _REFERENCE_BLOCK):
+        cols = slice(r0, r0 + _REFERENCE_BLOCK)
+        r_dense = _dense(packed[cols], n_bits, dtype, device)
+        for q0, q_dense, q_cnt in queries:
+            sim = _tanimoto_block(q_dense, q_cnt, r_dense, cnt[cols], work)
+            s1[q0 : q0 + len(q_dense)] += (sim @ weight[cols]).double().cpu().numpy()
+            s2[q0 : q0 + len(q_dense)] += (sim.mul_(sim) @ weight[cols]).double().cpu().numpy()
     empty = bit_count == 0
     if empty.any():
         # MOSES counts two empty fingerprints as identical (similarity 1).
