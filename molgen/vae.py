@@ -386,6 +386,10 @@ class MoleculeVAE:
         """
         if n < 0:
             raise ConfigError("number of samples must be >= 0")
+        # About eight chunks per run (at most chunk_size, whole batches, so the molecules do
+        # not depend on it): the workers idle while the first chunk decodes and the decoder
+        # idles while they check the last one, so one big chunk would leave no overlap.
+        chunk_size = min(chunk_size, -(-n // 8))
         chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
         if temperature is None:
             temperature = self.default_temperature

@@ -63,3 +63,8 @@ def test_sampling_with_rdkit_workers_uses_the_cores_they_leave(tiny_run, monkeyp
     pooled = [s for c in vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=2) for s in c]
     alone = [s for c in vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=1) for s in c]
     assert pooled == alone
+    # nor does the chunk size (chunks are whole batches, about n/8 of them)
+    small = list(vae.sample_chunks(256, seed=3, batch_size=16, chunk_size=16, n_jobs=2))
+    large = list(vae.sample_chunks(256, seed=3, batch_size=16, chunk_size=1000, n_jobs=2))
+    assert [len(c) for c in small] == [16] * 16 and [len(c) for c in large] == [32] * 8
+    assert [s for c in small for s in c] == [s for c in large for s in c]
