@@ -159,9 +159,9 @@ class GaussianMoments:
 
     def merge(self, n: int, mean: np.ndarray, scatter: np.ndarray) -> None:
         """Fold in the moments of another set: ``n`` rows with this ``mean`` and ``scatter``."""
-        total = self.n + n
         if n == 0:
             return
+        total = self.n + n
         delta = mean - self.mean
         self.scatter = self.scatter + scatter + np.outer(delta, delta) * (self.n * n / total)
         self.mean = self.mean + delta * (n / total)

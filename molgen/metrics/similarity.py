@@ -174,7 +174,8 @@ def internal_diversity(
     Returns:
         ``(IntDiv1, IntDiv2)``.
     """
-    bit_count, dense, cnt, weight = _weighted_set(packed, counts, n_bits, device)
+    bit_count, dtype, cnt, weight = _weighted_set(packed, counts, device)
+    dense = _dense(packed, n_bits, dtype, device)
     # s1[i] = sum_j c_j T_ij, s2[i] = sum_j c_j T_ij^2, using T's symmetry.
     s1 = np.zeros(len(packed))
     s2 = np.zeros(len(packed))
@@ -244,12 +245,9 @@ def estimated_internal_diversity(
     picked = np.random.default_rng(seed).choice(len(packed), size=rows, p=weights / total)
     distinct, times = np.unique(picked, return_counts=True)
     # Only the drawn rows are held unpacked; the whole set is unpacked one block at a time
-    # (a million 1,024-bit rows would be 2 GB dense). Each drawn row still sums its blocks
-    # in the set's order, so the result does not depend on the block sizes' interplay.
-    bit_count = popcount(packed)
-    dtype = _product_dtype(bit_count, bit_count, device)
-    cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
-    weight = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    # (a million 1,024-bit rows would be 2 GB dense). Each drawn row sums its blocks in the
+    # set's order, as when the set was held whole, so the estimate is the same.
+    bit_count, dtype, cnt, weight = _weighted_set(packed, weights, device)
     queries = [
         (q0, _dense(packed[distinct[q0 : q0 + _QUERY_BLOCK]], n_bits, dtype, device), cnt[distinct[q0 : q0 + _QUERY_BLOCK]])
         for q0 in range(0, len(distinct), _QUERY_BLOCK)
@@ -282,14 +280,13 @@ def estimated_internal_diversity(
 
 
 def _weighted_set(
-    packed: np.ndarray, counts: np.ndarray, n_bits: int, device: str
-) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Popcounts, dense 0/1 rows, popcounts as a tensor and multiplicities of a set of fingerprints."""
+    packed: np.ndarray, counts: np.ndarray, device: str
+) -> tuple[np.ndarray, torch.dtype, torch.Tensor, torch.Tensor]:
+    """Popcounts, the exact product dtype, popcounts as a tensor and multiplicities of a set of fingerprints."""
     bit_count = popcount(packed)
-    dense = _dense(packed, n_bits, _product_dtype(bit_count, bit_count, device), device)
     cnt = torch.as_tensor(bit_count, dtype=torch.float32, device=device)
     weight = torch.as_tensor(np.asarray(counts, dtype=np.float64), dtype=torch.float32, device=device)
-    return bit_count, dense, cnt, weight
+    return bit_count, _product_dtype(bit_count, bit_count, device), cnt, weight
 
 
 def _tanimoto_block(

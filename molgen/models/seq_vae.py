@@ -357,19 +357,12 @@ def _gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tens
     size = h.size(-1)
     r, u = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size]).chunk(2, dim=-1)
     pre = torch.addcmul(gi[:, 2 * size :], r, gh[:, 2 * size :])
-    n = torch.add(_minus_one(torch.float32), torch.sigmoid(pre.float()), alpha=2).to(pre.dtype)
+    n = torch.add(_MINUS_ONE, torch.sigmoid(pre.float()), alpha=2).to(pre.dtype)
     return torch.lerp(n, h, u)  # n + u * (h - n)
 
 
-_MINUS_ONE: dict[torch.dtype, torch.Tensor] = {}
-
-
-def _minus_one(dtype: torch.dtype) -> torch.Tensor:
-    """A 0-dim -1 of ``dtype`` (a CPU scalar tensor broadcasts onto any device), made once per dtype."""
-    one = _MINUS_ONE.get(dtype)
-    if one is None:
-        one = _MINUS_ONE[dtype] = torch.tensor(-1.0, dtype=dtype)
-    return one
+#: A 0-dim float32 -1 for :func:`_gru_cell` (a CPU scalar tensor broadcasts onto any device).
+_MINUS_ONE = torch.tensor(-1.0)
 
 
 def build_seq_vae(config: SeqVAEConfig) -> SeqVAEBase:
