@@ -223,16 +223,17 @@ def _report(
         )
         for r, ref, suffix in zip(results, refs, suffixes, strict=True)
     ]
-    files = {
-        "metrics.md": lambda p: atomic_write_text(p, "\n".join(tables)),
-        "properties.png": lambda p: _plot_properties(result, p),
+    files = {  # each writer returns the path it wrote, or None for a picture this machine cannot draw
+        "metrics.md": lambda p: atomic_write_text(p, "\n".join(tables)) or p,
+        "properties.png": lambda p: _plot_properties(result, p) or p,
         "molecules.png": lambda p: _plot_molecules(result.valid_smiles, p, seed),
     }
     # metrics.json goes last, and an older one goes first: a folder holding it is a complete report.
     (out / "metrics.json").unlink(missing_ok=True)
     for name, write in files.items():
-        write(out / name)
-        report["files"].append(str(out / name))
+        (out / name).unlink(missing_ok=True)  # no stale picture beside a new report
+        if write(out / name) is not None:
+            report["files"].append(str(out / name))
     report["files"].insert(0, str(out / "metrics.json"))
     atomic_write_text(out / "metrics.json", json.dumps(_json_safe(report), indent=2) + "\n")
     return report
@@ -350,16 +351,12 @@ def _plot_properties(result: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_molecules(smiles: list[str], path: Path, seed: int) -> None:
-    from rdkit import Chem
-    from rdkit.Chem import Draw
+def _plot_molecules(smiles: list[str], path: Path, seed: int) -> Path | None:
+    from molgen.viz import molecule_grid
 
     distinct = sorted(set(smiles))
     chosen = random.Random(seed).sample(distinct, min(_GRID_SIZE, len(distinct)))
-    mols = [Chem.MolFromSmiles(s) for s in chosen]
-    image = Draw.MolsToGridImage(mols, molsPerRow=6, subImgSize=(250, 250))
-    with atomic_output(path, "wb") as fh:
-        image.save(fh, format="PNG")
+    return molecule_grid(chosen, path, per_row=6, required=False)
 
 
 def _json_safe(value: object) -> object:

@@ -77,16 +77,20 @@ def _random_subset(smiles: list[str], limit: int, seed: int) -> list[str]:
     return [smiles[i] for i in keep]
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' signature
+    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
 @contextmanager
-def _warnings_to_console():
-    """Show library warnings (e.g. a condition outside the training range) as one yellow line each."""
+def _warnings_to_console(every: bool = True):
+    """Show library warnings (e.g. a condition outside the training range) as one yellow line each.
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' signature
-        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
+    ``every``: repeat a warning each time it is raised (Python's default shows it once per place).
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("always", UserWarning)
-        warnings.showwarning = show
+        if every:
+            warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
         yield
 
 
@@ -286,10 +290,6 @@ def sample(
             done += len(chunk)
             bar.advance(len(chunk), valid=n_valid / done)
     seconds = time.perf_counter() - start
-    if grid is not None and kept_for_grid:
-        from molgen.viz import molecule_grid
-
-        molecule_grid(kept_for_grid, grid)
     written = len(seen) if unique else n_valid
     if spec is not None:
         job = dict(
@@ -304,6 +304,10 @@ def sample(
         + f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
         f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
     )
+    if grid is not None and kept_for_grid:
+        from molgen.viz import molecule_grid
+
+        molecule_grid(kept_for_grid, grid, required=False)  # the molecules are written; a missing picture only warns
 
 
 @app.command("fit-prior")
@@ -842,7 +846,8 @@ def _os_error(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; print domain errors as one line (exit status 2)."""
     try:
-        app(args=argv, prog_name="molgen")
+        with _warnings_to_console(every=False):
+            app(args=argv, prog_name="molgen")
     except MolgenError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "ConfigError",
+    "DrawingUnavailableError",
 ]
 
 
@@ -48,3 +49,7 @@ class CheckpointError(MolgenError):
 
 class ConfigError(MolgenError, ValueError):
     """A configuration value or option is unknown or out of range."""
+
+
+class DrawingUnavailableError(MolgenError, RuntimeError):
+    """RDKit cannot draw molecules on this machine (its drawing code needs system libraries)."""

@@ -7,6 +7,7 @@ drawer) and is written atomically, so it works on headless machines.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +16,36 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from molgen.errors import DrawingUnavailableError  # noqa: E402
 from molgen.utils.io import atomic_output  # noqa: E402
 
-__all__ = ["plot_history", "molecule_grid", "save_figure"]
+__all__ = ["plot_history", "molecule_grid", "save_figure", "can_draw_molecules"]
+
+
+def can_draw_molecules() -> bool:
+    """Whether RDKit can draw molecule pictures on this machine."""
+    try:
+        _rdkit_draw()
+    except DrawingUnavailableError:
+        return False
+    return True
+
+
+def _rdkit_draw():
+    """``rdkit.Chem.Draw``; a one-line :class:`DrawingUnavailableError` where it cannot load.
+
+    RDKit's pip wheels link their drawing code against the X rendering
+    libraries, which bare servers and slim containers often lack
+    (``ImportError: libXrender.so.1``); everything but the pictures works there.
+    """
+    try:
+        from rdkit.Chem import Draw
+    except ImportError as exc:
+        raise DrawingUnavailableError(
+            f"RDKit cannot draw molecules on this machine ({exc}); install the X rendering libraries "
+            "(Debian/Ubuntu: apt-get install libxrender1 libxext6) to get molecule pictures"
+        ) from None
+    return Draw
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -55,16 +83,28 @@ def molecule_grid(
     legends: Sequence[str] | None = None,
     per_row: int = 5,
     size: int = 250,
-) -> Path:
-    """Draw molecules in a grid PNG; unparsable entries are drawn as empty cells with their legend."""
+    required: bool = True,
+) -> Path | None:
+    """Draw molecules in a grid PNG; unparsable entries are drawn as empty cells with their legend.
+
+    Where RDKit cannot draw (see :func:`_rdkit_draw`) this raises
+    :class:`DrawingUnavailableError`, or with ``required=False`` warns in one
+    line and returns ``None``: for pictures that accompany results written elsewhere.
+    """
     from rdkit import Chem
-    from rdkit.Chem import Draw
 
     from molgen.chem import try_parse
 
+    try:
+        draw = _rdkit_draw()
+    except DrawingUnavailableError as exc:
+        if required:
+            raise
+        warnings.warn(f"skipped {Path(path).name}: {exc}", UserWarning, stacklevel=2)
+        return None
     mols = [try_parse(s)[0] if s else None for s in smiles]
     mols = [m if m is not None else Chem.Mol() for m in mols]
-    img = Draw.MolsToGridImage(
+    img = draw.MolsToGridImage(
         mols,
         molsPerRow=per_row,
         subImgSize=(size, size),

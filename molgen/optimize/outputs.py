@@ -85,7 +85,9 @@ def write_outputs(oracle: Oracle, out_dir: str | Path, summary: dict[str, Any] |
 
         top = frame.head(n_grid)
         legends = [f"#{r.rank}  {r.objective:.4g}" for r in top.itertuples()]
-        paths["grid"] = molecule_grid(list(top.smiles), out / OUTPUT_FILES["grid"], legends=legends)
+        grid = molecule_grid(list(top.smiles), out / OUTPUT_FILES["grid"], legends=legends, required=False)
+        if grid is not None:
+            paths["grid"] = grid
     if oracle.calls:
         paths["curve"] = _plot_curve(oracle, out / OUTPUT_FILES["curve"])
     info = dict(summary or {})
