@@ -159,3 +159,19 @@ def test_monitor_sees_every_epoch_and_does_not_change_training(tmp_path, tiny_da
     assert seen == [1, 2]
     for key, value in plain.state_dict().items():
         assert torch.equal(value, watched.state_dict()[key]), key
+
+
+def test_training_state_keeps_the_fp16_loss_scale(tmp_path):
+    """A resumed fp16 AMP run must start from the saved loss scale, or it skips different steps."""
+    task = _task("dcgan")
+    config = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, seed=0)
+    trainer = AdversarialTrainer(task, config, tmp_path, generator=task.generator, show_progress=False)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
+    trainer.scaler.scale(torch.ones(()))  # creates the scale tensors
+    trainer.scaler.update(new_scale=37.0)
+    trainer._save_state()
+    saved = trainer.scaler.state_dict()
+    again = AdversarialTrainer(_task("dcgan"), config, tmp_path, show_progress=False)
+    again.scaler = torch.amp.GradScaler("cpu")
+    assert again._load_state()
+    assert again.scaler.state_dict() == saved and saved["scale"] == 37.0 and saved["growth_interval"] == 7

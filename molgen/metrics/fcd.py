@@ -87,7 +87,9 @@ def chemnet_activations(
         else np.zeros((0, _LENGTH), np.int16)
     )
     out = np.zeros((len(smiles), 512), dtype=np.float32)
-    with torch.inference_mode():
+    # Full fp32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and later): FCD
+    # amplifies small activation errors, and a sharded benchmark must match the single run.
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
         for start in range(0, len(smiles), batch_size):
             batch = torch.from_numpy(codes[start : start + batch_size].astype(np.int64))
             one_hot = torch.zeros(*batch.shape, len(_VOCAB) + 1)

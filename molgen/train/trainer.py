@@ -184,6 +184,8 @@ class Trainer:
         tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.generator"] = self.generator.get_state()
+        if self.device.type == "cuda":  # dropout and other draws on the GPU use its own generator
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {
             "kind": "training-state",
             "optimizer": opt_skeleton,
@@ -195,6 +197,8 @@ class Trainer:
             "history": self.history,
             "epoch_sums": self.epoch_sums,
             "train_config": self.config.to_dict(),
+            # fp16 AMP's loss scale and growth counter: a resumed run skips the same steps
+            "grad_scaler": self.scaler.state_dict(),
         }
         save_checkpoint(self.out / RESUME_FILE, tensors, meta)
 
@@ -210,6 +214,10 @@ class Trainer:
         self.optimizer.load_state_dict(unflatten_state(meta["optimizer"], tensors))
         torch.set_rng_state(tensors["rng.torch"])
         self.generator.set_state(tensors["rng.generator"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if meta.get("grad_scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = meta["global_step"]
         self.epoch = meta["epoch"]
         self.batch_in_epoch = meta["batch_in_epoch"]

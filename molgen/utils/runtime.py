@@ -12,7 +12,7 @@ import torch
 
 from molgen.errors import ConfigError
 
-__all__ = ["resolve_device", "seed_everything", "environment_info", "native_bf16", "autocast_dtype", "autocast", "PRECISIONS"]
+__all__ = ["resolve_device", "seed_everything", "deterministic_cuda", "environment_info", "native_bf16", "autocast_dtype", "autocast", "PRECISIONS"]
 
 #: Values of ``--precision`` (training and decoding).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -87,11 +87,29 @@ def autocast(device: torch.device | str, dtype: torch.dtype | None) -> torch.aut
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way."""
+    """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way.
+
+    Where CUDA is present this also asks for its deterministic kernels, so
+    the same seed on the same GPU gives the same run (see :func:`deterministic_cuda`).
+    """
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        deterministic_cuda()
     return torch.Generator().manual_seed(seed)
+
+
+def deterministic_cuda() -> None:
+    """Deterministic CUDA kernels: cuDNN without autotuning, cuBLAS with a fixed
+    workspace, and PyTorch's deterministic variants of accumulating ops (the
+    embedding gradient's scatter-add among them) where one exists; an op that
+    has none runs anyway and warns once. Costs a little speed; CPU runs are untouched.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def environment_info(device: torch.device | None = None) -> dict[str, str | int | None]:
