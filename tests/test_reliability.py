@@ -78,12 +78,13 @@ def _train_args(data: Path, out: Path) -> list[str]:
         "train", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "16",
         "--latent-dim", "8", "--decoder-hidden", "32", "--decoder-layers", "1", "--encoder-hidden", "16",
         "--embed-dim", "8", "--lr", "3e-3", "--kl-warmup", "10", "--val-fraction", "0.1",
-        "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "0", "--threads", "1", "--quiet",
+        "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "0", "--threads", "1", "--quiet", "--device", "cpu",
     ]  # fmt: skip
 
 
 def _child(args: list[str], mode: str, at: int = 0) -> subprocess.Popen:
-    env = dict(os.environ, KILL_MODE=mode, KILL_AT=str(at), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)  # keep site dirs added to it
+    env = dict(os.environ, KILL_MODE=mode, KILL_AT=str(at), OMP_NUM_THREADS="1", PYTHONPATH=path)
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -73,7 +73,7 @@ def _sample_parts(tiny_run, folder: Path, count: int, order=None, seed: int = 5,
     paths = []
     for i in order or range(count):
         path = folder / f"part-{i}.smi"
-        assert _cli("sample", "--model", tiny_run, "-n", n, "--seed", seed, "--shard", f"{i}/{count}", "-o", path, "--threads", 1) == 0
+        assert _cli("sample", "--model", tiny_run, "-n", n, "--seed", seed, "--shard", f"{i}/{count}", "-o", path, "--threads", 1, "--device", "cpu") == 0
         paths.append(path)
     return paths
 
@@ -250,7 +250,7 @@ def _cli_benchmark_setup(benchmark_case, tmp_path, monkeypatch) -> tuple[list[st
     samples.write_text("\n".join(generated[:30]) + "\n")
     small_reference = tmp_path / "reference.smi"
     small_reference.write_text("\n".join(read_smiles_file(reference[0])[:60]) + "\n")
-    common = ["--generated", samples, "--reference", small_reference, "--train", DATA / "metrics_train_3k.smi", "--n-jobs", 1, "--threads", 1]
+    common = ["--generated", samples, "--reference", small_reference, "--train", DATA / "metrics_train_3k.smi", "--n-jobs", 1, "--threads", 1, "--device", "cpu"]
     assert _cli("benchmark", *common, "-o", tmp_path / "single") == 0
     return common, generated[:30], json.loads((tmp_path / "single" / "metrics.json").read_text())
 
