@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--cpu-minutes", type=float, default=0.0, help="CPU-time budget instead (fair on a shared machine)")
     parser.add_argument("--n-molecules", type=int, default=700_000, help="random MOSES-train subset size")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128, help="molecules per step (a GPU wants more)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", type=Path, default=None)
     parser.add_argument("--kl-warmup", type=int, default=2000, help="KL ramp steps (use 0 when continuing with --init-from)")
@@ -76,7 +78,7 @@ def main() -> None:
     config = VAETrainingConfig(
         representation="selfies",
         model=DEFAULT_ARCH,
-        train=dict(epochs=50, batch_size=128, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0),
+        train=dict(epochs=50, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0),
         kl=dict(kind="linear" if args.kl_warmup else "constant", beta=0.5, warmup_steps=max(1, args.kl_warmup)),
         word_dropout=0.1,
         val_fraction=0.01,
@@ -84,7 +86,7 @@ def main() -> None:
     )
     summary = {"data": f"MOSES train, random {len(smiles):,} (seed {args.seed})", "minutes_budget": args.minutes, "cpu_minutes_budget": args.cpu_minutes}
     vae, result = train_vae(
-        smiles, args.out, config, device="auto", train_set_name="moses-train", data_summary=summary, init_from=args.init_from
+        smiles, args.out, config, device=args.device, train_set_name="moses-train", data_summary=summary, init_from=args.init_from
     )
     print(result)
     if args.install:
