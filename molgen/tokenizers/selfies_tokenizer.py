@@ -43,6 +43,8 @@ class SelfiesTokenizer:
             return sf.encoder(smiles)
         except sf.EncoderError as exc:
             raise InvalidSmilesError(smiles, "selfies", _first_line(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - odd input trips selfies' own bugs (e.g. "N00": IndexError)
+            raise InvalidSmilesError(smiles, "selfies", f"the selfies encoder failed ({type(exc).__name__})") from None
 
     def tokenize(self, smiles: str) -> list[str]:
         """SELFIES symbols of ``smiles`` (e.g. ``['[C]', '[=O]']``)."""
@@ -55,6 +57,8 @@ class SelfiesTokenizer:
             return sf.decoder(selfies_string)
         except sf.DecoderError as exc:
             raise InvalidSmilesError(selfies_string, "selfies", _first_line(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - as in encode_smiles
+            raise InvalidSmilesError(selfies_string, "selfies", f"the selfies decoder failed ({type(exc).__name__})") from None
 
     def __repr__(self) -> str:
         return "SelfiesTokenizer()"
