@@ -148,6 +148,7 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same vocabulary and architecture)"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
@@ -189,6 +190,7 @@ def train(
             patience=patience,
             checkpoint_every=checkpoint_every,
             precision=precision,
+            compile=compile_model,
         ),
         kl=dict(kind=kl_schedule, beta=beta, warmup_steps=kl_warmup, period=max(1, kl_warmup * 2)),
         free_bits=free_bits,

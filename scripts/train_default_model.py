@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128, help="molecules per step (a GPU wants more)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", type=Path, default=None)
     parser.add_argument("--kl-warmup", type=int, default=2000, help="KL ramp steps (use 0 when continuing with --init-from)")
@@ -78,7 +79,7 @@ def main() -> None:
     config = VAETrainingConfig(
         representation="selfies",
         model=DEFAULT_ARCH,
-        train=dict(epochs=50, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0),
+        train=dict(epochs=50, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, max_minutes=0.0 if args.cpu_minutes else args.minutes, max_cpu_minutes=args.cpu_minutes, checkpoint_every=500, patience=0, compile=args.compile),
         kl=dict(kind="linear" if args.kl_warmup else "constant", beta=0.5, warmup_steps=max(1, args.kl_warmup)),
         word_dropout=0.1,
         val_fraction=0.01,
