@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from molgen.errors import ConfigError, DataError, MolgenError
-from molgen.utils.threads import set_torch_threads
+from molgen.utils.threads import openmp_wait_policy_for, set_torch_threads
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
@@ -847,6 +847,7 @@ def _os_error(exc: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; print domain errors as one line (exit status 2)."""
+    openmp_wait_policy_for(sys.argv[1:] if argv is None else argv)
     try:
         with _warnings_to_console(every=False):
             app(args=argv, prog_name="molgen")

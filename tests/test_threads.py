@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -68,3 +72,41 @@ def test_sampling_with_rdkit_workers_uses_the_cores_they_leave(tiny_run, monkeyp
     large = list(vae.sample_chunks(256, seed=3, batch_size=16, chunk_size=1000, n_jobs=2))
     assert [len(c) for c in small] == [16] * 16 and [len(c) for c in large] == [32] * 8
     assert [s for c in small for s in c] == [s for c in large for s in c]
+
+
+@pytest.mark.parametrize(
+    ("argv", "policy"),
+    [
+        (["sample", "-n", "10"], "PASSIVE"),
+        (["benchmark", "--model", "train"], "PASSIVE"),  # "train" as an option's value is not the command
+        (["image", "sample", "--run", "r"], "PASSIVE"),
+        (["train", "--data", "x.smi"], None),
+        (["image", "train", "--model", "vae"], None),
+    ],
+)
+def test_openmp_threads_sleep_unless_the_command_trains(monkeypatch, argv, policy):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delitem(sys.modules, "torch")  # as in a fresh `molgen` process, before torch is imported
+    assert threads.openmp_wait_policy_for(argv) == policy
+    assert os.environ.get("OMP_WAIT_POLICY") == policy
+
+
+def test_openmp_wait_policy_leaves_a_users_setting_and_a_loaded_torch_alone(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delitem(sys.modules, "torch")
+    assert threads.openmp_wait_policy_for(["sample"]) is None
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.undo()
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert threads.openmp_wait_policy_for(["sample"]) is None  # torch is loaded here: too late to matter
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_the_cli_sets_the_policy_before_torch_starts():
+    code = (
+        "import os, sys; from molgen.cli import main; rc = main(['info']); "
+        "print(rc, os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split()[-3:] == ["0", "PASSIVE", "True"], done.stderr[-2000:]

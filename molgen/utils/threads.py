@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from molgen.errors import ConfigError
 
-__all__ = ["available_cpus", "set_torch_threads", "threads_beside"]
+__all__ = ["available_cpus", "set_torch_threads", "threads_beside", "openmp_wait_policy_for"]
+
+#: Commands (as their leading words) whose OpenMP threads may keep spinning: long training on
+#: cores nothing else needs, where a spinning thread answers the next parallel region sooner.
+SPINNING_COMMANDS = (("train",), ("image", "train"))
 
 
 def available_cpus() -> int:
@@ -48,3 +53,23 @@ def threads_beside(workers: int) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def openmp_wait_policy_for(argv: Sequence[str]) -> str | None:
+    """Ask OpenMP threads to sleep, not spin, while they wait, unless the command trains.
+
+    Set before torch is imported (its OpenMP runtime reads ``OMP_WAIT_POLICY``
+    once, at start-up) and only when the user has not set it. A spinning thread
+    holds its core for a while after each parallel region; beside RDKit worker
+    processes, another job or a second torch thread that is itself waiting, it
+    takes the CPU they need. Training on an otherwise idle machine keeps the
+    default, because there a spinning thread starts the next region sooner.
+    Returns the policy it set, or ``None`` when it left the environment alone.
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
+        return None
+    if any(tuple(words[: len(c)]) == c for c in SPINNING_COMMANDS):
+        return None
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return "PASSIVE"
