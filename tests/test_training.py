@@ -73,6 +73,42 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_smiles
         assert torch.equal(full[key], resumed[key]), key
 
 
+def test_the_optimizer_is_fused_and_resumes_states_saved_without_it(tmp_path, tiny_smiles, monkeypatch):
+    import molgen.train.trainer as trainer_module
+
+    smiles = tiny_smiles[:200]
+    seen = []
+    original_step = Trainer._train_step
+
+    def record(self, batch):
+        seen.append(self.optimizer.param_groups[0]["fused"])
+        return original_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", record)
+    train_vae(smiles, tmp_path / "now", _config(epochs=1), device="cpu", show_progress=False)
+    assert seen and all(f is True for f in seen)
+
+    # A run started by a molgen whose AdamW was not fused (its saved state says so) resumes exactly.
+    monkeypatch.setattr(trainer_module, "fused_optimizer", lambda device: None)
+    train_vae(smiles, tmp_path / "full", _config(), device="cpu", show_progress=False)
+    calls = {"n": 0}
+
+    def crash_at_step_8(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return original_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", crash_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(smiles, tmp_path / "cut", _config(), device="cpu", show_progress=False)
+    monkeypatch.undo()
+    train_vae(smiles, tmp_path / "cut", None, device="cpu", resume=True, show_progress=False)
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
 def test_refuses_to_overwrite_or_resume_nothing(tmp_path, tiny_smiles, tiny_run):
     with pytest.raises(MolgenError, match="already holds a training run"):
         train_vae(tiny_smiles[:50], tiny_run, _config(epochs=1), device="cpu", show_progress=False)

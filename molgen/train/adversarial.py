@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.train.trainer import TrainConfig, Trainer, TrainResult, TrainTask
+from molgen.train.trainer import TrainConfig, Trainer, TrainResult, TrainTask, fused_optimizer
 
 __all__ = ["AdversarialTask", "AdversarialTrainer", "OptimizerSet"]
 
@@ -100,7 +100,9 @@ class AdversarialTrainer(Trainer):
             raise ConfigError("adversarial parameter groups overlap; each parameter must belong to one group")
         self.optimizer = OptimizerSet(
             {
-                name: torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+                name: torch.optim.Adam(
+                    params, lr=config.lr, betas=betas, weight_decay=config.weight_decay, fused=fused_optimizer(self.device)
+                )
                 for name, params in groups.items()
             }
         )
