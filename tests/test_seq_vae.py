@@ -282,3 +282,29 @@ def test_unk_sequences_decode_to_invalid_and_unfinished_ones_are_cut():
     ids = torch.tensor([[4, 5, 2, 0], [4, 3, 4, 2], [4, 4, 4, 4], [2, 0, 0, 0]])
     assert vae.ids_to_strings(ids) == ["CO", "", "CCCC", ""]
     assert vae.decode(torch.zeros(2, vae.config.latent_dim), seed=0) is not None
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_padded_encoder_route_equals_packed_sequences(layers):
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from molgen.models.seq_vae import bidirectional_final_states
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(8, 16, num_layers=layers, batch_first=True, bidirectional=True).eval()
+    lengths = torch.tensor([9, 3, 12, 12, 5, 1])
+    x = torch.randn(6, 12, 8, requires_grad=True)
+    x_pad = x * (torch.arange(12)[None, :, None] < lengths[:, None, None])  # what lies past the end must not matter
+    padded = bidirectional_final_states(gru, x_pad + 100 * (x_pad == 0), lengths)
+    _, h = gru(pack_padded_sequence(x_pad, lengths, batch_first=True, enforce_sorted=False))
+    packed = h.view(layers, 2, 6, 16)[-1]
+    torch.testing.assert_close(padded, packed, atol=1e-6, rtol=1e-5)
+    weights = [gru.weight_ih_l0, gru.weight_hh_l0_reverse, getattr(gru, f"bias_hh_l{layers - 1}_reverse")]
+    g_padded = torch.autograd.grad((padded * torch.linspace(-1, 1, 16)).sum(), [x, *weights], retain_graph=True)
+    g_packed = torch.autograd.grad((packed * torch.linspace(-1, 1, 16)).sum(), [x, *weights])
+    for a, b in zip(g_padded, g_packed):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    if layers == 2:  # inter-layer dropout acts in training mode, as nn.GRU's does
+        gru.dropout = 0.5
+        gru.train()
+        assert not torch.allclose(bidirectional_final_states(gru, x, lengths), padded)
