@@ -296,3 +296,22 @@ def test_inductor_compiled_training_matches_plain_training(tmp_path, tiny_smiles
     logs = [json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[-1]) for r in ("c", "p")]
     for key in ("train_loss", "val_loss", "val_recon"):
         assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-3), key
+
+
+def test_the_training_profiler_script_times_real_steps(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, str(root / "scripts" / "profile_training.py"), "--device", "cpu", "--batch-sizes", "8", "16",
+           "--warmup", "1", "--steps", "3", "--profile-steps", "2", "--threads", "1", "--top", "5", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["batch_size"] for r in runs] == [8, 16]
+    for r in runs:
+        assert r["steps_per_s"] > 0 and r["molecules_per_s"] == pytest.approx(r["batch_size"] * r["steps_per_s"], rel=0.02)
+        assert len(r["top_cpu"]) == 5 and all(row["self_ms"] >= 0 for row in r["top_cpu"])
+    assert "| 16 | False |" in done.stdout
