@@ -270,15 +270,23 @@ class MoleculeVAE:
         """
         ids, lengths, kept = self.tokenize(list(smiles))
         cond = self.own_condition_tensor([smiles[i] for i in kept])
-        gen = torch.Generator().manual_seed(seed)
-        out = []
+        if not len(ids):
+            return np.zeros((0, self.config.latent_dim), dtype=np.float32), kept
+        # Batches of similar lengths, each cut to its own longest row: no step is spent on padding.
+        order = torch.argsort(lengths, stable=True)
+        mu = torch.empty(len(ids), self.config.latent_dim)
+        logvar = torch.empty_like(mu)
         for start in range(0, len(ids), batch_size):
-            x = ids[start : start + batch_size].to(self.device)
-            c = None if cond is None else cond[start : start + batch_size].to(self.device)
-            mu, logvar = self.model.encode(x, lengths[start : start + batch_size], c)
-            out.append((SeqVAEBase.reparameterize(mu, logvar, gen) if sample else mu).float().cpu())
-        z = torch.cat(out).numpy() if out else np.zeros((0, self.config.latent_dim), dtype=np.float32)
-        return z, kept
+            rows = order[start : start + batch_size]
+            x = ids[rows, : int(lengths[rows].max())].to(self.device)
+            c = None if cond is None else cond[rows].to(self.device)
+            m, lv = self.model.encode(x, lengths[rows], c)
+            mu[rows], logvar[rows] = m.float().cpu(), lv.float().cpu()
+        if not sample:
+            return mu.numpy(), kept
+        gen = torch.Generator().manual_seed(seed)  # noise drawn batch by batch in input order, as before
+        z = [SeqVAEBase.reparameterize(mu[i : i + batch_size], logvar[i : i + batch_size], gen) for i in range(0, len(ids), batch_size)]
+        return torch.cat(z).numpy(), kept
 
     def decode(
         self,
