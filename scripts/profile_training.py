@@ -34,8 +34,7 @@ import torch
 from molgen.datasets import default_training_smiles
 from molgen.train import Trainer
 from molgen.vae_training import VAETrainingConfig, train_vae
-
-DEFAULT_ARCH = dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)
+from train_default_model import DEFAULT_ARCH  # scripts/ is sys.path[0] when this file runs as a script
 
 
 class _Enough(Exception):
