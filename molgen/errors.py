@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DrawingUnavailableError",
+    "WorkerCrashError",
 ]
 
 
@@ -53,3 +54,7 @@ class ConfigError(MolgenError, ValueError):
 
 class DrawingUnavailableError(MolgenError, RuntimeError):
     """RDKit cannot draw molecules on this machine (its drawing code needs system libraries)."""
+
+
+class WorkerCrashError(MolgenError, RuntimeError):
+    """A worker process died (a signal from native code) or ran past its time limit on one input."""

@@ -98,7 +98,12 @@ def _selfies_to_smiles(sf, text: str) -> str:
 
 def strings_to_smiles(texts: list[str], representation: str, n_jobs: int | None = None) -> list[str | None]:
     """Decode raw model strings (SMILES or SELFIES) to canonical SMILES in a process pool."""
-    return chem.pmap_lists(partial(_decode_many, representation=representation), texts, n_jobs=n_jobs)
+    return chem.pmap_lists(partial(_decode_many, representation=representation), texts, n_jobs=n_jobs, on_failure=_invalid)
+
+
+def _invalid(text: str, reason: str) -> None:
+    """A decoded string whose worker died or timed out counts as invalid."""
+    return None
 
 
 @dataclass

@@ -97,6 +97,11 @@ def _tokenize_one(smiles: str, representation: str) -> list[str] | None:
         return None
 
 
+def _untokenizable(smiles: str, reason: str) -> None:
+    """A molecule whose worker process died or timed out is skipped like an untokenizable one."""
+    return None
+
+
 def tokenize_smiles(
     smiles: list[str],
     representation: str,
@@ -122,7 +127,7 @@ def tokenize_smiles(
             vocab = vocab or Vocabulary.from_dict(hit.vocab)
             kept_smiles = [smiles[i] for i in hit.kept.tolist()]
             return TokenizedData(hit.ids, hit.lengths.astype(np.int64), kept_smiles, dict(hit.skipped)), vocab
-    token_lists = chem.pmap(partial(_tokenize_one, representation=representation), smiles, n_jobs=n_jobs)
+    token_lists = chem.pmap(partial(_tokenize_one, representation=representation), smiles, n_jobs=n_jobs, on_failure=_untokenizable)
     skipped = {"untokenizable": 0, "too_long": 0}
     kept_tokens, kept = [], []
     for i, toks in enumerate(token_lists):

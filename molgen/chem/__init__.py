@@ -9,6 +9,8 @@ validity, canonical forms and property definitions are the same everywhere.
   simple descriptors, by name in :data:`PROPERTIES`;
 * :mod:`molgen.chem.fingerprints` -- Morgan fingerprints and Tanimoto
   similarity;
+* :mod:`molgen.chem.guard` -- size and shape limits checked before RDKit's
+  recursive code (:class:`MoleculeLimits`, :func:`set_limits`);
 * :mod:`molgen.chem._pool` -- :func:`pmap`, the process pool used for large
   inputs.
 
@@ -22,6 +24,7 @@ Example::
 """
 
 from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pmap_lists, pool_context, process_pool, resolve_n_jobs, split
+from molgen.chem.guard import LIMIT_REASONS, MoleculeLimits, check_smiles, get_limits, limits_applied, set_limits
 from molgen.chem.fingerprints import (
     bulk_tanimoto,
     fingerprint_array,
@@ -68,6 +71,12 @@ __all__ = [
     "process_pool",
     "resolve_n_jobs",
     "FAILURE_REASONS",
+    "LIMIT_REASONS",
+    "MoleculeLimits",
+    "check_smiles",
+    "get_limits",
+    "set_limits",
+    "limits_applied",
     "parse_smiles",
     "try_parse",
     "explain_failure",

@@ -12,6 +12,15 @@ torch, so the known hazards of forking a process that holds torch/OpenMP
 threads do not apply. Elsewhere the platform default (``spawn``) is used, which
 needs ``func`` to be importable (module-level).
 
+A worker that dies on a molecule -- a signal from RDKit's C++ code, or the
+per-molecule time limit (``max_seconds`` of :mod:`molgen.chem.guard`,
+enforced with ``SIGALRM`` in the workers) -- breaks the pool; the chunks it
+took down are redone molecule by molecule in fresh processes
+(:mod:`molgen.chem._isolate`), and the molecule that kills its process gets
+``on_failure(item, "crashed" | "timeout")`` as its result, so the run goes
+on. The serial path (small inputs) runs in this process and relies on the
+guard alone.
+
 Example::
 
     >>> from molgen.chem._pool import pmap
@@ -29,9 +38,12 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TypeVar
 
+from molgen.chem._isolate import arm_alarm, recover_chunks
+from molgen.chem.guard import get_limits
 from molgen.errors import ConfigError
 from molgen.utils.threads import available_cpus
 
@@ -68,6 +80,7 @@ def pmap(
     n_jobs: int | None = None,
     chunksize: int | None = None,
     threshold: int | None = None,
+    on_failure: Callable[[T, str], R] | None = None,
 ) -> list[R]:
     """Apply ``func`` to every item, in parallel for large inputs; keep order.
 
@@ -81,15 +94,27 @@ def pmap(
             split into about four chunks per worker.
         threshold: inputs with fewer items than this run serially; ``None``
             means the module's :data:`DEFAULT_THRESHOLD`, read at call time.
+        on_failure: ``on_failure(item, reason)`` is the result of an item that
+            kills its worker process (reason ``"crashed"`` or ``"timeout"``);
+            when ``None``, such an item raises :class:`~molgen.errors.WorkerCrashError`.
 
     Returns:
         ``[func(x) for x in items]``, in input order.
     """
-    return pmap_lists(partial(_each, func), items, n_jobs, threshold, chunksize)
+    seconds = get_limits().max_seconds
+    # Per-item alarms in the workers: a hang is caught after max_seconds, not after a whole chunk's budget.
+    return _map(partial(_each, func), partial(_each, func, seconds=seconds), items, n_jobs, threshold, chunksize, on_failure, None)
 
 
-def _each(func: Callable[[T], R], items: list[T]) -> list[R]:
-    return [func(x) for x in items]
+def _each(func: Callable[[T], R], items: list[T], seconds: float | None = None) -> list[R]:
+    if seconds is None:
+        return [func(x) for x in items]
+    out = []
+    for x in items:
+        arm_alarm(seconds)
+        out.append(func(x))
+    arm_alarm(None)
+    return out
 
 
 def pmap_lists(
@@ -98,6 +123,7 @@ def pmap_lists(
     n_jobs: int | None = None,
     threshold: int | None = None,
     chunksize: int | None = None,
+    on_failure: Callable[[T, str], R] | None = None,
 ) -> list[R]:
     """:func:`pmap` for a ``func`` that maps a whole list to a list of as many results.
 
@@ -105,8 +131,24 @@ def pmap_lists(
     chunks per worker). When ``func`` runs several libraries in turn (SELFIES
     decoding, then RDKit), running each stage over the whole chunk keeps one
     library's code and data in the caches at a time: 13 % less CPU than both
-    stages per item, for SELFIES to canonical SMILES.
+    stages per item, for SELFIES to canonical SMILES. The time limit applies
+    to a chunk as a whole (``max_seconds`` per item in it), and per item when
+    a broken chunk is redone.
     """
+    return _map(func, func, items, n_jobs, threshold, chunksize, on_failure, get_limits().max_seconds)
+
+
+def _map(
+    func: Callable[[list[T]], list[R]],
+    worker_func: Callable[[list[T]], list[R]],
+    items: Iterable[T],
+    n_jobs: int | None,
+    threshold: int | None,
+    chunksize: int | None,
+    on_failure: Callable[[T, str], R] | None,
+    seconds_per_item: float | None,
+) -> list[R]:
+    """Serial ``func(data)`` for small inputs, else ``worker_func`` over chunks in a pool."""
     data = list(items)
     workers = min(resolve_n_jobs(n_jobs), len(data))
     if threshold is None:
@@ -115,8 +157,33 @@ def pmap_lists(
         return func(data)
     if chunksize is None:
         chunksize = _chunk_size(len(data), workers * _CHUNKS_PER_WORKER)
+    chunks = _chunks(data, chunksize)
+    parts: list[list[R] | None] = []
     with process_pool(workers) as pool:
-        return [r for part in pool.map(func, _chunks(data, chunksize)) for r in part]
+        futures = [pool.submit(_timed, worker_func, chunk, seconds_per_item) for chunk in chunks]
+        for future in futures:
+            try:
+                parts.append(future.result())
+            except BrokenProcessPool:
+                parts.append(None)
+    broken = [i for i, part in enumerate(parts) if part is None]
+    if broken:
+        seconds = get_limits().max_seconds
+        redone = recover_chunks(worker_func, [chunks[i] for i in broken], on_failure, seconds, workers, pool_context())
+        for i, part in zip(broken, redone):
+            parts[i] = part
+    return [r for part in parts for r in part]
+
+
+def _timed(func: Callable[[list[T]], list[R]], chunk: list[T], seconds_per_item: float | None) -> list[R]:
+    """Worker side: ``func(chunk)`` under an alarm of ``seconds_per_item`` per item (``None``: none)."""
+    if seconds_per_item is None:
+        return func(chunk)
+    arm_alarm(seconds_per_item * len(chunk))
+    try:
+        return func(chunk)
+    finally:
+        arm_alarm(None)
 
 
 def split(data: list[T], parts: int) -> list[list[T]]:
@@ -149,6 +216,9 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux)."""
+    # The time limit kills a stuck worker with SIGALRM's default action (a handler
+    # inherited from the parent, e.g. pytest-timeout's, would need the GIL back).
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

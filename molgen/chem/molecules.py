@@ -17,7 +17,11 @@ Parse failures are reported per molecule with a short reason tag, one of
     element, embedded whitespace, ...);
 ``"sanitize"``
     the syntax is fine but the molecule is chemically impossible (e.g. a
-    pentavalent carbon, an aromatic ring that cannot be kekulized).
+    pentavalent carbon, an aromatic ring that cannot be kekulized);
+``"too_large"``, ``"too_deep"``, ``"too_many_fragments"``, ``"too_many_rings"``
+    the string or molecule is over a limit of :mod:`molgen.chem.guard`
+    (giant chains, deep branch nesting, ...), checked before RDKit's recursive
+    code can crash the process on it.
 
 RDKit's own message goes into :attr:`molgen.errors.InvalidSmilesError.detail`;
 RDKit's logging is silenced meanwhile so garbage input does not flood stderr.
@@ -39,6 +43,7 @@ from collections.abc import Iterable
 from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
+from molgen.chem import guard
 from molgen.chem._pool import pmap
 from molgen.errors import InvalidSmilesError
 
@@ -53,7 +58,7 @@ __all__ = [
     "canonicalize_many",
 ]
 
-FAILURE_REASONS: tuple[str, ...] = ("not_a_string", "empty", "parse", "sanitize")
+FAILURE_REASONS: tuple[str, ...] = ("not_a_string", "empty", "parse", "sanitize", *guard.LIMIT_REASONS)
 
 # RDKit log lines start with a "[hh:mm:ss] " timestamp and syntax errors with a
 # fixed prefix; neither helps a user reading our one-line message.
@@ -103,6 +108,8 @@ def canonical_smiles(smiles_or_mol: str | Chem.Mol, isomeric: bool = True) -> st
     """
     if isinstance(smiles_or_mol, Chem.Mol):
         mol = smiles_or_mol
+        if guard.check_mol(mol) is not None:
+            return None
     else:
         mol, _ = try_parse(smiles_or_mol)
         if mol is None:
@@ -138,7 +145,12 @@ def canonicalize_many(
     Runs in a process pool for large inputs (see :func:`molgen.chem._pool.pmap`).
     """
     func = functools.partial(canonical_smiles, isomeric=isomeric)
-    return pmap(func, smiles, n_jobs=n_jobs)
+    return pmap(func, smiles, n_jobs=n_jobs, on_failure=_none)
+
+
+def _none(item: object, reason: str) -> None:
+    """An input whose worker process died or timed out counts as invalid."""
+    return None
 
 
 def _parse(smiles: object, want_detail: bool) -> tuple[Chem.Mol | None, InvalidSmilesError | None]:
@@ -155,11 +167,17 @@ def _parse(smiles: object, want_detail: bool) -> tuple[Chem.Mol | None, InvalidS
         # SMILES is printable ASCII; RDKit silently drops some other characters
         # (a NUL, a zero-width space), which would turn garbage into a molecule.
         return None, InvalidSmilesError(smiles, "parse", "non-ASCII or control character")
+    over = guard.check_smiles(text)
+    if over is not None:
+        return None, InvalidSmilesError(smiles, over, guard.explain_limit(text) if want_detail else "")
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(text)
     if mol is not None:
         if mol.GetNumAtoms() == 0:
             return None, InvalidSmilesError(smiles, "empty", "no atoms")
+        if len(text) > guard.get_limits().max_atoms and guard.check_mol(mol) is not None:
+            limit = guard.get_limits().max_atoms
+            return None, InvalidSmilesError(smiles, "too_large", f"{mol.GetNumAtoms()} atoms; the limit is max_atoms={limit}")
         return mol, None
     return None, _diagnose(smiles, text, want_detail)
 

@@ -195,10 +195,16 @@ def compute_properties(
             f"unknown {noun} {', '.join(unknown)}; choose from {', '.join(PROPERTIES)}"
         )
     inputs = list(smiles)
-    rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs)
+    failed = functools.partial(_nan_row, width=len(selected))
+    rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs, on_failure=failed)
     frame = pd.DataFrame(rows, columns=selected, dtype=float)
     frame.insert(0, "smiles", inputs)
     return frame
+
+
+def _nan_row(item: object, reason: str, width: int) -> list[float]:
+    """The row of an input whose worker process died or timed out: NaN, like an invalid one."""
+    return [math.nan] * width
 
 
 def _property_row(smiles: object, names: tuple[str, ...]) -> list[float]:

@@ -25,7 +25,9 @@ bytes that are not UTF-8; it is decoded with replacement characters for the
 report, and damage in other columns is ignored), ``"too_long"`` (longer than
 ``max_length`` characters, or a physical line over :data:`MAX_LINE_BYTES`,
 which is never held in memory whole) and ``"missing_column"`` (a delimited
-row too short to have the SMILES column). Blank lines are not records and are
+row too short to have the SMILES column). Size limits (``"too_large"``,
+``"too_deep"``, ...) are those of :mod:`molgen.chem.guard`; a record that
+kills or stalls a worker process is ``"crashed"`` or ``"timeout"``. Blank lines are not records and are
 not counted. A truncated gzip is read up to the damage and flagged in
 :meth:`ReadResult.summary`. Every reject can be written, with its line number,
 text and reason, to a CSV (``rejects_to``; the CLI's ``--rejects``).
@@ -454,6 +456,11 @@ def _canonical_or_reason(text: str, canonicalize: bool) -> tuple[str | None, str
     return (canonical_smiles(mol) if canonicalize else text), None
 
 
+def _worker_failure(text: str, reason: str) -> tuple[None, str]:
+    """The outcome of a record whose worker process died (``"crashed"``) or timed out (``"timeout"``)."""
+    return None, reason
+
+
 def _process_chunk(
     chunk: list[tuple[int, str, str | None]],
     check: Callable[[str], tuple[str | None, str | None]],
@@ -463,7 +470,7 @@ def _process_chunk(
     n_jobs: int | None,
 ) -> None:
     texts = [text for _, text, flag in chunk if flag is None]
-    outcomes = iter(pmap(check, texts, n_jobs=n_jobs, threshold=_PARALLEL_MIN))
+    outcomes = iter(pmap(check, texts, n_jobs=n_jobs, threshold=_PARALLEL_MIN, on_failure=_worker_failure))
     for line_no, text, flag in chunk:
         result.n_read += 1
         if flag is not None:

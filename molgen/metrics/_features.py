@@ -88,6 +88,11 @@ def canonicalize(smiles: object) -> Canonical:
         return Canonical(canonical, Chem.MolToSmiles(mol, isomericSmiles=False))
 
 
+def not_canonical(smiles: object, reason: str) -> Canonical:
+    """:func:`canonicalize`'s result for an input whose worker process died or timed out: invalid."""
+    return Canonical(None, None)
+
+
 def featurize(canonical: str) -> MolFeatures:
     """MOSES features of a molecule given by its canonical SMILES."""
     with rdBase.BlockLogs():

@@ -169,7 +169,7 @@ def evaluate_many(
     samples = load_generated(generated)
     if not samples:
         raise DataError("the generated set is empty; pass at least one SMILES to score")
-    pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs)
+    pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs, on_failure=_features.not_canonical)
     valid = [p for p in pairs if p.smiles is not None]
     if not valid:
         raise DataError(

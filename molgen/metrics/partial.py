@@ -186,7 +186,7 @@ def compute_partial(
         "train": train_digest(train),
     }
     samples = load_generated(generated)
-    pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs) if samples else []
+    pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs, on_failure=_features.not_canonical) if samples else []
     valid = [p for p in pairs if p.smiles is not None]
     canonical = [p.smiles for p in valid]
     if not valid:

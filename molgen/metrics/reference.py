@@ -208,7 +208,7 @@ def reference_statistics(
         except DataError as exc:  # a damaged or foreign file under the cache's name: computed again and replaced
             warnings.warn(f"ignoring the cached reference statistics: {exc}", stacklevel=2)
     smiles = read_smiles_file(smiles_source) if isinstance(smiles_source, Path) else smiles_source
-    pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs) if c.smiles is not None]
+    pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs, on_failure=_features.not_canonical) if c.smiles is not None]
     if not pairs:
         raise DataError(
             f"reference set {label} has no valid SMILES; pass a file with one SMILES per line"
