@@ -23,6 +23,12 @@ def _single_thread():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_automatic_downloads(monkeypatch):
+    # Tests never reach the network: a missing MOSES file fails (or a test fakes the download).
+    monkeypatch.setenv("MOLGEN_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def tiny_smiles() -> list[str]:
     return default_training_smiles(limit=400)

@@ -11,6 +11,14 @@ sha256 the wheel's ``RECORD`` lists; :func:`moses_split` finds them later.
 
 The cache folder is ``cache_dir`` when given, else ``$MOLGEN_CACHE/moses``,
 else ``~/.cache/molgen/moses``.
+
+A command whose default needs these sets (``molgen score``'s reference,
+``molgen benchmark --reference moses-test``) never asks the user to fetch
+them: :func:`moses_split` downloads the wheel itself the first time a file is
+missing (``fetch=True``), saying so on stderr. Without network it fails with
+one line that names the offline route, ``molgen data moses --wheel PATH``.
+Set ``MOLGEN_OFFLINE=1`` to forbid the automatic download (the explicit
+``molgen data moses`` still downloads).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -43,6 +52,7 @@ MOSES_FILES: dict[str, str] = {
 }
 
 _DATA_DIR_IN_WHEEL = "moses/dataset/data"
+_OFFLINE = "MOLGEN_OFFLINE"
 _BLOCK = 1 << 20
 
 
@@ -77,18 +87,50 @@ def materialize_moses(
         return _extract(_download_wheel(Path(tmp)), target)
 
 
-def moses_split(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Path of a cached MOSES file: ``"train"``, ``"test"``, ``"test_scaffolds"`` or a ``*_stats`` key."""
+def moses_split(name: str, cache_dir: str | os.PathLike[str] | None = None, fetch: bool = True) -> Path:
+    """Path of a cached MOSES file: ``"train"``, ``"test"``, ``"test_scaffolds"`` or a ``*_stats`` key.
+
+    A missing file is fetched first (all five, once; see :func:`materialize_moses`)
+    unless ``fetch`` is false or ``$MOLGEN_OFFLINE`` is set.
+
+    Raises:
+        DataError: the file is missing and cannot be fetched; the message names
+            ``molgen data moses --wheel PATH``.
+    """
     if name not in MOSES_FILES:
         raise ConfigError(f"unknown MOSES split {name!r}; choose one of {sorted(MOSES_FILES)}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = folder / MOSES_FILES[name]
-    if not path.is_file():
+    if path.is_file():
+        return path
+    offline = os.environ.get(_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
+    if not fetch or offline:
+        why = f" and {_OFFLINE} forbids downloading it" if fetch else ""
         raise DataError(
-            f"MOSES {name} file not found in {folder}; run `molgen data moses` "
+            f"MOSES {name} file not found in {folder}{why}; run `molgen data moses` "
             "(add --wheel PATH to use a local molsets wheel without network)"
         )
+    _fetch(folder)
     return path
+
+
+def _fetch(folder: Path) -> None:
+    """Download and unpack the MOSES sets into ``folder``, with a line before and after on stderr."""
+    print(
+        f"MOSES data not in {folder} yet: downloading molsets {MOSES_VERSION} from PyPI (once) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    try:
+        paths = materialize_moses(cache_dir=folder)
+    except DataError as exc:
+        raise DataError(
+            f"the MOSES sets are not in {folder} and could not be downloaded ({exc}); without network, "
+            f"run `molgen data moses --wheel PATH` with a local molsets-{MOSES_VERSION} wheel"
+        ) from None
+    size = sum(p.stat().st_size for p in paths.values()) / 1e6
+    print(f"MOSES data ready in {folder} ({size:.0f} MB, {time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
 
 
 # -- internals -----------------------------------------------------------------

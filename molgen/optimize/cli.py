@@ -63,9 +63,13 @@ def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, r
     if missing:
         raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
     texts = [str(s) for s in frame[columns[smiles_column.lower()]]]
-    canon = [chem.canonical_smiles(s) for s in texts]
+    parsed = [chem.try_parse(s) for s in texts]  # the reason of a bad SMILES: parse, sanitize, too_large, ...
+    canon = [chem.canonical_smiles(mol) if mol is not None else None for mol, _ in parsed]
     values = frame[[columns[n.lower()] for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    reasons = ["parse" if c is None else "no_value" if not np.isfinite(v).any() else "" for c, v in zip(canon, values)]
+    reasons = [
+        (why or "parse") if c is None else "no_value" if not np.isfinite(v).any() else ""
+        for c, (_, why), v in zip(canon, parsed, values)
+    ]
     bad = [i for i, r in enumerate(reasons) if r]
     if bad and strict:
         i = bad[0]
@@ -80,7 +84,7 @@ def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, r
             writer.writerow(("line", "text", "reason"))
             writer.writerows((i + 2, texts[i], reasons[i]) for i in bad)
     if bad:
-        counts = {r: reasons.count(r) for r in ("parse", "no_value") if r in reasons}
+        counts = {r: reasons.count(r) for r in dict.fromkeys(reasons) if r}
         detail = ", ".join(f"{r}: {n}" for r, n in counts.items())
         err.print(f"[yellow]{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})[/yellow]", soft_wrap=True)
     keep = [i for i, r in enumerate(reasons) if not r]
