@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -219,6 +220,8 @@ def _die_with_parent(parent: int) -> None:
     # The time limit kills a stuck worker with SIGALRM's default action (a handler
     # inherited from the parent, e.g. pytest-timeout's, would need the GIL back).
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    # A worker's crash is counted and reported by the parent, not dumped as a traceback on the console.
+    faulthandler.disable()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
