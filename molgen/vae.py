@@ -254,6 +254,8 @@ class MoleculeVAE:
         seqs, kept = [], []
         for i, s in enumerate(smiles):
             try:
+                if chem.check_smiles(s) is not None:  # a monster costs the tokenizer seconds and can never fit
+                    continue
                 toks = self.tokenizer.tokenize(s)
             except Exception:
                 continue

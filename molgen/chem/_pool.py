@@ -111,10 +111,12 @@ def _each(func: Callable[[T], R], items: list[T], seconds: float | None = None) 
     if seconds is None:
         return [func(x) for x in items]
     out = []
-    for x in items:
-        arm_alarm(seconds)
-        out.append(func(x))
-    arm_alarm(None)
+    try:
+        for x in items:
+            arm_alarm(seconds)
+            out.append(func(x))
+    finally:
+        arm_alarm(None)  # an exception must not leave the alarm to kill the idle worker later
     return out
 
 
