@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-
+from molgen.console import err, error, note, out, warn
 from molgen.errors import ConfigError, DataError, MolgenError
 from molgen.utils.threads import openmp_wait_policy_for, set_torch_threads
 
@@ -33,10 +32,8 @@ from molgen.optimize.cli import optimize_command, predictor_app  # noqa: E402
 app.add_typer(image_app, name="image")
 app.add_typer(predictor_app, name="predictor")
 app.command("optimize")(optimize_command)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
 
-MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
 STRICT_HELP = "stop at the first invalid input line, naming it (default: skip and count bad lines)"
 REJECTS_HELP = "write every skipped input line (line number, text, reason) to this CSV"
 SHARD_HELP = "do only part i of N of the job (0-based, e.g. $SLURM_ARRAY_TASK_ID/N); combine the parts with molgen merge"
@@ -58,7 +55,7 @@ def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: P
         if not default_ok:
             raise DataError("no input file given; pass --input FILE")
         smiles = default_training_smiles()
-        err.print(f"[dim]using the embedded default data: {len(smiles):,} MOSES training molecules[/dim]")
+        note(f"using the embedded default data: {len(smiles):,} MOSES training molecules")
         return smiles
     result = read_molecules(path, smiles_column=smiles_column, strict=strict, rejects_to=rejects)
     err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
@@ -78,7 +75,7 @@ def _random_subset(smiles: list[str], limit: int, seed: int) -> list[str]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' signature
-    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    warn(message)
 
 
 @contextmanager
@@ -111,14 +108,14 @@ def _write_molecules(path: Path, smiles: list[str], extra: dict[str, list] | Non
 def train(
     data: Optional[Path] = typer.Option(None, "--data", help="SMILES file (.smi/.csv/.tsv/.txt, optionally .gz); default: embedded MOSES sample"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to create (or continue with --resume)"),
-    representation: str = typer.Option("selfies", help="smiles or selfies"),
+    representation: Optional[str] = typer.Option(None, help="smiles or selfies (default: selfies, or the --init-from checkpoint's)"),
     smiles_column: Optional[str] = typer.Option(None, help="CSV column holding SMILES (auto-detected by default)"),
     epochs: int = typer.Option(10, help="maximum number of epochs"),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(1e-3, help="AdamW learning rate"),
     lr_schedule: str = typer.Option("constant", help="constant, or cosine: anneal to 2% of --lr over the epochs or the time budget"),
-    arch: str = typer.Option("gru", help="gru or transformer (self-attention encoder/decoder)"),
-    latent_dim: int = typer.Option(128),
+    arch: Optional[str] = typer.Option(None, help="gru or transformer (self-attention encoder/decoder); default: gru, or the --init-from checkpoint's"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent dimensions (default 128); with --init-from every size left unset is the checkpoint's"),
     decoder_hidden: Optional[int] = typer.Option(None, help="GRU state size, or transformer feed-forward width (default 512)"),
     decoder_layers: Optional[int] = typer.Option(None, help="GRU layers (default 2) or transformer blocks (default 3)"),
     encoder_hidden: Optional[int] = typer.Option(None, help="GRU state size (default 256), or transformer feed-forward width (512)"),
@@ -133,7 +130,7 @@ def train(
     kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
     free_bits: float = typer.Option(0.0, help="KL floor per latent dimension, nats"),
     word_dropout: float = typer.Option(0.1, help="fraction of decoder inputs replaced by <unk>"),
-    max_length: int = typer.Option(100, help="longest molecule in tokens; longer ones are skipped and counted"),
+    max_length: Optional[int] = typer.Option(None, help="longest molecule in tokens; longer ones are skipped and counted (default 100, or the --init-from checkpoint's)"),
     val_fraction: float = typer.Option(0.05),
     max_minutes: float = typer.Option(0.0, help="stop after this many minutes (0: no limit)"),
     max_cpu_minutes: float = typer.Option(0.0, help="stop after this many CPU-minutes of this process (0: no limit)"),
@@ -145,7 +142,7 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     strict: bool = typer.Option(False, help=STRICT_HELP),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
-    init_from: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same vocabulary and architecture)"),
+    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc; molgen info --list)"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
@@ -153,7 +150,8 @@ def train(
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
     from molgen.conditioning import parse_property_names
-    from molgen.vae_training import VAETrainingConfig, model_options, train_vae
+    from molgen.init_from import inherit_architecture
+    from molgen.vae_training import VAETrainingConfig, train_vae
 
     set_torch_threads(threads)
     train_set_name = None
@@ -164,18 +162,15 @@ def train(
     smiles = _read(data, smiles_column, strict, rejects, default_ok=True)
     if limit:
         smiles = smiles[:limit]
+    shape = inherit_architecture(
+        None if resume else init_from, arch, representation, max_length, latent_dim=latent_dim, decoder_hidden=decoder_hidden,
+        decoder_layers=decoder_layers, encoder_hidden=encoder_hidden, encoder_layers=encoder_layers, embed_dim=embed_dim, n_heads=n_heads,
+    )  # fmt: skip
+    if shape.inherited:
+        note(f"architecture from {init_from}: {shape.describe()}")
     config = VAETrainingConfig(
-        representation=representation,
-        model=model_options(
-            arch,
-            latent_dim=latent_dim,
-            decoder_hidden=decoder_hidden,
-            decoder_layers=decoder_layers,
-            encoder_hidden=encoder_hidden,
-            encoder_layers=encoder_layers,
-            embed_dim=embed_dim,
-            n_heads=n_heads,
-        ),
+        representation=shape.representation,
+        model=shape.model,
         conditions=parse_property_names(condition_on) if condition_on is not None else [],
         condition_dropout=condition_dropout,
         latent_dropout=latent_dropout,
@@ -196,7 +191,7 @@ def train(
         free_bits=free_bits,
         word_dropout=word_dropout,
         val_fraction=val_fraction,
-        max_length=max_length,
+        max_length=shape.max_length,
     )
     source = {"data": str(data) if data else "embedded:moses_train_50k"}
     vae, result = train_vae(
@@ -268,7 +263,7 @@ def sample(
     if temperature is None:
         temperature = vae.default_temperature
     if vae.conditions is not None and condition is None:
-        err.print(f"[dim]conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data[/dim]")
+        note(f"conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data")
     start = time.perf_counter()
     n_valid, done, seen, kept_for_grid = 0, 0, set(), []
     with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
@@ -337,14 +332,14 @@ def fit_prior(
     if smiles is None:
         smiles = training_smiles(vae)
         if smiles is not None:
-            err.print(f"[dim]fitting to the model's training set ({len(smiles):,} molecules)[/dim]")
+            note(f"fitting to the model's training set ({len(smiles):,} molecules)")
         else:
             smiles = _read(None, None, False, None, default_ok=True)
     smiles = _random_subset(smiles, limit, seed)
     start = time.perf_counter()
     vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed)
     if vae.meta.pop("sampling", None) is not None:
-        err.print("[yellow]the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again[/yellow]")
+        warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", prefix="")
     vae.save(out)
     info = vae.latent_prior.info
     err.print(
@@ -383,7 +378,7 @@ def tune_sampling(
     reference = _random_subset(reference, limit, seed)
     train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
     if train is None:
-        err.print("[yellow]the checkpoint's training set is not available; novelty is not checked (pass --train)[/yellow]")
+        warn("the checkpoint's training set is not available; novelty is not checked (pass --train)", prefix="")
     best, trials = tune_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
     table = Table("temperature", "valid", "unique", "novelty", f"FCD ({n:,} vs {len(reference):,})")
     for r in trials:
@@ -604,7 +599,7 @@ def benchmark(
             if train is None:
                 train = training_smiles(vae)
                 if train is None:
-                    err.print("[yellow]the checkpoint's training set is not available; novelty is not computed (pass --train)[/yellow]")
+                    warn("the checkpoint's training set is not available; novelty is not computed (pass --train)", prefix="")
             label = f"{Path(vae.meta.get('path', 'model')).stem} (T {temperature:g}, {used_prior} prior)"
             job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature, top_p=top_p, prior=prior) if spec else {}
         else:
@@ -647,7 +642,7 @@ def _generated_part(generated: Path, spec) -> tuple[list[str], dict]:
         raise ConfigError(f"{generated} is part {record['shard']}/{record['of']} of a sharded job (its .shard.json says so), not {spec}; pass the matching part")
     if file_digest(generated) != record["sha256"]:
         raise DataError(f"{generated} changed after its shard wrote it; run that shard again")
-    err.print(f"[dim]{generated} is part {spec} of a sharded {record['job'].get('command', '')} job: scoring all of it[/dim]")
+    note(f"{generated} is part {spec} of a sharded {record['job'].get('command', '')} job: scoring all of it")
     return load_generated(generated), {"parts_of": record["job"]}
 
 
@@ -711,7 +706,7 @@ def score(
     if reference and reference.lower() != "none":
         ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None)
         if ref is None:
-            err.print("[yellow]the checkpoint's training set is not available; no flags (pass --reference FILE)[/yellow]")
+            warn("the checkpoint's training set is not available; no flags (pass --reference FILE)", prefix="")
         else:
             ref = [ref[i] for i in np.random.default_rng(seed).permutation(len(ref))[:reference_size]]
     total = len(smiles) + (len(ref) if ref else 0)
@@ -803,11 +798,18 @@ def merge(
 
 
 @app.command()
-def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
-    """Show what a checkpoint holds: architecture, vocabulary, training data and history."""
+def info(
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    list_models: bool = typer.Option(False, "--list", help="list the pretrained models (names usable as --model and --init-from) instead"),
+) -> None:
+    """Show what a checkpoint holds: architecture, vocabulary, training data and history (--list: the pretrained models)."""
+    from molgen.pretrained import describe_pretrained
     from molgen.train.checkpoint import read_checkpoint_meta
     from molgen.vae import resolve_model_path
 
+    if list_models:
+        out.print_json(json.dumps(describe_pretrained()))
+        return
     path = resolve_model_path(model)
     meta = read_checkpoint_meta(path)
     vocab = meta.get("vocab", {})
@@ -824,6 +826,8 @@ def info(model: Optional[Path] = typer.Option(None, help=MODEL_HELP)) -> None:
         "latent_prior": meta.get("latent_prior"),
         "sampling_temperature": (meta.get("sampling") or {}).get("temperature"),
     }
+    if model is None:
+        summary["pretrained_models"] = {m["name"]: m["path"] for m in describe_pretrained()}
     out.print_json(json.dumps(summary))
 
 
@@ -852,14 +856,14 @@ def main(argv: list[str] | None = None) -> int:
         with _warnings_to_console(every=False):
             app(args=argv, prog_name="molgen")
     except MolgenError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         return 2
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]; partial outputs were not written (use --resume to continue training)")
+        error("; partial outputs were not written (use --resume to continue training)", prefix="interrupted")
         return 130
     except OSError as exc:
         # The file system said no (full disk, permissions, a vanished folder): one line, not a traceback.
-        err.print(f"[red]error:[/red] {_os_error(exc)}", highlight=False)
+        error(_os_error(exc))
         return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

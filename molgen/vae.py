@@ -37,6 +37,7 @@ import torch
 from molgen import chem
 from molgen.conditioning import ConditionSpec, property_matrix
 from molgen.errors import CheckpointError, ConfigError
+from molgen import pretrained as _pretrained
 from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
 from molgen.guidance import GuidedDecoder, check_guidance
 from molgen.latent_prior import PRIOR_CHOICES, LatentPrior
@@ -56,19 +57,14 @@ __all__ = [
     "training_smiles",
 ]
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "default_model.safetensors"
+DEFAULT_MODEL = _pretrained.data_dir() / _pretrained.PRETRAINED["default"][0]
 MODEL_FILE = "model.safetensors"
 
 
 def resolve_model_path(spec: str | Path | None) -> Path:
-    """``None`` -> the shipped default model; a run folder -> its ``model.safetensors``; else the file."""
-    if spec is None:
-        if not DEFAULT_MODEL.exists():
-            raise CheckpointError(
-                f"the default model {DEFAULT_MODEL} is missing; reinstall molgen or pass --model PATH"
-            )
-        return DEFAULT_MODEL
-    path = Path(spec)
+    """``None`` -> the shipped default model; a pretrained name (``default``, ``zinc``, ...) -> its file;
+    a run folder -> its ``model.safetensors``; else the file."""
+    path = _pretrained.resolve_model_spec(spec)
     if path.is_dir():
         path = path / MODEL_FILE
         if not path.exists():

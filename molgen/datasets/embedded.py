@@ -3,9 +3,8 @@
 ``data/moses_train_50k.smi.gz`` and ``data/moses_test_5k.smi.gz`` are seeded
 random samples of the MOSES train and test splits (provenance, licence and
 the script that made them: ``data/README.md``). They let training and the
-tests run with no download. The folder sits at the repository root, next to
-the ``molgen`` package, so these helpers need a source checkout (an editable
-install).
+tests run with no download. The folder sits at the repository root and the
+wheel installs it as ``molgen/_data`` (:func:`molgen.pretrained.data_dir`).
 """
 
 from __future__ import annotations
@@ -23,20 +22,14 @@ EMBEDDED_FILES: dict[str, str] = {
     "test": "moses_test_5k.smi.gz",
 }
 
-_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-
 
 def embedded_data_path(name: str = "train") -> Path:
     """Path of an embedded set (``"train"`` or ``"test"``)."""
     if name not in EMBEDDED_FILES:
         raise ConfigError(f"unknown embedded set {name!r}; choose one of {sorted(EMBEDDED_FILES)}")
-    path = _DATA_DIR / EMBEDDED_FILES[name]
-    if not path.is_file():
-        raise DataError(
-            f"embedded data file {path} not found; install molgen from a source checkout "
-            "(pip install -e .) so that its data/ folder is present, or pass your own molecule file"
-        )
-    return path
+    from molgen.pretrained import data_file
+
+    return data_file(EMBEDDED_FILES[name])
 
 
 def default_training_smiles(limit: int | None = None) -> list[str]:

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
+from molgen.console import err, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
 
 __all__ = ["image_app"]
 
 image_app = typer.Typer(no_args_is_help=True, help="Image models on MNIST-style data: VAEs, DAE, GANs, SGAN, VAE-GAN.")
-err = Console(stderr=True)
 
 MODEL_OPT = "run folder or image checkpoint written by molgen image train"
 DATA_OPT = "mnist5k (embedded 5,000 digits), an IDX images file, a folder of MNIST IDX files, or a folder of images"
@@ -187,8 +186,8 @@ def anomaly(
         raise ConfigError("anomaly detection needs labelled test images to know which are held out")
     trained_without = set(meta.get("data", {}).get("exclude_classes") or [])
     if not set(holdout_class) <= trained_without:
-        err.print(f"[yellow]warning: the model saw class(es) {sorted(set(holdout_class) - trained_without)} in training; "
-                  "train with --exclude-class for a real anomaly test[/yellow]")
+        warn(f"the model saw class(es) {sorted(set(holdout_class) - trained_without)} in training; "
+             "train with --exclude-class for a real anomaly test")
     x, y = to_tensors(test)
     scores = anomaly_scores(net, x, y if getattr(net, "conditional", False) else None).numpy()
     value, fpr, tpr = auroc(scores, np.isin(test.labels, holdout_class))

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from molgen.errors import DataError
+from molgen.pretrained import data_dir
 from molgen.utils.io import load_npz_arrays
 
 __all__ = ["ImageSet", "ImageSplits", "load_images", "load_splits", "read_idx", "read_image_folder", "EMBEDDED_MNIST"]
 
-EMBEDDED_MNIST = Path(__file__).resolve().parent.parent.parent / "data" / "mnist_5k.npz"
+EMBEDDED_MNIST = data_dir() / "mnist_5k.npz"
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 

@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
+from molgen.console import err, styled, warn
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
 
 __all__ = ["predictor_app", "optimize_command"]
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.")
-err = Console(stderr=True)
 
-MODEL_HELP = "checkpoint file or run folder (default: the pretrained model shipped in data/)"
+MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
 STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
 REJECTS_HELP = "write every skipped line of {what} (line number, text, reason) to this CSV"
 
@@ -86,7 +85,7 @@ def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, r
     if bad:
         counts = {r: reasons.count(r) for r in dict.fromkeys(reasons) if r}
         detail = ", ".join(f"{r}: {n}" for r, n in counts.items())
-        err.print(f"[yellow]{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})[/yellow]", soft_wrap=True)
+        warn(f"{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})", prefix="")
     keep = [i for i, r in enumerate(reasons) if not r]
     return [canon[i] for i in keep], values[keep], names
 
@@ -141,8 +140,7 @@ def predictor_train(
     save_predictor(path, trained)
     report = {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train, "n_val": trained.report.n_val}
     atomic_write_text(path.with_name("report.json"), json.dumps(report, indent=2))
-    color = "yellow" if trained.report.weak else "green"
-    err.print(f"[{color}]{trained.report.summary()}[/{color}]")
+    styled(trained.report.summary(), "yellow" if trained.report.weak else "green")
     err.print(f"predictor written to {path}")
 
 
@@ -217,7 +215,7 @@ def _report(result, output: Path) -> None:
     oracle = result.oracle
     pred = result.summary.get("predictor")
     if pred and pred.get("weak"):
-        err.print(f"[yellow]{pred['report']}[/yellow]")
+        warn(f"{pred['report']}", prefix="")
     top = result.top(3)
     best = ", ".join(f"{r.objective:.4g} {r.smiles}" for r in top.itertuples()) or "nothing scored"
     err.print(
