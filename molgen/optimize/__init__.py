@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         register_term_prefix,
     )
     from molgen.optimize.oracle import Oracle, OracleRecord
+    from molgen.optimize.user_objective import ObjectiveSignatureError, UserObjective, batch, per_molecule
     from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
     from molgen.optimize.predictor import (
         PredictorReport,
@@ -73,6 +74,10 @@ __all__ = [
     "parse_objective",
     "load_user_function",
     "register_term_prefix",
+    "UserObjective",
+    "ObjectiveSignatureError",
+    "per_molecule",
+    "batch",
     "Oracle",
     "OracleRecord",
     "OUTPUT_FILES",
@@ -98,6 +103,7 @@ __getattr__ = lazy_exports(
         "molgen.optimize.gradient": ("GradientConfig", "GradientRun", "optimize_gradient"),
         "molgen.optimize.objectives": ("Objective", "Term", "load_user_function", "parse_objective", "register_term_prefix"),
         "molgen.optimize.oracle": ("Oracle", "OracleRecord"),
+        "molgen.optimize.user_objective": ("ObjectiveSignatureError", "UserObjective", "batch", "per_molecule"),
         "molgen.optimize.outputs": ("OUTPUT_FILES", "results_frame", "write_outputs"),
         "molgen.optimize.predictor": (
             "PredictorReport",

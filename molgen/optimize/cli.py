@@ -145,7 +145,7 @@ def predictor_train(
 
 
 def optimize_command(
-    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK"),
+    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK. A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
     method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
@@ -174,7 +174,13 @@ def optimize_command(
     strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
 ) -> None:
-    """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget."""
+    """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget.
+
+    A user objective (module:function or file.py:function) scores one molecule,
+    def f(smiles: str) -> float, or a batch, def f(smiles: list[str]) -> list[float];
+    molgen reads the form from the annotation or the @molgen.optimize.per_molecule /
+    @molgen.optimize.batch marker, else tries both. Example: docs/examples/objective.py.
+    """
     from molgen.optimize.api import optimize
 
     set_torch_threads(threads)

@@ -7,8 +7,8 @@ An :class:`Objective` is a weighted sum of terms, always maximised::
     logp=2.5                    target: -|logP - 2.5|
     mw=250..450                 range: 0 inside, minus the distance outside
     sim(CC(=O)Nc1ccc(O)cc1)     Tanimoto similarity (Morgan r=2, 2048 bits) to a molecule
-    mylib.scores:dock_score     a user function list[str] -> list[float], imported by module path
-    ./my_scores.py:score        ... or loaded from a file
+    mylib.scores:dock_score     a user function, f(str) -> float or f(list[str]) -> list[float],
+    ./my_scores.py:score        imported by module path or loaded from a file (molgen.optimize.user_objective)
     pmo:qed                     a term from a registered prefix (see :func:`register_term_prefix`)
 
 User code is only ever loaded from such an explicit ``module:function`` or
@@ -45,6 +45,7 @@ import numpy as np
 
 from molgen import chem
 from molgen.errors import ConfigError
+from molgen.optimize.user_objective import EXPECTED_SIGNATURES, ObjectiveSignatureError, UserObjective
 
 __all__ = [
     "Term",
@@ -193,6 +194,8 @@ def _call_batch(func: Callable[[list[str]], Sequence[float]], smiles: list[str],
         with _deadline(timeout * len(smiles) if timeout else None):
             values = _as_floats(func(list(smiles)), len(smiles))
         return values, [None] * len(smiles)
+    except ObjectiveSignatureError:
+        raise  # neither form works: every molecule would fail the same way
     except Exception:  # user code may raise anything; retry molecule by molecule below
         pass
     values = np.full(len(smiles), np.nan)
@@ -336,7 +339,11 @@ def _check_property(name: str) -> None:
 
 
 def load_user_function(path: str) -> Callable[[list[str]], Sequence[float]]:
-    """Load ``package.module:function`` or ``path/to/file.py:function``; one-line ConfigError on failure."""
+    """Load ``package.module:function`` or ``path/to/file.py:function``; one-line ConfigError on failure.
+
+    The function may score one molecule (``f(str) -> float``) or a batch (``f(list[str]) -> list[float]``);
+    the result is a :class:`~molgen.optimize.user_objective.UserObjective`, always called with a batch.
+    """
     module_name, _, func_name = path.rpartition(":")
     if not module_name or not func_name.isidentifier():
         raise ConfigError(f"{path!r} is not module:function or file.py:function")
@@ -359,5 +366,5 @@ def load_user_function(path: str) -> Callable[[list[str]], Sequence[float]]:
         raise ConfigError(f"cannot import {module_name!r} for objective {path!r}: {type(exc).__name__}: {first}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ConfigError(f"{module_name!r} has no function {func_name!r} (objective {path!r})")
-    return func
+        raise ConfigError(f"{module_name!r} has no function {func_name!r} (objective {path!r}); expected {EXPECTED_SIGNATURES}")
+    return UserObjective(func, path)
