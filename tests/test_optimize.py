@@ -199,7 +199,7 @@ def test_oracle_counts_each_new_unique_valid_feasible_molecule_once(tmp_path):
     v = oracle(["CCO", "OCC", None, "C1CC", "CCCCCCC", "CC"], step=3)
     assert list(v[:2]) == [3.0, 3.0] and math.isnan(v[2]) and math.isnan(v[3]) and math.isnan(v[4]) and v[5] == 2.0
     assert oracle.calls == 2
-    assert oracle.counts == {"invalid": 2, "duplicate": 1, "infeasible": 1, "failed": 0}
+    assert oracle.counts == {"invalid": 2, "duplicate": 1, "infeasible": 1, "filtered": 0, "failed": 0}
     oracle(["CCO", "CCCCCCC"])  # repeats are free, also repeats of infeasible molecules
     assert oracle.calls == 2
     v = oracle(["C", "CCCC", "CCCCC"], step=4)  # budget 4: the last new molecule is not scored

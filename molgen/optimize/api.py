@@ -31,6 +31,7 @@ from molgen.optimize.constraints import Constraint, ConstraintSet
 from molgen.optimize.gradient import GradientConfig, optimize_gradient, penalised_constraints
 from molgen.optimize.objectives import Objective, Term, parse_objective
 from molgen.optimize.oracle import Oracle
+from molgen.optimize.sanity import SanityFilter
 from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
@@ -116,6 +117,7 @@ def optimize(
     device: str = "auto",
     show_progress: bool = False,
     timeout: float | None = None,
+    sanity_filter: SanityFilter | bool = True,
 ) -> OptimizationResult:
     """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE or any object with its
     ``encode``/``decode``/``config.latent_dim``, a checkpoint path, or None for the shipped default).
@@ -124,6 +126,8 @@ def optimize(
     :class:`~molgen.optimize.gradient.GradientConfig`, plus ``predictor_train_size``
     -- molecules used to fit a property predictor when none is given).
     ``timeout`` limits the seconds a user objective may spend on one molecule (a slower one is a logged failure).
+    ``sanity_filter`` (on by default; a :class:`~molgen.optimize.sanity.SanityFilter` or False) drops
+    macrocycles and MCF/PAINS alerts before scoring, at no oracle cost.
     Returns the oracle and the ranked molecules; with ``out_dir`` also writes the output files.
     """
     from molgen.vae import MoleculeVAE
@@ -144,9 +148,11 @@ def optimize(
     objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
     seed_everything(seed)
     out = Path(out_dir) if out_dir is not None else None
-    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None, timeout=timeout)
+    sanity = SanityFilter() if sanity_filter is True else (sanity_filter or None)
+    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None, timeout=timeout, sanity=sanity)
     ctx = MethodContext(vae, oracle, oracle.starts, seed, dict(options or {}), trained, show_progress)
     summary: dict[str, Any] = {"method": method, "seed": seed, "options": ctx.options, "model": vae.meta.get("path")}
+    summary["sanity_filter"] = sanity.to_dict() if sanity is not None else None
     t0 = time.perf_counter()
     try:
         summary["method_facts"] = METHODS[method](ctx)

@@ -173,6 +173,7 @@ def optimize_command(
     timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
     strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
+    sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
 ) -> None:
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget.
 
@@ -199,7 +200,7 @@ def optimize_command(
     result = optimize(
         objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
         min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
-        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout,
+        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout, sanity_filter=sanity_filter,
     )
     _report(result, output)
 
@@ -227,6 +228,6 @@ def _report(result, output: Path) -> None:
     err.print(
         f"{oracle.calls:,} oracle calls in {result.summary['seconds']:.1f} s "
         f"(invalid {oracle.counts['invalid']:,}, repeats {oracle.counts['duplicate']:,}, infeasible {oracle.counts['infeasible']:,}, "
-        f"failed {oracle.counts['failed']:,}); top: {best}"
+        f"filtered {oracle.counts.get('filtered', 0):,}, failed {oracle.counts['failed']:,}); top: {best}"
     )
     err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")

@@ -9,6 +9,9 @@ Every optimizer in :mod:`molgen.optimize` sees the objective only through an
   costs nothing;
 * a new molecule that breaks a hard constraint is *infeasible*: logged, never
   passed to the objective, costs nothing;
+* a new molecule the sanity filter rejects (:mod:`molgen.optimize.sanity`:
+  huge or aromatic macrocycles, MCF/PAINS alerts) is *filtered*: logged with
+  its reason, never passed to the objective, costs nothing;
 * every other new molecule is one oracle call: scored once, charged once
   against ``budget``, written at once as one line of the JSONL log (so an
   interrupted run keeps a complete log). Objective failures (an exception,
@@ -34,6 +37,7 @@ from molgen import chem
 from molgen.errors import ConfigError
 from molgen.optimize.constraints import ConstraintSet
 from molgen.optimize.objectives import Objective, parse_objective
+from molgen.optimize.sanity import SanityFilter
 
 __all__ = ["Oracle", "OracleRecord"]
 
@@ -44,8 +48,8 @@ class OracleRecord:
 
     smiles: str
     score: float  # NaN when the objective failed or the molecule is infeasible
-    status: str  # ok | failed | infeasible
-    call: int | None  # 1-based oracle call index; None when not charged (infeasible)
+    status: str  # ok | failed | infeasible | filtered
+    call: int | None  # 1-based oracle call index; None when not charged (infeasible, filtered)
     step: int  # optimizer step at which it was first seen
     origin: int | None = None  # index of the start molecule it was reached from
     similarity: float | None = None  # to that start molecule
@@ -66,6 +70,8 @@ class Oracle:
         log_path: JSONL file to append every call to (created, truncated first).
         timeout: seconds a user objective may spend on one molecule; a slower molecule is a
             logged failure (None: no limit).
+        sanity: the :class:`SanityFilter` new molecules must pass before they are scored
+            (None: no filter).
     """
 
     def __init__(
@@ -76,12 +82,14 @@ class Oracle:
         starts: Sequence[str] | None = None,
         log_path: str | Path | None = None,
         timeout: float | None = None,
+        sanity: SanityFilter | None = None,
     ) -> None:
         if budget is not None and budget < 1:
             raise ConfigError("--budget must be at least 1 oracle call")
         if timeout is not None and not timeout > 0:
             raise ConfigError("--timeout must be a positive number of seconds")
         self.timeout = timeout
+        self.sanity = sanity
         self.objective = parse_objective(objective)
         self.budget = budget
         self.constraints = constraints if isinstance(constraints, ConstraintSet) else ConstraintSet.parse(constraints or [])
@@ -91,7 +99,7 @@ class Oracle:
         self._start_fps = [chem.morgan_fingerprint(s) for s in self.starts]
         self.records: dict[str, OracleRecord] = {}
         self.history: list[OracleRecord] = []  # charged calls, in order
-        self.counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "failed": 0}
+        self.counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 0}
         self._t0 = time.perf_counter()
         self._log = None
         if log_path is not None:
@@ -176,6 +184,9 @@ class Oracle:
             if broken:
                 self.counts["infeasible"] += 1
                 self._store(OracleRecord(s, math.nan, "infeasible", None, step, origin, sim, "violates " + ", ".join(broken), row))
+            elif self.sanity is not None and (why := self.sanity.reason(s)) is not None:
+                self.counts["filtered"] += 1
+                self._store(OracleRecord(s, math.nan, "filtered", None, step, origin, sim, why, row))
             elif len(feasible) < self.remaining:
                 feasible.append((s, origin, sim, row))
         if not feasible:
