@@ -234,19 +234,24 @@ def sample(
     steer_candidates: int = typer.Option(1, help="decode K steered molecules per sample and keep the one the predictor finds most likely to meet --condition (K times the decoding cost)"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
+    properties: bool = typer.Option(True, "--properties/--no-properties", help="CSV output: add mw, logp, qed, sa, tpsa, hbd, hba, rings, alerts_ok (passes MCF/PAINS) and novel (not in the model's training set)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
-    Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory.
+    Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory. Ctrl-C keeps
+    the molecules drawn so far in OUTPUT's .partial file.
     """
     from molgen.guidance import check_guidance
     from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
+    from molgen.sample_table import PROPERTY_COLUMNS
+    from molgen.sample_writer import write_samples
     from molgen.train.progress import progress_bar
-    from molgen.utils.io import atomic_output
     from molgen.vae import MoleculeVAE, resolve_model_path
 
     set_torch_threads(threads)
     check_guidance(guidance)
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1 molecule, not {n}")
     if steer is not None and condition is None:
         raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
     if not (math.isfinite(steer_strength) and steer_strength >= 0):
@@ -264,47 +269,61 @@ def sample(
         temperature = vae.default_temperature
     if vae.conditions is not None and condition is None:
         note(f"conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data")
+    csv = output.suffix not in (".smi", ".txt")
+    properties = properties and csv
+    train = _training_set(vae) if properties else None
     start = time.perf_counter()
-    n_valid, done, seen, kept_for_grid = 0, 0, set(), []
-    with _warnings_to_console(), atomic_output(output, "w") as fh, progress_bar(n, "sampling", unit="mol") as bar:
-        if output.suffix not in (".smi", ".txt"):
-            fh.write("smiles\n")
+    with _warnings_to_console(), progress_bar(n, "sampling", unit="mol") as bar:
         chunks = vae.sample_chunks(
             n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
             steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
+            properties=properties,
         )  # fmt: skip
-        for chunk in chunks:
-            for smi in chunk:
-                if smi is None:
-                    continue
-                n_valid += 1
-                if smi in seen and unique:
-                    continue
-                seen.add(smi)
-                fh.write(smi + "\n")
-                if len(kept_for_grid) < 30:
-                    kept_for_grid.append(smi)
-            done += len(chunk)
-            bar.advance(len(chunk), valid=n_valid / done)
+        done = write_samples(chunks, output, unique=unique, properties=properties, train=train, progress=bar)
     seconds = time.perf_counter() - start
-    written = len(seen) if unique else n_valid
+    if done.interrupted:
+        error(f"; kept the {done.written:,} molecules of the {done.drawn:,} samples drawn so far in {done.path} (written atomically); {output} was not written", prefix="interrupted")
+        raise typer.Exit(130)
     if spec is not None:
         job = dict(
             command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
-            top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=output.suffix not in (".smi", ".txt"),
+            top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=csv,
             precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
-            steer_candidates=steer_candidates,
+            steer_candidates=steer_candidates, properties=properties,
         )  # fmt: skip
-        write_sidecar(output, spec, job, rows=written, header=job["csv"], sampled=n, shard_seed=seed)
+        write_sidecar(output, spec, job, rows=done.written, header=csv, sampled=n, shard_seed=seed)
     err.print(
         (f"shard {spec} (seed {seed}): " if spec is not None else "")
-        + f"{n:,} sampled in {seconds:.1f} s ({n_valid / max(seconds, 1e-9):,.0f} valid/s): "
-        f"valid {n_valid / max(n, 1):.4f}, unique {len(seen) / max(1, n_valid):.4f}; wrote {written:,} molecules to {output}"
+        + f"{n:,} sampled in {seconds:.1f} s ({done.valid / max(seconds, 1e-9):,.0f} valid/s): "
+        f"valid {done.valid / max(n, 1):.4f}, unique {done.distinct / max(1, done.valid):.4f}; wrote {done.written:,} molecules to {output}"
+        + (f" with {', '.join(PROPERTY_COLUMNS)}" + (", novel" if train is not None else "") if properties else "")
     )
-    if grid is not None and kept_for_grid:
+    if grid is not None and done.first:
         from molgen.viz import molecule_grid
 
-        molecule_grid(kept_for_grid, grid, required=False)  # the molecules are written; a missing picture only warns
+        legends = [_grid_legend(i, values) for i, (_, values) in enumerate(done.first)]
+        molecule_grid([s for s, _ in done.first], grid, legends=legends, required=False)  # the molecules are written; a missing picture only warns
+
+
+def _grid_legend(index: int, values: tuple | None) -> str:
+    """``#3  QED 0.81  SA 2.1`` under each drawn molecule (the number alone without properties)."""
+    if values is None:
+        return f"#{index + 1}"
+    from molgen.sample_table import PROPERTY_COLUMNS
+
+    row = dict(zip(PROPERTY_COLUMNS, values))
+    return f"#{index + 1}  QED {row['qed']:.2f}  SA {row['sa']:.1f}  MW {row['mw']:.0f}"
+
+
+def _training_set(vae) -> set[str] | None:
+    """The model's training molecules as a set, for the ``novel`` column (None, with a note, when unavailable)."""
+    from molgen.vae import training_smiles
+
+    train = training_smiles(vae)
+    if train is None:
+        note("the model's training set is not available here: no novel column")
+        return None
+    return set(train)
 
 
 @app.command("fit-prior")

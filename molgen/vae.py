@@ -390,11 +390,14 @@ class MoleculeVAE:
         top_p: float = 1.0,
         prior: str = "auto",
         steer_candidates: int = 1,
-    ) -> Iterator[list[str | None]]:
+        properties: bool = False,
+    ) -> Iterator[list]:
         """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
 
         RDKit validation of one chunk runs in worker processes while the model
-        decodes the next, so decoding and chemistry overlap.
+        decodes the next, so decoding and chemistry overlap. With ``properties``
+        each item is ``(smiles, values)``: the workers also compute the columns of
+        :data:`molgen.sample_table.PROPERTY_COLUMNS` (``None`` for invalid samples).
         """
         if n < 0:
             raise ConfigError("number of samples must be >= 0")
@@ -423,7 +426,12 @@ class MoleculeVAE:
         z_gen = torch.Generator().manual_seed(seed)
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
-        decode_many = partial(_decode_many, representation=self.representation)
+        if properties:
+            from molgen.sample_table import describe_texts
+
+            decode_many = partial(describe_texts, representation=self.representation)
+        else:
+            decode_many = partial(_decode_many, representation=self.representation)
         pool = chem.process_pool(workers) if workers > 1 else None
         with threads_beside(workers if pool is not None else 0), contextlib.ExitStack() as stop:
             if pool is not None:

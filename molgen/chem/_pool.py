@@ -218,10 +218,16 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux)."""
+    """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux), and leave Ctrl-C to the parent.
+
+    Ctrl-C reaches every process of the terminal's group; the parent stops the
+    pool and reports in one line, so workers ignore it instead of each printing
+    a traceback.
+    """
     # The time limit kills a stuck worker with SIGALRM's default action (a handler
     # inherited from the parent, e.g. pytest-timeout's, would need the GIL back).
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker's crash is counted and reported by the parent, not dumped as a traceback on the console.
     faulthandler.disable()
     if sys.platform.startswith("linux"):

@@ -363,6 +363,8 @@ def _data_records(source: _LineSource, path: Path, smiles_column: str | None) ->
         if line[1].strip():
             break
     delimiter = {".csv": ",", ".tsv": "\t"}.get(_format_suffix(path))
+    if delimiter is not None:
+        delimiter = _csv_delimiter(leading[-1][1] if leading else "", delimiter)
     first_field = leading[-1][1].split(maxsplit=1)[0] if leading and leading[-1][1].strip() else ""
     guessed = delimiter is None and "," in first_field and smiles_column is None
     if guessed:
@@ -391,6 +393,19 @@ def _data_records(source: _LineSource, path: Path, smiles_column: str | None) ->
             del plain
     body = itertools.chain(head[1:] if has_header else head, records)
     return (_field(record, index) for record in body), name
+
+
+def _csv_delimiter(first_line: str, expected: str) -> str:
+    """The delimiter a CSV/TSV's first line uses: Excel writes ';' in many locales, and '.csv' files are often tab-separated.
+
+    SMILES never hold ';' or a tab, so a first line with one of them and none of ``expected`` is split on it.
+    """
+    if expected in first_line:
+        return expected
+    for other in (";", "\t", ","):
+        if other != expected and other in first_line:
+            return other
+    return expected
 
 
 def _field(record: _Record, index: int) -> tuple[int, str, str | None]:

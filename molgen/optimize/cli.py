@@ -40,7 +40,7 @@ def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
     return result.smiles
 
 
-def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, rejects: Optional[Path] = None):
+def _labels(path: Path, target: str, smiles_column: Optional[str], strict: bool = False, rejects: Optional[Path] = None):
     """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names).
 
     A row whose SMILES RDKit rejects, or whose targets are all missing or not
@@ -53,11 +53,14 @@ def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, r
     from molgen import chem
 
     try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, EOFError) as exc:  # EOFError: a truncated gzip
+        # sep=None sniffs the delimiter: ',' ';' (Excel in many locales) or a tab.
+        frame = pd.read_csv(path, sep=None, engine="python")
+    except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:  # EOFError: a truncated gzip
         raise DataError(f"cannot read labels from {path} ({str(exc).splitlines()[0]}); pass a CSV with a header") from None
-    columns = {c.lower(): c for c in frame.columns}
+    columns = {str(c).lower(): c for c in frame.columns}
     names = [t.strip() for t in target.split(",") if t.strip()]
+    if smiles_column is None:
+        smiles_column = _smiles_column(frame, names, path)
     missing = [c for c in [smiles_column, *names] if c.lower() not in columns]
     if missing:
         raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
@@ -90,6 +93,26 @@ def _labels(path: Path, target: str, smiles_column: str, strict: bool = False, r
     return [canon[i] for i in keep], values[keep], names
 
 
+def _smiles_column(frame, targets: list[str], path: Path) -> str:
+    """The SMILES column of a labels table, as the molecule readers find it: by name, else the column whose values parse."""
+    from molgen import chem
+    from molgen.datasets import SMILES_COLUMN_NAMES
+
+    lowered = [str(c).lower() for c in frame.columns]
+    for name in SMILES_COLUMN_NAMES:
+        if name in lowered:
+            return str(frame.columns[lowered.index(name)])
+    named = [c for c, low in zip(frame.columns, lowered) if "smiles" in low]
+    if named:
+        return str(named[0])
+    head = frame.head(20)
+    candidates = [c for c in frame.columns if str(c).lower() not in {t.lower() for t in targets} and head[c].dtype == object]
+    scores = {c: sum(chem.try_parse(str(v))[0] is not None for v in head[c]) for c in candidates}
+    if not scores or max(scores.values()) == 0:
+        raise DataError(f"no SMILES column found in {path} (columns: {', '.join(map(str, frame.columns))}); pass --smiles-column NAME")
+    return str(max(scores, key=scores.get))
+
+
 @predictor_app.command("train")
 def predictor_train(
     out: Path = typer.Option(..., "--out", help="folder (gets predictor.safetensors and report.json) or a .safetensors file"),
@@ -98,7 +121,7 @@ def predictor_train(
     data: Optional[Path] = typer.Option(None, help="molecules to label with RDKit (default: the embedded MOSES sample)"),
     labels: Optional[Path] = typer.Option(None, help="CSV of measured values instead of RDKit labels"),
     target: Optional[str] = typer.Option(None, help="column(s) of --labels to predict, comma-separated"),
-    smiles_column: str = typer.Option("smiles", help="SMILES column of --labels"),
+    smiles_column: Optional[str] = typer.Option(None, help="SMILES column of --labels (default: found by name, e.g. smiles, or by content)"),
     limit: int = typer.Option(20000, help="use at most N molecules of --data (0: all)"),
     epochs: int = typer.Option(60),
     members: int = typer.Option(5, help="ensemble size"),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from molgen import chem
 from molgen.errors import ConfigError
 
-__all__ = ["SanityFilter"]
+__all__ = ["SanityFilter", "has_structural_alert"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class SanityFilter:
                 return f"aromatic ring of {len(ring)} atoms"
             if len(ring) > self.max_ring_size:
                 return f"ring of {len(ring)} atoms"
-        if self.alerts and _has_alert(mol):
+        if self.alerts and has_structural_alert(mol):
             return "structural alert (MCF/PAINS)"
         return None
 
@@ -66,7 +66,7 @@ class SanityFilter:
         return {"max_ring_size": self.max_ring_size, "max_aromatic_ring_size": self.max_aromatic_ring_size, "alerts": self.alerts}
 
 
-def _has_alert(mol) -> bool:
+def has_structural_alert(mol) -> bool:
     """Any MCF or PAINS pattern (the MOSES filter SMARTS), with RDKit's fingerprint screen first."""
     import numpy as np
     from rdkit import Chem

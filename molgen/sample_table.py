@@ -1,0 +1,60 @@
+"""Property columns of ``molgen sample``'s CSV: what users sort and filter sampled molecules by.
+
+Computed in the RDKit worker processes that already decode and check every
+sample (:meth:`molgen.vae.MoleculeVAE.sample_chunks` with ``properties=True``),
+so they overlap with decoding. Columns, in order:
+
+``mw``, ``logp``, ``qed``, ``sa``, ``tpsa``, ``hbd``, ``hba``, ``rings`` (the
+functions of :data:`molgen.chem.PROPERTIES`), ``alerts_ok`` (passes the MCF
+and PAINS structural alerts of the MOSES filters), and ``novel`` (not in the
+model's training set, by canonical SMILES; left out when the checkpoint's
+training set is not available).
+
+Example::
+
+    >>> describe_texts(["CCO"], "smiles")[0][1][:2]
+    (46.07, -0.001)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from molgen import chem
+
+__all__ = ["PROPERTY_COLUMNS", "describe_texts", "describe_molecule", "format_row"]
+
+#: Numeric columns (names of molgen.chem.PROPERTIES) and their printed precision.
+_NUMERIC: dict[str, str] = {"mw": ".2f", "logp": ".3f", "qed": ".3f", "sa": ".3f", "tpsa": ".1f", "hbd": ".0f", "hba": ".0f", "rings": ".0f"}
+PROPERTY_COLUMNS: tuple[str, ...] = (*_NUMERIC, "alerts_ok")
+
+
+def describe_molecule(smiles: str) -> tuple | None:
+    """The :data:`PROPERTY_COLUMNS` values of one canonical SMILES (rounded as written), or None if it does not parse."""
+    from molgen.optimize.sanity import has_structural_alert
+
+    mol, _ = chem.try_parse(smiles)
+    if mol is None:
+        return None
+    values = [float(format(chem.PROPERTIES[name](mol), fmt)) for name, fmt in _NUMERIC.items()]
+    return (*values, not has_structural_alert(mol))
+
+
+def describe_texts(texts: Sequence[str], representation: str) -> list[tuple[str | None, tuple | None]]:
+    """Decode model strings to canonical SMILES and describe each valid one; runs in worker processes."""
+    from molgen.vae import _decode_many
+
+    smiles = _decode_many(list(texts), representation)
+    return [(s, describe_molecule(s) if s else None) for s in smiles]
+
+
+def format_row(smiles: str, values: tuple | None, novel: bool | None) -> str:
+    """One CSV line: SMILES, the property columns, and ``novel`` when known (``None``: no column)."""
+    cells = [smiles]
+    if values is None:
+        cells += [""] * len(PROPERTY_COLUMNS)
+    else:
+        cells += [format(v, fmt) for v, fmt in zip(values, _NUMERIC.values())] + [str(bool(values[-1]))]
+    if novel is not None:
+        cells.append(str(novel))
+    return ",".join(cells) + "\n"
