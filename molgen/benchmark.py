@@ -269,6 +269,8 @@ def _markdown(metrics: dict[str, float], suffix: str, baselines: list[dict], lab
     for column in MAIN_COLUMNS:
         key = f"{column}/{suffix}" if column in ("FCD", "SNN", "Frag", "Scaf") else column
         ours[column] = metrics.get(key, math.nan)
+        if column.startswith("unique@") and metrics.get("n_generated", 0) < int(column.split("@")[1]):
+            ours[column] = math.nan  # a sample smaller than k: metrics.json keeps MOSES's value, the table shows none
     header = [
         "model",
         *[c if c not in ("FCD", "SNN", "Frag", "Scaf") else f"{c}/{suffix}" for c in MAIN_COLUMNS],

@@ -74,8 +74,25 @@ def _random_subset(smiles: list[str], limit: int, seed: int) -> list[str]:
     return [smiles[i] for i in keep]
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_LIBRARY_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' signature
-    warn(message)
+    """One yellow line for molgen's own warnings; other libraries' warnings (deprecations, numerics) are not
+    the user's business on the command line (MOLGEN_SHOW_WARNINGS=1 shows them)."""
+    import os
+
+    ours = str(Path(filename).resolve()).startswith(_PACKAGE_DIR) and not issubclass(category, _LIBRARY_NOISE)
+    if ours or os.environ.get("MOLGEN_SHOW_WARNINGS") == "1":
+        warn(message)
+
+
+def _quiet_rdkit() -> None:
+    """RDKit's C++ log (parse errors, kekulization notes) would print over the output; molgen reports failures itself."""
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
 
 
 @contextmanager
@@ -572,7 +589,7 @@ def benchmark(
     generated: Optional[Path] = typer.Option(None, help="score this file of generated SMILES instead of sampling (every line counts)"),
     n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
     reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
-    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty: moses-train (the cached MOSES training set) or a SMILES file (default: what the checkpoint remembers)"),
     temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_p: float = typer.Option(1.0, help="nucleus sampling threshold (1: off), as in molgen sample"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
@@ -600,7 +617,7 @@ def benchmark(
     spec = parse_shard(shard) if shard is not None else None
     train = None
     if train_file is not None:
-        train = _read(train_file, None, strict, rejects)
+        train = _named_training_set(str(train_file)) or _read(train_file, None, strict, rejects)
     # Shards write one .npz each (atomically), so they share an output folder without a lock.
     with RunLock(output) if spec is None else _no_lock():
         if generated is None:
@@ -636,6 +653,20 @@ def benchmark(
         )
     out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
     err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")
+
+
+def _named_training_set(name: str) -> list[str] | None:
+    """``moses-train``: the cached MOSES training set (canonical already, read without re-parsing); else None."""
+    if name != "moses-train":
+        return None
+    import gzip
+
+    from molgen.datasets import moses_split
+
+    with gzip.open(moses_split("train"), "rt") as fh:
+        smiles = [line.strip() for line in fh][1:]  # the first line is the header
+    note(f"novelty against the MOSES training set ({len(smiles):,} molecules)")
+    return smiles
 
 
 def _intdiv_limit(value: int) -> int | None:
@@ -871,6 +902,7 @@ def _os_error(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; print domain errors as one line (exit status 2)."""
     openmp_wait_policy_for(sys.argv[1:] if argv is None else argv)
+    _quiet_rdkit()
     try:
         with _warnings_to_console(every=False):
             app(args=argv, prog_name="molgen")

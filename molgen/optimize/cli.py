@@ -242,10 +242,7 @@ def _parse_options(items: list[str]) -> dict:
 
 
 def _report(result, output: Path) -> None:
-    oracle = result.oracle
-    pred = result.summary.get("predictor")
-    if pred and pred.get("weak"):
-        warn(f"{pred['report']}", prefix="")
+    oracle = result.oracle  # a weak predictor was reported when it was fitted (optimize() warns), not again here
     top = result.top(3)
     best = ", ".join(f"{r.objective:.4g} {r.smiles}" for r in top.itertuples()) or "nothing scored"
     err.print(

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 PREDICTOR_KIND = "latent_predictor"
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,8 +125,7 @@ def fit_predictor(
     model.set_target_scale(yt[train_idx].mean(0), yt[train_idx].std(0))
     epochs = _train(model, zt, yt, train_idx, val_idx, cfg, rng)
     report = _evaluate(model, zt[val_idx], y[val_idx], list(names), len(train_idx), epochs, cfg.warn_r2)
-    if report.weak:
-        log.warning(report.summary())
+    # A weak predictor is reported once, by whoever uses it (report.weak): the CLI, or optimize() as a warning.
     return TrainedPredictor(model, report)
 
 

@@ -160,6 +160,10 @@ class RunLock:
                 f"{self.path.parent} is in use by another molgen process (pid {holder}); "
                 "wait for it to finish or choose another --out folder"
             ) from None
+        if not _same_file(self.path, fh):
+            # The holder removed the file as we opened it: our lock is on an orphan, so the folder is not ours.
+            fh.close()
+            raise MolgenError(f"{self.path.parent} was in use by another molgen process a moment ago; run the command again")
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -169,5 +173,15 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         if self._fh is not None:
+            # Removed while still held, so no stale .lock stays in the output folder.
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
             self._fh.close()
             self._fh = None
+
+
+def _same_file(path: Path, fh) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
