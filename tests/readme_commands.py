@@ -1,0 +1,126 @@
+"""Every shell command of README.md, made small, for tests/test_readme.py.
+
+:func:`readme_commands` pulls the command lines out of the README's shell
+blocks; :func:`small` rewrites one with the substitutions below (sample
+sizes, epochs, budgets) so that the whole README runs in minutes; commands
+that cannot run on a test machine are listed in :data:`SKIPPED` with the
+reason. A README command that is neither run nor skipped fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: Command prefixes not run, and why.
+SKIPPED = {
+    "pip install": "installs the package (the slow test installs a wheel instead)",
+    "python -m pytest": "the test suite itself",
+    "torchrun": "several processes or machines (DDP is tested in tests/test_distributed.py)",
+    "N=": "a shell variable of the Slurm script",
+    "molgen data moses": "downloads the molsets wheel (network)",
+}
+
+#: (pattern, replacement) applied in order: small sizes for the same command.
+SUBSTITUTIONS: list[tuple[str, str]] = [
+    (r"^sbatch --array=\S+ --wrap '(.*)'$", r"\1"),
+    (r"\$SLURM_ARRAY_TASK_ID/\$N\b", "0/1"),
+    (r"\$SLURM_ARRAY_TASK_ID/100\b", "0/1"),
+    (r"\$SLURM_ARRAY_TASK_ID", "0"),
+    (r"-n (10000000|30000|10000|1000)\b", "-n 40"),
+    (r"--model-samples \d+", "--model-samples 20"),
+    (r"--steered-samples \d+", "--steered-samples 10"),
+    (r"--limit \d+", "--limit 100"),
+    (r"--epochs \d+", "--epochs 1"),
+    (r"--budget \d+", "--budget 24"),
+    (r"--batch-size 50\b", "--batch-size 8"),
+    (r"--steer-candidates 8", "--steer-candidates 2"),
+]
+
+#: Options appended per subcommand when the README line does not set them.
+EXTRA = {
+    "train": "--epochs 1 --limit 120 --batch-size 32 --quiet --embed-dim 16 --latent-dim 8",
+    "sample": "-n 20",
+    "fit-prior": "--limit 100 --components 2",
+    "tune-sampling": "-n 40 --limit 100 --temperatures 0.8,1.0 --min-novelty 0",
+    "fit-steering": "--limit 100 --epochs 1 --hidden 16",
+    "score": "--samples 2 --reference-size 20",
+    "optimize": "--option n_init=8 --option n_candidates=64 --option finetune_every=0 --quiet",
+    "benchmark": "--n-jobs 1",
+}
+
+
+def readme_commands(text: str | None = None) -> list[str]:
+    """The command lines of the README's shell code blocks (``bash`` or unlabelled), comments removed."""
+    text = README.read_text() if text is None else text
+    commands, block, lang = [], False, ""
+    pending = ""
+    for line in text.splitlines():
+        if line.startswith("```"):
+            block, lang = not block, line[3:].strip()
+            continue
+        if not block or lang not in ("bash", "", "sh"):
+            continue
+        line = pending + line.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1].rstrip() + " "
+            continue
+        line = _strip_comment(line)
+        if line and not line.startswith("#"):
+            commands.extend(part.strip() for part in line.split(" && "))
+    return commands
+
+
+def skip_reason(command: str) -> str | None:
+    return next((why for prefix, why in SKIPPED.items() if command.startswith(prefix)), None)
+
+
+def small(command: str) -> list[str]:
+    """The command with small sizes, as an argument list starting with ``molgen``."""
+    for pattern, replacement in SUBSTITUTIONS:
+        command = re.sub(pattern, replacement, command)
+    args = shlex.split(command)
+    if args[0] != "molgen":
+        raise ValueError(f"not a molgen command: {command}")
+    sub = args[1]
+    extra = shlex.split(EXTRA.get(sub, ""))
+    given = set(args)
+    i, kept = 0, []
+    while i < len(extra):  # an option the README line sets itself keeps the README's value
+        option = extra[i]
+        takes_value = i + 1 < len(extra) and not extra[i + 1].startswith("--")
+        if option not in given and not (option == "-n" and "-n" in given):
+            kept += extra[i : i + 1 + takes_value]
+        i += 1 + takes_value
+    if sub == "train" and "--init-from" in args:  # fine-tuning keeps the checkpoint's sizes
+        kept = _without(kept, ("--embed-dim", "--latent-dim"))
+    if sub == "train" and "--arch" in args:
+        kept += ["--n-heads", "2"]
+    return args + kept
+
+
+def _without(args: list[str], options: tuple[str, ...]) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def _strip_comment(line: str) -> str:
+    """Drop a trailing ``# comment`` outside quotes."""
+    quote = None
+    for i, ch in enumerate(line):
+        if ch in "'\"":
+            quote = None if quote == ch else (quote or ch)
+        elif ch == "#" and quote is None and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line.strip()
