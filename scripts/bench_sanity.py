@@ -1,6 +1,7 @@
 """How the default sanity filter of ``molgen optimize`` changes results: each objective and seed with and without it.
 
     python scripts/bench_sanity.py --objectives qed pmo:osimertinib_mpo pmo:zaleplon_mpo --budget 300 --seeds 0 1
+    python scripts/bench_sanity.py --objectives qed --methods gradient --budget 300 --seeds 0 1 --append
 
 Writes ``docs/sanity_filter.json`` and ``docs/sanity_filter.md``. For every run:
 top-1 and top-10 mean score of what the run returns, PMO's AUC top-10 over
@@ -51,7 +52,7 @@ def _markdown(rows: list[dict], command: str) -> str:
     lines = [
         "# The sanity filter of `molgen optimize`",
         "",
-        f"Command: `{command}`  ",
+        f"Commands: `{command}`  ",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s); {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         "With the filter (the default), molecules with a ring over 8 atoms, an aromatic ring over 7, or an MCF/PAINS",
@@ -72,7 +73,8 @@ def _markdown(rows: list[dict], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objectives", nargs="+", default=["qed", "pmo:osimertinib_mpo", "pmo:zaleplon_mpo"])
-    parser.add_argument("--method", default="bo")
+    parser.add_argument("--methods", nargs="+", default=["bo"])
+    parser.add_argument("--append", action="store_true", help="add these runs to the existing JSON (and rewrite the table from all)")
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
@@ -83,18 +85,21 @@ def main() -> None:
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load("default", device="cpu")
-    rows = []
-    for objective in args.objectives:
-        for seed in args.seeds:
-            for sanity in (False, True):
-                rows.append(_run(vae, objective, args.method, args.budget, seed, sanity))
-                print(json.dumps(rows[-1]), flush=True)
+    previous = json.loads(Path(args.json).read_text()) if args.append else {"commands": [], "runs": []}
+    rows = list(previous["runs"])
+    for method in args.methods:
+        for objective in args.objectives:
+            for seed in args.seeds:
+                for sanity in (False, True):
+                    rows.append(_run(vae, objective, method, args.budget, seed, sanity))
+                    print(json.dumps(rows[-1]), flush=True)
     command = "python scripts/bench_sanity.py " + " ".join(
-        ["--objectives", *args.objectives, "--method", args.method, "--budget", str(args.budget), "--seeds", *map(str, args.seeds)]
+        ["--objectives", *args.objectives, "--methods", *args.methods, "--budget", str(args.budget), "--seeds", *map(str, args.seeds)]
     )
+    commands = [*previous.get("commands", []), command + (" --append" if args.append else "")]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(args.json).write_text(json.dumps({"command": command, "peak_rss_mb": round(peak), "runs": rows}, indent=2))
-    Path(args.md).write_text(_markdown(rows, command))
+    Path(args.json).write_text(json.dumps({"commands": commands, "peak_rss_mb": round(peak), "runs": rows}, indent=2))
+    Path(args.md).write_text(_markdown(rows, "`; `".join(commands)))
 
 
 if __name__ == "__main__":
