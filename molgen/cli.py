@@ -299,7 +299,11 @@ def sample(
         done = write_samples(chunks, output, unique=unique, properties=properties, train=train, progress=bar)
     seconds = time.perf_counter() - start
     if done.interrupted:
-        error(f"; kept the {done.written:,} molecules of the {done.drawn:,} samples drawn so far in {done.path} (written atomically); {output} was not written", prefix="interrupted")
+        if done.drawn:
+            error(f"; kept the {done.written:,} molecules of the {done.drawn:,} samples drawn so far in {done.path} (written atomically); {output} was not written", prefix="interrupted")
+        else:
+            done.path.unlink(missing_ok=True)
+            error(" before the first chunk of samples was finished; nothing was written", prefix="interrupted")
         raise typer.Exit(130)
     if spec is not None:
         job = dict(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molgen.sample_table import PROPERTY_COLUMNS, format_row
+from molgen.utils.io import DiskFullError
 
 __all__ = ["SampleWriteResult", "write_samples", "partial_path"]
 
@@ -50,12 +51,26 @@ def write_samples(
     A ``.smi``/``.txt`` output gets one SMILES a line; any other a CSV with a header, the property
     columns with ``properties``, and ``novel`` when ``train`` (canonical SMILES) is given.
     """
-    from molgen.utils.io import atomic_output
-
     csv = output.suffix not in (".smi", ".txt")
     columns = ["smiles", *(PROPERTY_COLUMNS if properties else ()), *(["novel"] if properties and train is not None else [])]
     result, seen = SampleWriteResult(output), set()
     staging = partial_path(output)
+    try:
+        _write(chunks, staging, csv, columns, unique, properties, train, progress, keep_first, result, seen)
+    except DiskFullError as exc:  # the user asked for output, not for our staging name
+        raise DiskFullError(str(exc).replace(str(staging), str(output))) from None
+    result.distinct = len(seen)
+    result.written = len(seen) if unique else result.valid
+    if result.interrupted:
+        result.path = staging
+    else:
+        os.replace(staging, output)
+    return result
+
+
+def _write(chunks, staging: Path, csv: bool, columns, unique, properties, train, progress, keep_first, result, seen) -> None:
+    from molgen.utils.io import atomic_output
+
     with atomic_output(staging, "w") as fh:
         if csv:
             fh.write(",".join(columns) + "\n")
@@ -80,10 +95,3 @@ def write_samples(
                     progress.advance(len(chunk), valid=result.valid / max(1, result.drawn))
         except KeyboardInterrupt:
             result.interrupted = True
-    result.distinct = len(seen)
-    result.written = len(seen) if unique else result.valid
-    if result.interrupted:
-        result.path = staging
-    else:
-        os.replace(staging, output)
-    return result
