@@ -260,8 +260,8 @@ def sample(
     """
     from molgen.guidance import check_guidance
     from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
-    from molgen.sample_table import PROPERTY_COLUMNS
-    from molgen.sample_writer import write_samples
+    from molgen.sample_table import PROPERTY_COLUMNS, grid_legend
+    from molgen.sample_writer import novelty_set, write_samples
     from molgen.train.progress import progress_bar
     from molgen.vae import MoleculeVAE, resolve_model_path
 
@@ -288,7 +288,9 @@ def sample(
         note(f"conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data")
     csv = output.suffix not in (".smi", ".txt")
     properties = properties and csv
-    train = _training_set(vae) if properties else None
+    train = novelty_set(vae) if properties else None
+    if properties and train is None:
+        note("the model's training set is not available here: no novel column")
     start = time.perf_counter()
     with _warnings_to_console(), progress_bar(n, "sampling", unit="mol") as bar:
         chunks = vae.sample_chunks(
@@ -322,29 +324,8 @@ def sample(
     if grid is not None and done.first:
         from molgen.viz import molecule_grid
 
-        legends = [_grid_legend(i, values) for i, (_, values) in enumerate(done.first)]
+        legends = [grid_legend(i, values) for i, (_, values) in enumerate(done.first)]
         molecule_grid([s for s, _ in done.first], grid, legends=legends, required=False)  # the molecules are written; a missing picture only warns
-
-
-def _grid_legend(index: int, values: tuple | None) -> str:
-    """``#3  QED 0.81  SA 2.1`` under each drawn molecule (the number alone without properties)."""
-    if values is None:
-        return f"#{index + 1}"
-    from molgen.sample_table import PROPERTY_COLUMNS
-
-    row = dict(zip(PROPERTY_COLUMNS, values))
-    return f"#{index + 1}  QED {row['qed']:.2f}  SA {row['sa']:.1f}  MW {row['mw']:.0f}"
-
-
-def _training_set(vae) -> set[str] | None:
-    """The model's training molecules as a set, for the ``novel`` column (None, with a note, when unavailable)."""
-    from molgen.vae import training_smiles
-
-    train = training_smiles(vae)
-    if train is None:
-        note("the model's training set is not available here: no novel column")
-        return None
-    return set(train)
 
 
 @app.command("fit-prior")
@@ -618,6 +599,8 @@ def benchmark(
 
     set_torch_threads(threads)
     intdiv_limit = _intdiv_limit(intdiv_exact_max)
+    if generated is None and n < 1:
+        raise ConfigError(f"-n must be at least 1 molecule to sample, not {n}")
     spec = parse_shard(shard) if shard is not None else None
     train = None
     if train_file is not None:

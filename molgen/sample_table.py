@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from molgen import chem
 
-__all__ = ["PROPERTY_COLUMNS", "describe_texts", "describe_molecule", "format_row"]
+__all__ = ["PROPERTY_COLUMNS", "describe_texts", "describe_molecule", "format_row", "grid_legend"]
 
 #: Numeric columns (names of molgen.chem.PROPERTIES) and their printed precision.
 _NUMERIC: dict[str, str] = {"mw": ".2f", "logp": ".3f", "qed": ".3f", "sa": ".3f", "tpsa": ".1f", "hbd": ".0f", "hba": ".0f", "rings": ".0f"}
@@ -58,3 +58,11 @@ def format_row(smiles: str, values: tuple | None, novel: bool | None) -> str:
     if novel is not None:
         cells.append(str(novel))
     return ",".join(cells) + "\n"
+
+
+def grid_legend(index: int, values: tuple | None) -> str:
+    """``#3  QED 0.81  SA 2.1  MW 312`` under a drawn molecule (the number alone without properties)."""
+    if values is None:
+        return f"#{index + 1}"
+    row = dict(zip(PROPERTY_COLUMNS, values))
+    return f"#{index + 1}  QED {row['qed']:.2f}  SA {row['sa']:.1f}  MW {row['mw']:.0f}"

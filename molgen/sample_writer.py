@@ -16,7 +16,7 @@ from pathlib import Path
 from molgen.sample_table import PROPERTY_COLUMNS, format_row
 from molgen.utils.io import DiskFullError
 
-__all__ = ["SampleWriteResult", "write_samples", "partial_path"]
+__all__ = ["SampleWriteResult", "write_samples", "partial_path", "novelty_set"]
 
 
 @dataclass
@@ -30,6 +30,14 @@ class SampleWriteResult:
     written: int = 0
     interrupted: bool = False
     first: list[tuple[str, tuple | None]] = field(default_factory=list)  # the first molecules written, for a grid
+
+
+def novelty_set(vae) -> set[str] | None:
+    """The model's training molecules as a set, for the ``novel`` column (None when not available here)."""
+    from molgen.vae import training_smiles
+
+    train = training_smiles(vae)
+    return None if train is None else set(train)
 
 
 def partial_path(output: Path) -> Path:

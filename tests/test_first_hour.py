@@ -247,6 +247,8 @@ def test_predictor_labels_find_the_smiles_column(tmp_path):
 def test_sample_zero_molecules_is_a_one_line_error(tmp_path, capsys):
     code, _, err = run(capsys, "sample", "-n", 0, "-o", tmp_path / "s.csv")
     assert code == 2 and "-n must be at least 1" in err and not (tmp_path / "s.csv").exists()
+    code, _, err = run(capsys, "benchmark", "-n", 0, "-o", tmp_path / "r")
+    assert code == 2 and "-n must be at least 1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
@@ -348,11 +350,10 @@ def test_sample_csv_has_property_columns_and_novelty(tiny_run, tmp_path, capsys)
 
 
 def test_grid_legends_carry_properties():
-    from molgen.cli import _grid_legend
-    from molgen.sample_table import describe_molecule
+    from molgen.sample_table import describe_molecule, grid_legend
 
-    assert _grid_legend(2, describe_molecule("CC(=O)Nc1ccc(O)cc1")).startswith("#3  QED 0.59  SA 1.")
-    assert _grid_legend(0, None) == "#1"
+    assert grid_legend(2, describe_molecule("CC(=O)Nc1ccc(O)cc1")).startswith("#3  QED 0.59  SA 1.")
+    assert grid_legend(0, None) == "#1"
 
 
 def test_describe_molecule_flags_alerts():
