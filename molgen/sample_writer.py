@@ -34,9 +34,13 @@ class SampleWriteResult:
 
 def novelty_set(vae) -> set[str] | None:
     """The model's training molecules as a set, for the ``novel`` column (None when not available here)."""
+    from molgen.errors import DataError
     from molgen.vae import training_smiles
 
-    train = training_smiles(vae)
+    try:
+        train = training_smiles(vae)
+    except DataError:  # e.g. the MOSES training set is not cached here (molgen data moses); sampling goes on without
+        return None
     return None if train is None else set(train)
 
 

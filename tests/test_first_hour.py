@@ -364,3 +364,17 @@ def test_describe_molecule_flags_alerts():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert describe_molecule("not a molecule") is None
+
+
+def test_sampling_without_the_training_set_has_no_novel_column(tmp_path, monkeypatch, capsys):
+    """A fresh install has no MOSES cache: the default model's samples come without the novel column, not an error."""
+    import molgen.datasets
+    from molgen.errors import DataError
+
+    def missing(name):
+        raise DataError("MOSES train file not found; run `molgen data moses`")
+
+    monkeypatch.setattr(molgen.datasets, "moses_split", missing)
+    code, _, err = run(capsys, "sample", "-n", 8, "-o", tmp_path / "s.csv", "--device", "cpu", "--batch-size", 8)
+    assert code == 0, err
+    assert "no novel column" in err and pd.read_csv(tmp_path / "s.csv").columns[-1] == "alerts_ok"
