@@ -45,7 +45,7 @@ EXTRA = {
     "train": "--epochs 1 --limit 120 --batch-size 32 --quiet --embed-dim 16 --latent-dim 8",
     "sample": "-n 20",
     "fit-prior": "--limit 100 --components 2",
-    "tune-sampling": "-n 40 --limit 100 --temperatures 0.8,1.0 --min-novelty 0",
+    "tune-sampling": "-n 1000 --limit 1000 --temperatures 1.0 --min-novelty 0",
     "fit-steering": "--limit 100 --epochs 1 --hidden 16",
     "score": "--samples 2 --reference-size 20",
     "optimize": "--option n_init=8 --option n_candidates=64 --option finetune_every=0 --quiet",
