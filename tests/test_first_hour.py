@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from molgen.cli import main
-from molgen.errors import CheckpointError, ConfigError
+from molgen.errors import CheckpointError
 
 BRACKETED = ["c1ccc2[nH]ccc2c1", "C[C@@H](N)C(=O)O", "C[N+](C)(C)C", "CC(=O)[O-]", "[2H]C([2H])([2H])O"]
 
