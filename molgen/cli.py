@@ -251,7 +251,7 @@ def sample(
     steer_candidates: int = typer.Option(1, help="decode K steered molecules per sample and keep the one the predictor finds most likely to meet --condition (K times the decoding cost)"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
-    properties: bool = typer.Option(True, "--properties/--no-properties", help="CSV output: add mw, logp, qed, sa, tpsa, hbd, hba, rings, alerts_ok (passes MCF/PAINS) and novel (not in the model's training set)"),
+    properties: bool = typer.Option(True, "--properties/--no-properties", help="CSV output: add mw, logp, qed, sa, tpsa, hbd, hba, rings, alerts_ok (no QED/Brenk structural alert) and novel (not in the model's training set)"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
