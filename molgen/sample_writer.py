@@ -38,7 +38,8 @@ def novelty_set(vae) -> set[str] | None:
     from molgen.vae import training_smiles
 
     try:
-        train = training_smiles(vae)
+        # A column is not worth a 400 MB download on first use: only a set already here counts.
+        train = training_smiles(vae, fetch=False)
     except DataError:  # e.g. the MOSES training set is not cached here (molgen data moses); sampling goes on without
         return None
     return None if train is None else set(train)

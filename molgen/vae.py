@@ -509,12 +509,13 @@ class MoleculeVAE:
         return self.decode(path.numpy(), condition=cond)
 
 
-def training_smiles(vae: MoleculeVAE) -> list[str] | None:
+def training_smiles(vae: MoleculeVAE, fetch: bool = True) -> list[str] | None:
     """The molecules a model was trained on, as its checkpoint remembers them (for novelty).
 
     ``moses-train`` resolves to the cached MOSES training set; a file name is
     looked up next to the checkpoint. Returns ``None`` when the set is unknown
-    or not available locally.
+    or not available locally. ``fetch``: download the MOSES sets when missing
+    (:func:`molgen.datasets.moses_split`); without it a missing set raises DataError.
     """
     name = vae.meta.get("train_set")
     if not name:
@@ -524,7 +525,7 @@ def training_smiles(vae: MoleculeVAE) -> list[str] | None:
 
         from molgen.datasets import moses_split
 
-        with gzip.open(moses_split("train"), "rt") as fh:
+        with gzip.open(moses_split("train", fetch=fetch), "rt") as fh:
             return [line.strip() for line in fh][1:]
     path = Path(vae.meta.get("path", ".")).parent / name
     if not path.exists():

@@ -258,7 +258,7 @@ def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
     fake = tmp_path / "train.csv.gz"
     with gzip.open(fake, "wt") as fh:
         fh.write("SMILES\nCCO\nc1ccc2[nH]ccc2c1\n")
-    monkeypatch.setattr(molgen.datasets, "moses_split", lambda name: fake)
+    monkeypatch.setattr(molgen.datasets, "moses_split", lambda name, fetch=True: fake)
     assert cli._named_training_set("moses-train") == ["CCO", "c1ccc2[nH]ccc2c1"]
     assert cli._named_training_set("my_train.smi") is None
 
@@ -371,7 +371,8 @@ def test_sampling_without_the_training_set_has_no_novel_column(tmp_path, monkeyp
     import molgen.datasets
     from molgen.errors import DataError
 
-    def missing(name):
+    def missing(name, fetch=True):
+        assert not fetch, "a property column must not download the MOSES sets"
         raise DataError("MOSES train file not found; run `molgen data moses`")
 
     monkeypatch.setattr(molgen.datasets, "moses_split", missing)
