@@ -22,8 +22,9 @@ from molgen.console import err, error, note, out, warn
 from molgen.errors import ConfigError, DataError, MolgenError
 from molgen.utils.threads import openmp_wait_policy_for, set_torch_threads
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.")
-data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.")
+# Help text is printed as written: rich markup would eat "[gradient]" and SMILES such as c1cc[nH]c1.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Molecular design with deep generative models.", rich_markup_mode=None)
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: materialise the MOSES sets into the local cache.", rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 # Feature areas keep their own command modules; registering them here keeps one entry point.
 from molgen.image.cli import image_app  # noqa: E402

@@ -177,6 +177,7 @@ def test_user_objective_of_neither_form_says_what_is_expected(objective_file, tm
 def test_optimize_help_documents_the_objective_signature(capsys):
     code, out, _ = run(capsys, "optimize", "--help")
     assert code == 0 and "f(smiles: str) -> float" in out and "docs/examples/objective.py" in out
+    assert "[gradient] starting points" in out  # help text printed as written, brackets included
 
 
 # -- 4. the sanity filter --------------------------------------------------------------------

@@ -20,7 +20,7 @@ from molgen.utils.threads import set_torch_threads
 
 __all__ = ["image_app"]
 
-image_app = typer.Typer(no_args_is_help=True, help="Image models on MNIST-style data: VAEs, DAE, GANs, SGAN, VAE-GAN.")
+image_app = typer.Typer(no_args_is_help=True, help="Image models on MNIST-style data: VAEs, DAE, GANs, SGAN, VAE-GAN.", rich_markup_mode=None)
 
 MODEL_OPT = "run folder or image checkpoint written by molgen image train"
 DATA_OPT = "mnist5k (embedded 5,000 digits), an IDX images file, a folder of MNIST IDX files, or a folder of images"

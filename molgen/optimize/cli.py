@@ -22,7 +22,7 @@ from molgen.utils.threads import set_torch_threads
 
 __all__ = ["predictor_app", "optimize_command"]
 
-predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.")
+predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.", rich_markup_mode=None)
 
 MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
 STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
