@@ -79,6 +79,7 @@ def run_benchmark(
     label: str = "molgen",
     references: Sequence[str | os.PathLike] | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
+    show_progress: bool = False,
 ) -> dict:
     """Score ``generated`` against ``reference`` and, with ``out_dir``, write the report.
 
@@ -94,6 +95,7 @@ def run_benchmark(
             the named MOSES references).
         seed: picks the molecules of the grid image.
         label: name of our row in the table.
+        show_progress: a progress line (rate, ETA) for each long step on stderr.
 
     Returns:
         ``{"metrics", "reference", "seconds", "files"}``; ``files`` lists the
@@ -105,7 +107,7 @@ def run_benchmark(
     start = time.perf_counter()
     refs = [reference] if references is None else list(references)
     _check_suffixes(refs)
-    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir, intdiv_exact_max)
+    results = evaluate_many(generated, refs, train, n_jobs, device, batch_size, cache_dir, intdiv_exact_max, show_progress)
     return _report(results, refs, references is None, start, out_dir, baselines, seed, label)
 
 

@@ -359,7 +359,7 @@ def fit_prior(
             smiles = _read(None, None, False, None, default_ok=True)
     smiles = _random_subset(smiles, limit, seed)
     start = time.perf_counter()
-    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed)
+    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed, show_progress=True)
     if vae.meta.pop("sampling", None) is not None:
         warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", prefix="")
     vae.save(out)
@@ -450,7 +450,7 @@ def fit_steering(
         smiles = [s for s in vae.sample(model_samples, seed=seed + 11) if s] + smiles
     if steered_samples:
         smiles = [s for s in steered(vae, start_from, steered_samples, steer_strength, seed=seed + 13, temperature=steered_temperature) if s] + smiles
-    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from, hidden=hidden, layers=layers)
+    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from, hidden=hidden, layers=layers, show_progress=True)
     predictor.save(out)
     err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")
 
@@ -637,7 +637,7 @@ def benchmark(
             return
         report = run_benchmark(
             gen, train=train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label,
-            references=reference, intdiv_exact_max=intdiv_limit,
+            references=reference, intdiv_exact_max=intdiv_limit, show_progress=True,
         )
     out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
     err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")

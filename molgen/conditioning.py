@@ -69,13 +69,16 @@ def parse_property_names(names: str | Sequence[str]) -> list[str]:
     return items
 
 
-def property_matrix(smiles: Sequence[str], names: Sequence[str], n_jobs: int | None = None) -> np.ndarray:
-    """Properties ``[N, len(names)]`` (float64) of ``smiles``; rows of invalid molecules are NaN."""
+def property_matrix(smiles: Sequence[str], names: Sequence[str], n_jobs: int | None = None, progress=None) -> np.ndarray:
+    """Properties ``[N, len(names)]`` (float64) of ``smiles``; rows of invalid molecules are NaN.
+
+    ``progress``: a progress handle advanced as molecules are done.
+    """
     from molgen.chem import compute_properties
 
     if len(smiles) == 0:
         return np.zeros((0, len(names)))
-    frame = compute_properties(list(smiles), list(names), n_jobs=n_jobs)
+    frame = compute_properties(list(smiles), list(names), n_jobs=n_jobs, progress=progress)
     return frame[list(names)].to_numpy(dtype=np.float64)
 
 

@@ -107,6 +107,7 @@ def fit_latent_prior(
     seed: int = 0,
     max_iter: int = 200,
     reg_covar: float = 1e-4,
+    show_progress: bool = False,
 ) -> LatentPrior:
     """Fit a ``components``-Gaussian mixture to the posterior means of ``smiles`` under ``vae``.
 
@@ -115,21 +116,27 @@ def fit_latent_prior(
     and decoding from a mean already samples every token. ``reg_covar`` is
     added to each covariance's diagonal (in latent units squared), which keeps
     dimensions the encoder does not use from collapsing to zero variance.
+    ``show_progress`` prints a progress line (rate, ETA) for the encoding and
+    for the EM iterations (the ETA assumes all ``max_iter``; EM usually stops sooner).
     """
-    from sklearn.mixture import GaussianMixture
+    from molgen.train.progress import progress_bar
 
     if components < 1:
         raise ConfigError(f"components must be >= 1, not {components}")
-    z, kept = vae.encode(list(smiles))
+    with progress_bar(len(smiles), "encoding", show_progress, "mol") as bar:
+        z, kept = vae.encode(list(smiles), progress=bar)
     need = max(10 * components, 2)
     if len(z) < need:
         raise DataError(
             f"{len(z)} encodable molecules are too few to fit {components} Gaussian(s) in {z.shape[1]} dimensions; "
             f"give at least {need} (thousands are better) or fewer --components"
         )
-    gmm = GaussianMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter, random_state=seed)
+    gmm = _mixture(components, reg_covar, max_iter, seed)
     codes = z.astype(np.float64)
-    gmm.fit(codes)
+    with progress_bar(max_iter, "EM", show_progress, "iter") as bar:
+        gmm.progress = bar
+        gmm.fit(codes)
+        del gmm.progress
     info = dict(components=components, molecules=len(z), seed=seed, reg_covar=reg_covar, converged=bool(gmm.converged_))
     info["mean_log_likelihood"] = float(gmm.score(codes))
     return LatentPrior(
@@ -138,3 +145,20 @@ def fit_latent_prior(
         torch.from_numpy(np.linalg.cholesky(gmm.covariances_)).float(),
         info,
     )
+
+
+def _mixture(components: int, reg_covar: float, max_iter: int, seed: int):
+    """A full-covariance ``GaussianMixture`` that advances ``self.progress`` once per EM iteration.
+
+    scikit-learn has no callback; its ``_m_step`` runs once per iteration (and
+    not in the initialisation), so counting there reports progress without
+    touching the fit itself.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    class _CountingMixture(GaussianMixture):
+        def _m_step(self, X, log_resp):  # noqa: N803 (scikit-learn's name)
+            super()._m_step(X, log_resp)
+            self.progress.advance(1)
+
+    return _CountingMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter, random_state=seed)

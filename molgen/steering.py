@@ -51,6 +51,7 @@ from molgen.conditioning import ConditionSpec, parse_property_names, property_ma
 from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import prepare_context, select_rows
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.train.progress import progress_bar
 from molgen.utils.config import ConfigMixin
 
 __all__ = [
@@ -155,6 +156,7 @@ def fit_prefix_predictor(
     init: PrefixPropertyPredictor | None = None,
     layers: int = 1,
     properties: np.ndarray | None = None,
+    show_progress: bool = False,
 ) -> PrefixPropertyPredictor:
     """Train a prefix predictor for ``vae``'s vocabulary on ``smiles`` (Gaussian NLL at every prefix).
 
@@ -167,13 +169,18 @@ def fit_prefix_predictor(
     normalisation), e.g. on the model's own samples, whose chemistry a
     predictor fitted on data alone sees too rarely to judge. ``properties``
     (raw values ``[N, k]`` in the order of ``names``) skips computing them.
+    ``show_progress`` prints progress lines (rate, ETA) for the labels and the training.
     """
     if init is not None:
         names = list(init.config.names)
     names = parse_property_names(names)
     if properties is not None and np.shape(properties) != (len(smiles), len(names)):
         raise ConfigError(f"properties must have shape [{len(smiles)}, {len(names)}], got {list(np.shape(properties))}")
-    raw = property_matrix(smiles, names) if properties is None else np.asarray(properties, dtype=np.float64)
+    if properties is None:
+        with progress_bar(len(smiles), "RDKit labels", show_progress, "mol") as bar:
+            raw = property_matrix(smiles, names, progress=bar)
+    else:
+        raw = np.asarray(properties, dtype=np.float64)
     ok = np.isfinite(raw).all(1)
     good = [s for s, keep in zip(smiles, ok) if keep]
     ids, lengths, kept = vae.tokenize(good)
@@ -189,11 +196,19 @@ def fit_prefix_predictor(
         torch.manual_seed(seed)
         model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden, layers=layers), spec, vae.vocab.tokens)
     target = torch.from_numpy(model.spec.normalize(raw))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     start = time.process_time()
+    n_batches = max(1, math.ceil(len(kept) / batch_size))
+    with progress_bar(epochs * n_batches, "training the predictor", show_progress, "batch") as bar:
+        _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar)
+    return model.eval()
+
+
+def _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar) -> None:
+    """The training loop of :func:`fit_prefix_predictor`: Gaussian NLL at every prefix, AdamW."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     for _ in range(epochs):
-        for batch in np.array_split(rng.permutation(len(kept)), max(1, math.ceil(len(kept) / batch_size))):
+        for batch in np.array_split(rng.permutation(len(ids)), n_batches):
             width = int(lengths[batch].max())
             x = ids[batch, :width]
             mean, log_sd = model(x)
@@ -204,9 +219,9 @@ def fit_prefix_predictor(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            bar.advance(1, loss=loss.item())
             if max_cpu_seconds and time.process_time() - start > max_cpu_seconds:
-                return model.eval()
-    return model.eval()
+                return
 
 
 def steered_samples(

@@ -266,10 +266,11 @@ class MoleculeVAE:
 
     # -- core operations ---------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, smiles: list[str], sample: bool = False, batch_size: int = 512, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    def encode(self, smiles: list[str], sample: bool = False, batch_size: int = 512, seed: int = 0, progress=None) -> tuple[np.ndarray, list[int]]:
         """Latent vectors (posterior means, or samples with ``sample=True``) for the tokenisable inputs.
 
-        Returns ``(z [n_kept, latent_dim], kept_indices)``.
+        Returns ``(z [n_kept, latent_dim], kept_indices)``. ``progress`` (a
+        :func:`molgen.train.progress.progress_bar` handle) advances per batch.
         """
         ids, lengths, kept = self.tokenize(list(smiles))
         cond = self.own_condition_tensor([smiles[i] for i in kept])
@@ -285,6 +286,8 @@ class MoleculeVAE:
             c = None if cond is None else cond[rows].to(self.device)
             m, lv = self.model.encode(x, lengths[rows], c)
             mu[rows], logvar[rows] = m.float().cpu(), lv.float().cpu()
+            if progress is not None:
+                progress.advance(len(rows))
         if not sample:
             return mu.numpy(), kept
         gen = torch.Generator().manual_seed(seed)  # noise drawn batch by batch in input order, as before

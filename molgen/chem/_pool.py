@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from molgen.chem._isolate import arm_alarm, recover_chunks
 from molgen.chem.guard import get_limits
@@ -52,6 +52,11 @@ __all__ = ["pmap", "pmap_lists", "split", "process_pool", "resolve_n_jobs", "poo
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Advance(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+
 
 #: Inputs shorter than this are mapped serially: below it the pool start-up
 #: costs more than it saves for typical per-molecule work (~20-100 us/item).
@@ -82,6 +87,7 @@ def pmap(
     chunksize: int | None = None,
     threshold: int | None = None,
     on_failure: Callable[[T, str], R] | None = None,
+    progress: _Advance | None = None,
 ) -> list[R]:
     """Apply ``func`` to every item, in parallel for large inputs; keep order.
 
@@ -98,13 +104,15 @@ def pmap(
         on_failure: ``on_failure(item, reason)`` is the result of an item that
             kills its worker process (reason ``"crashed"`` or ``"timeout"``);
             when ``None``, such an item raises :class:`~molgen.errors.WorkerCrashError`.
+        progress: a progress handle (:func:`molgen.train.progress.progress_bar`)
+            advanced by the size of each chunk as it completes.
 
     Returns:
         ``[func(x) for x in items]``, in input order.
     """
     seconds = get_limits().max_seconds
     # Per-item alarms in the workers: a hang is caught after max_seconds, not after a whole chunk's budget.
-    return _map(partial(_each, func), partial(_each, func, seconds=seconds), items, n_jobs, threshold, chunksize, on_failure, None)
+    return _map(partial(_each, func), partial(_each, func, seconds=seconds), items, n_jobs, threshold, chunksize, on_failure, None, progress)
 
 
 def _each(func: Callable[[T], R], items: list[T], seconds: float | None = None) -> list[R]:
@@ -127,6 +135,7 @@ def pmap_lists(
     threshold: int | None = None,
     chunksize: int | None = None,
     on_failure: Callable[[T, str], R] | None = None,
+    progress: _Advance | None = None,
 ) -> list[R]:
     """:func:`pmap` for a ``func`` that maps a whole list to a list of as many results.
 
@@ -138,7 +147,7 @@ def pmap_lists(
     to a chunk as a whole (``max_seconds`` per item in it), and per item when
     a broken chunk is redone.
     """
-    return _map(func, func, items, n_jobs, threshold, chunksize, on_failure, get_limits().max_seconds)
+    return _map(func, func, items, n_jobs, threshold, chunksize, on_failure, get_limits().max_seconds, progress)
 
 
 def _map(
@@ -150,6 +159,7 @@ def _map(
     chunksize: int | None,
     on_failure: Callable[[T, str], R] | None,
     seconds_per_item: float | None,
+    progress: _Advance | None = None,
 ) -> list[R]:
     """Serial ``func(data)`` for small inputs, else ``worker_func`` over chunks in a pool."""
     data = list(items)
@@ -157,18 +167,25 @@ def _map(
     if threshold is None:
         threshold = DEFAULT_THRESHOLD
     if workers <= 1 or len(data) < threshold:
-        return func(data)
+        results = func(data)
+        if progress is not None:
+            progress.advance(len(data))
+        return results
     if chunksize is None:
-        chunksize = _chunk_size(len(data), workers * _CHUNKS_PER_WORKER)
+        # Finer chunks when progress is shown, so the rate and ETA move more than a few times.
+        per_worker = _CHUNKS_PER_WORKER * (4 if progress is not None else 1)
+        chunksize = _chunk_size(len(data), workers * per_worker)
     chunks = _chunks(data, chunksize)
     parts: list[list[R] | None] = []
     with process_pool(workers) as pool:
         futures = [pool.submit(_timed, worker_func, chunk, seconds_per_item) for chunk in chunks]
-        for future in futures:
+        for chunk, future in zip(chunks, futures):  # in order, as the chunks complete
             try:
                 parts.append(future.result())
             except BrokenProcessPool:
                 parts.append(None)
+            if progress is not None:
+                progress.advance(len(chunk))
     broken = [i for i, part in enumerate(parts) if part is None]
     if broken:
         seconds = get_limits().max_seconds

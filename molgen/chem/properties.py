@@ -38,14 +38,17 @@ import importlib.util
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rdkit import Chem, RDConfig
 from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
 
 from molgen.chem._pool import pmap
 from molgen.chem.molecules import try_parse
 from molgen.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas costs a quarter second at start-up; only compute_properties needs it
+    import pandas as pd
 
 __all__ = [
     "qed",
@@ -170,7 +173,7 @@ PROPERTIES: dict[str, Callable[[Chem.Mol], float]] = {
 
 
 def compute_properties(
-    smiles: Iterable[object], names: Sequence[str] | None = None, n_jobs: int | None = None
+    smiles: Iterable[object], names: Sequence[str] | None = None, n_jobs: int | None = None, progress=None
 ) -> pd.DataFrame:
     """Evaluate properties over many SMILES.
 
@@ -178,6 +181,8 @@ def compute_properties(
         smiles: input strings, used as given (no standardisation).
         names: keys of :data:`PROPERTIES`; ``None`` means all of them.
         n_jobs: worker processes for large inputs (see
+            :func:`molgen.chem._pool.pmap`).
+        progress: a progress handle advanced as molecules are done (see
             :func:`molgen.chem._pool.pmap`).
 
     Returns:
@@ -194,9 +199,11 @@ def compute_properties(
         raise ConfigError(
             f"unknown {noun} {', '.join(unknown)}; choose from {', '.join(PROPERTIES)}"
         )
+    import pandas as pd
+
     inputs = list(smiles)
     failed = functools.partial(_nan_row, width=len(selected))
-    rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs, on_failure=failed)
+    rows = pmap(functools.partial(_property_row, names=tuple(selected)), inputs, n_jobs=n_jobs, on_failure=failed, progress=progress)
     frame = pd.DataFrame(rows, columns=selected, dtype=float)
     frame.insert(0, "smiles", inputs)
     return frame

@@ -55,6 +55,7 @@ from molgen.metrics.reference import (
     summarize,
 )
 from molgen.metrics.similarity import estimated_internal_diversity, internal_diversity, nearest_similarity
+from molgen.train.progress import progress_bar
 
 __all__ = [
     "compute_metrics",
@@ -155,6 +156,7 @@ def evaluate_many(
     batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     intdiv_exact_max: int | None = INTDIV_EXACT_MAX,
+    show_progress: bool = False,
 ) -> list[Evaluation]:
     """Score one generated set against several references in one pass.
 
@@ -163,13 +165,15 @@ def evaluate_many(
     repeated per reference, as MOSES's ``get_all_metrics`` does for its test
     and scaffold-test sets. Returns one :class:`Evaluation` per reference, in
     order; the reference-independent metrics are the same in each.
+    ``show_progress`` prints a progress line (rate, ETA) for each long step.
     """
     if not references:
         raise DataError("no reference set given; pass at least one (e.g. 'moses-test')")
     samples = load_generated(generated)
     if not samples:
         raise DataError("the generated set is empty; pass at least one SMILES to score")
-    pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs, on_failure=_features.not_canonical)
+    with progress_bar(len(samples), "reading generated", show_progress, "mol") as bar:
+        pairs = pmap(_features.canonicalize, samples, n_jobs=n_jobs, on_failure=_features.not_canonical, progress=bar)
     valid = [p for p in pairs if p.smiles is not None]
     if not valid:
         raise DataError(
@@ -178,11 +182,11 @@ def evaluate_many(
     canonical = [p.smiles for p in valid]
     refs = [
         reference_statistics(
-            reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir
+            reference, n_jobs=n_jobs, device=device, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress
         )
         for reference in references
     ]
-    gen = summarize(canonical, [p.flat for p in valid], "first", n_jobs, device, batch_size)
+    gen = summarize(canonical, [p.flat for p in valid], "first", n_jobs, device, batch_size, show_progress)
 
     novelty = _novelty(canonical, train) if train is not None else None
     shared = _shared_metrics(len(valid) / len(samples), canonical, gen, novelty, device, intdiv_exact_max)

@@ -121,17 +121,21 @@ def chemnet_statistics(
     batch_size: int | None = None,
     device: str = "cpu",
     block: int = STATISTICS_BLOCK,
+    progress=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`gaussian_statistics` of the ChemNet activations of ``smiles``, in flat memory.
 
     The activations of ``block`` molecules at a time are folded into running
     moments, so a million molecules need megabytes instead of the 2 GB of float32
     activations and the float64 copies that a covariance of all of them makes.
+    ``progress`` (a :func:`molgen.train.progress.progress_bar` handle) advances per block.
     """
     moments = GaussianMoments(512)
     for start in range(0, len(smiles), block):
         part = chemnet_activations(smiles[start : start + block], batch_size=batch_size, device=device)
         moments.add(part, None if counts is None else counts[start : start + block])
+        if progress is not None:
+            progress.advance(len(part))
     return moments.mean, moments.covariance()
 
 

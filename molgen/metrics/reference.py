@@ -39,6 +39,7 @@ from molgen.metrics import _features
 from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.similarity import nearest_similarity
+from molgen.train.progress import progress_bar
 from molgen.utils.io import load_npz_arrays
 
 __all__ = [
@@ -107,6 +108,7 @@ def summarize(
     n_jobs: int | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    show_progress: bool = False,
 ) -> SetStatistics:
     """Statistics of a multiset of valid molecules.
 
@@ -119,8 +121,9 @@ def summarize(
         n_jobs: worker processes for RDKit work (``None``: all CPUs).
         device: torch device for ChemNet and the similarity products.
         batch_size: ChemNet batch size (None: 32 on the CPU, 512 on a GPU).
+        show_progress: a progress line (rate, ETA) per step on stderr.
     """
-    return _summarize(canonical, flat, kl_pick, n_jobs, device, batch_size)[0]
+    return _summarize(canonical, flat, kl_pick, n_jobs, device, batch_size, show_progress)[0]
 
 
 def _summarize(
@@ -130,6 +133,7 @@ def _summarize(
     n_jobs: int | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    show_progress: bool = False,
 ) -> tuple[SetStatistics, list[str], np.ndarray]:
     """:func:`summarize`, also returning the KL sample's stereo-free SMILES and packed fingerprints.
 
@@ -139,7 +143,8 @@ def _summarize(
     multiplicity = Counter(canonical)
     distinct = list(multiplicity)
     counts = np.array([multiplicity[s] for s in distinct], dtype=np.int64)
-    features = pmap(_features.featurize, distinct, n_jobs=n_jobs)
+    with progress_bar(len(distinct), "features", show_progress, "mol") as bar:
+        features = pmap(_features.featurize, distinct, n_jobs=n_jobs, progress=bar)
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()
     for feature, count in zip(features, counts, strict=True):
@@ -147,7 +152,8 @@ def _summarize(
             fragments[piece] += int(count)
         if feature.scaffold is not None:
             scaffolds[feature.scaffold] += int(count)
-    mu, sigma = _fcd_statistics([f.fcd_smiles for f in features], counts, device, batch_size)
+    with progress_bar(len(features), "ChemNet", show_progress, "mol") as bar:
+        mu, sigma = _fcd_statistics([f.fcd_smiles for f in features], counts, device, batch_size, bar)
     kl_flat, kl_descriptors, kl_packed = kl_sample(flat, kl_pick, n_jobs)
     kl_similarity = kl_internal_similarity(kl_packed, device)
     stats = SetStatistics(
@@ -176,8 +182,13 @@ def reference_statistics(
     device: str = "cpu",
     batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    show_progress: bool = False,
 ) -> SetStatistics:
     """Statistics of a reference set, from the cache when they are there.
+
+    The MOSES test sets need no pass over their molecules: their statistics
+    are assembled from the files the ``molsets`` wheel ships and the parts
+    molgen ships in ``data/`` (:mod:`molgen.metrics.moses_stats`).
 
     Args:
         reference: ``'moses-test'``, ``'moses-test-scaffolds'``, a SMILES file
@@ -185,6 +196,7 @@ def reference_statistics(
         n_jobs, device, batch_size: as for :func:`summarize`.
         cache_dir: where the ``metrics/`` cache folder lives; default
             :func:`default_cache_dir`.
+        show_progress: a progress line (rate, ETA) per step on stderr.
 
     Raises:
         DataError: the reference is missing or has no valid molecule.
@@ -207,17 +219,36 @@ def reference_statistics(
             return SetStatistics.load(cache_file)
         except DataError as exc:  # a damaged or foreign file under the cache's name: computed again and replaced
             warnings.warn(f"ignoring the cached reference statistics: {exc}", stacklevel=2)
-    smiles = read_smiles_file(smiles_source) if isinstance(smiles_source, Path) else smiles_source
-    pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs, on_failure=_features.not_canonical) if c.smiles is not None]
+    stats = None
+    if isinstance(reference, str) and reference in REFERENCE_NAMES:
+        from molgen.metrics.moses_stats import shipped_reference_statistics  # late: imports this module
+
+        stats = shipped_reference_statistics(REFERENCE_NAMES[reference], digest, smiles_source)
+    if stats is None:
+        stats = _compute_reference(smiles_source, label, n_jobs, device, batch_size, show_progress)
+    stats.save(cache_file)
+    return stats
+
+
+def _compute_reference(
+    source: Sequence[str] | Path,
+    label: str,
+    n_jobs: int | None,
+    device: str,
+    batch_size: int | None,
+    show_progress: bool,
+) -> SetStatistics:
+    """One pass over a reference set's molecules: :func:`summarize` of its valid ones."""
+    smiles = read_smiles_file(source) if isinstance(source, Path) else source
+    with progress_bar(len(smiles), f"reading {label}", show_progress, "mol") as bar:
+        pairs = [c for c in pmap(_features.canonicalize, smiles, n_jobs=n_jobs, on_failure=_features.not_canonical, progress=bar) if c.smiles is not None]
     if not pairs:
         raise DataError(
             f"reference set {label} has no valid SMILES; pass a file with one SMILES per line"
         )
-    stats = summarize(
-        [p.smiles for p in pairs], [p.flat for p in pairs], "random", n_jobs, device, batch_size
+    return summarize(
+        [p.smiles for p in pairs], [p.flat for p in pairs], "random", n_jobs, device, batch_size, show_progress
     )
-    stats.save(cache_file)
-    return stats
 
 
 def reference_digest(
@@ -297,11 +328,11 @@ def _csv_column(lines: list[str]) -> list[str]:
 
 
 def _fcd_statistics(
-    smiles: list[str], counts: np.ndarray, device: str, batch_size: int | None
+    smiles: list[str], counts: np.ndarray, device: str, batch_size: int | None, progress=None
 ) -> tuple[np.ndarray, np.ndarray]:
     if counts.sum() < 2:
         return np.full(512, np.nan), np.full((512, 512), np.nan)
-    return chemnet_statistics(smiles, counts, batch_size=batch_size, device=device)
+    return chemnet_statistics(smiles, counts, batch_size=batch_size, device=device, progress=progress)
 
 
 def kl_sample(

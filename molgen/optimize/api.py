@@ -215,7 +215,7 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
         # Constrained properties are predicted too, so the ascent can keep within the constraints (constraint_weight).
         extra = [c.prop for c in penalised_constraints(ctx.oracle, cfg.constraint_weight)]
         properties = list(dict.fromkeys(objective.property_names + extra))
-        trained, data = _auto_predictor(ctx.vae, properties, train_size, cfg, ctx.seed)
+        trained, data = _auto_predictor(ctx.vae, properties, train_size, cfg, ctx.seed, ctx.show_progress)
     if trained is not None:
         if trained.report.weak:
             warnings.warn(trained.report.summary(), stacklevel=2)
@@ -224,12 +224,13 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
     return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log}
 
 
-def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int):
+def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int, show_progress: bool = False):
     """Fit a property predictor on ``n`` embedded training molecules (RDKit labels: no oracle calls)."""
     from molgen.datasets import default_training_smiles
 
     smiles = default_training_smiles(limit=n)
-    trained = train_property_predictor(vae, smiles, properties, PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed}))
+    config = PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed})
+    trained = train_property_predictor(vae, smiles, properties, config, show_progress=show_progress)
     data = None
     if cfg.refit:
         z, kept = vae.encode(smiles)

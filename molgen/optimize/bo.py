@@ -54,6 +54,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -333,14 +334,15 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             raise ConfigError("no molecule of the initial design got a score; check the objective (see the oracle log)")
         region = _Region(cfg.length_init, int(data.y.argmax()), float(data.y.max()))
         centers = {data.smiles[region.center]}
-        stalled, step = 0, 0
+        stalled, step, retrain_s = 0, 0, 0.0
         while not oracle.exhausted:
             step += 1
-            calls = oracle.calls
+            calls, fit_start = oracle.calls, time.perf_counter()
             if cfg.surrogate == "tanimoto":
                 ranked, decoded = _propose_molecules(searcher, region, cfg, gen, seed + step)
             else:
                 ranked, decoded = _propose(data, region, box.dims, cfg, gen, seed + step), None
+            fit_s = time.perf_counter() - fit_start  # GP fit and acquisition (and decoding, for tanimoto)
             want = min(cfg.batch_size, int(oracle.remaining))
             scores = searcher.evaluate(ranked, want, step, decoded)
             stalled = stalled + 1 if not scores else 0
@@ -348,13 +350,15 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             run.restarts += restarted
             best = float(np.nanmax(oracle.best_so_far())) if oracle.calls else math.nan
             run.batches.append({"step": step, "new": len(scores), "length": round(region.length, 5), "best": best, "restart": restarted})
-            bar.advance(oracle.calls - calls, best=best)
+            bar.advance(oracle.calls - calls, best=best, gp_fit_s=fit_s, retrain_s=retrain_s)
             if stalled >= cfg.max_stalled:
                 run.stopped = "stalled"
                 break
             if tuner and step % cfg.finetune_every == 0 and not oracle.exhausted:
+                retrain_start = time.perf_counter()
                 run.finetunes.append({"step": step, **tuner.update(data)})
                 tuner.reencode(data, box)
+                retrain_s = time.perf_counter() - retrain_start
                 if start_smiles:  # origins are found by distance to the starts' codes, which moved too
                     searcher.start_x = _encode_starts(vae, box, start_smiles)
     return run

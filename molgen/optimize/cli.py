@@ -150,7 +150,7 @@ def predictor_train(
         if not target:
             raise ConfigError("--labels needs --target COLUMN (the measured value to predict)")
         smiles, values, names = _labels(labels, target, smiles_column, strict, rejects)
-        trained = train_label_predictor(vae, smiles, values, names, cfg)
+        trained = train_label_predictor(vae, smiles, values, names, cfg, show_progress=True)
     else:
         if target:
             raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
@@ -158,7 +158,7 @@ def predictor_train(
 
         smiles = _read(data, strict, rejects) if data is not None else default_training_smiles()
         smiles = smiles[:limit] if limit else smiles
-        trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg)
+        trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg, show_progress=True)
     path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
     save_predictor(path, trained)
     report = {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train, "n_val": trained.report.n_val}

@@ -33,6 +33,7 @@ from molgen import chem
 from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.train.progress import ProgressHandle, progress_bar
 from molgen.utils.config import ConfigMixin
 
 __all__ = [
@@ -106,9 +107,17 @@ class TrainedPredictor:
 
 
 def fit_predictor(
-    z: np.ndarray, y: np.ndarray, names: list[str], config: PredictorTrainingConfig | None = None, device: str | torch.device = "cpu"
+    z: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    config: PredictorTrainingConfig | None = None,
+    device: str | torch.device = "cpu",
+    show_progress: bool = False,
 ) -> TrainedPredictor:
-    """Fit an ensemble on latent vectors ``z [N, D]`` and targets ``y [N, P]`` (rows with NaN are dropped)."""
+    """Fit an ensemble on latent vectors ``z [N, D]`` and targets ``y [N, P]`` (rows with NaN are dropped).
+
+    ``show_progress`` prints a progress line per epoch (rate, ETA, validation loss).
+    """
     cfg = config or PredictorTrainingConfig()
     z, y = np.asarray(z, dtype=np.float32), np.asarray(y, dtype=np.float32).reshape(len(z), -1)
     keep = np.isfinite(y).all(1) & np.isfinite(z).all(1)
@@ -123,13 +132,14 @@ def fit_predictor(
     model = LatentPredictor(LatentPredictorConfig(latent_dim=z.shape[1], names=list(names), **cfg.model)).to(device)
     zt, yt = torch.from_numpy(z).to(device), torch.from_numpy(y).to(device)
     model.set_target_scale(yt[train_idx].mean(0), yt[train_idx].std(0))
-    epochs = _train(model, zt, yt, train_idx, val_idx, cfg, rng)
+    with progress_bar(cfg.epochs, "training the predictor", show_progress, "epoch") as bar:
+        epochs = _train(model, zt, yt, train_idx, val_idx, cfg, rng, bar)
     report = _evaluate(model, zt[val_idx], y[val_idx], list(names), len(train_idx), epochs, cfg.warn_r2)
     # A weak predictor is reported once, by whoever uses it (report.weak): the CLI, or optimize() as a warning.
     return TrainedPredictor(model, report)
 
 
-def _train(model: LatentPredictor, z, y, train_idx, val_idx, cfg: PredictorTrainingConfig, rng) -> int:
+def _train(model: LatentPredictor, z, y, train_idx, val_idx, cfg: PredictorTrainingConfig, rng, bar: ProgressHandle) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_std = (y - model.y_mean) / model.y_std
     best, best_state, stale, epoch = float("inf"), None, 0, 0
@@ -147,6 +157,7 @@ def _train(model: LatentPredictor, z, y, train_idx, val_idx, cfg: PredictorTrain
             loss.backward()
             opt.step()
         val = _val_loss(model, z[val_idx], y_std[val_idx])
+        bar.advance(1, val_loss=val)
         if val < best - 1e-5:
             best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
         else:
@@ -189,26 +200,42 @@ def _evaluate(model, z_val, y_val: np.ndarray, names, n_train: int, epochs: int,
 
 
 def train_property_predictor(
-    vae, smiles: list[str], properties: list[str], config: PredictorTrainingConfig | None = None, n_jobs: int | None = None
+    vae,
+    smiles: list[str],
+    properties: list[str],
+    config: PredictorTrainingConfig | None = None,
+    n_jobs: int | None = None,
+    show_progress: bool = False,
 ) -> TrainedPredictor:
-    """Encode ``smiles`` with ``vae`` and fit a predictor of built-in RDKit ``properties``."""
+    """Encode ``smiles`` with ``vae`` and fit a predictor of built-in RDKit ``properties``.
+
+    ``show_progress`` prints a progress line (rate, ETA) for each step.
+    """
     unknown = [p for p in properties if p not in chem.PROPERTIES]
     if unknown:
         raise ConfigError(f"unknown properties {unknown}; choose from {', '.join(chem.PROPERTIES)}")
-    z, kept = vae.encode(smiles)
-    frame = chem.compute_properties([smiles[i] for i in kept], properties, n_jobs=n_jobs)
-    trained = fit_predictor(z, frame[properties].to_numpy(), list(properties), config, device=vae.device)
+    with progress_bar(len(smiles), "encoding", show_progress, "mol") as bar:
+        z, kept = vae.encode(smiles, progress=bar)
+    with progress_bar(len(kept), "RDKit labels", show_progress, "mol") as bar:
+        frame = chem.compute_properties([smiles[i] for i in kept], properties, n_jobs=n_jobs, progress=bar)
+    trained = fit_predictor(z, frame[properties].to_numpy(), list(properties), config, device=vae.device, show_progress=show_progress)
     trained.meta = _meta(vae, "rdkit", len(kept))
     return trained
 
 
 def train_label_predictor(
-    vae, smiles: list[str], labels: np.ndarray, names: list[str], config: PredictorTrainingConfig | None = None
+    vae,
+    smiles: list[str],
+    labels: np.ndarray,
+    names: list[str],
+    config: PredictorTrainingConfig | None = None,
+    show_progress: bool = False,
 ) -> TrainedPredictor:
     """Fit a predictor of user-measured ``labels [N, P]`` (e.g. from a CSV) for molecules ``smiles``."""
     labels = np.asarray(labels, dtype=float).reshape(len(smiles), -1)
-    z, kept = vae.encode(smiles)
-    trained = fit_predictor(z, labels[kept], names, config, device=vae.device)
+    with progress_bar(len(smiles), "encoding", show_progress, "mol") as bar:
+        z, kept = vae.encode(smiles, progress=bar)
+    trained = fit_predictor(z, labels[kept], names, config, device=vae.device, show_progress=show_progress)
     trained.meta = _meta(vae, "labels", len(kept))
     return trained
 
