@@ -157,8 +157,8 @@ def _mixture(components: int, reg_covar: float, max_iter: int, seed: int):
     from sklearn.mixture import GaussianMixture
 
     class _CountingMixture(GaussianMixture):
-        def _m_step(self, X, log_resp):  # noqa: N803 (scikit-learn's name)
-            super()._m_step(X, log_resp)
+        def _m_step(self, *args, **kwargs):  # its signature varies between scikit-learn versions
+            super()._m_step(*args, **kwargs)
             self.progress.advance(1)
 
     return _CountingMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter, random_state=seed)

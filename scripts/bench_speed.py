@@ -21,6 +21,7 @@ turns that file into the Markdown section of ``docs/benchmarks.md``):
     python scripts/bench_speed.py stages --precision bf16
     python scripts/bench_speed.py scaling --sizes 1000 10000 100000
     python scripts/bench_speed.py sharded -n 1000000 --sample-shards 2 --benchmark-shards 4 --parallel 2 --out runs/m1
+    python scripts/bench_speed.py first-run   # cold start: sample, benchmark on an empty cache vs MOSES (scripts/bench_first_run.py)
 
 Every torch computation runs with one thread (``--threads``) unless told
 otherwise: on a shared 2-core machine more threads are slower.
@@ -567,6 +568,28 @@ def _append(entry: dict, kind: str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def first_run(args: argparse.Namespace) -> None:
+    """Cold-start bars of issue 28 (see ``scripts/bench_first_run.py``); the table goes into ``docs/benchmarks.md``."""
+    import bench_first_run
+
+    entry = bench_first_run.first_run(args)
+    entry["command"] = " ".join(["python", *sys.argv])
+    _append(entry, "first_run")
+    page = ROOT / "docs" / "benchmarks.md"
+    start, end = "<!-- first-run:start -->", "<!-- first-run:end -->"
+    text = page.read_text()
+    block = f"{start}\n{bench_first_run.markdown(entry)}{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        anchor = "## Speed and scale: molgen beside the MOSES VAE"
+        head, tail = text.split(anchor, 1)
+        first_line, rest = tail.split("\n", 1)
+        text = f"{head}{anchor}{first_line}\n\n{block}\n{rest}"
+    page.write_text(text)
+    print(bench_first_run.markdown(entry))
+
+
 def _machine() -> dict:
     return {
         "cpus": os.cpu_count(),
@@ -619,8 +642,14 @@ def main() -> None:
     p.add_argument("--moses-run", type=Path, default=Path("runs/moses_cpu12"))
     p.add_argument("-n", "--n", type=int, default=10_000)
     p.add_argument("--n-jobs", type=int, default=2)
+    p = sub.add_parser("first-run", help="cold start: whole-process sampling and the benchmark on an empty cache, beside MOSES")
+    p.add_argument("--n-sample", type=int, default=10_000, help="molecules for molgen sample")
+    p.add_argument("--n-moses", type=int, default=1000, help="strings for the MOSES VAE")
+    p.add_argument("--n-benchmark", type=int, default=2000, help="molecules scored (the first of the sample)")
+    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--parts-dir", type=Path, default=ROOT / "data", help="where make_moses_parts.py left molgen's ChemNet statistics")
     args = parser.parse_args()
-    commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality}
+    commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality, "first-run": first_run}
     commands[args.command](args)
 
 

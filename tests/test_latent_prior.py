@@ -173,3 +173,24 @@ def test_encoding_sorts_by_length_and_returns_rows_in_input_order(tiny_run, tiny
     assert np.abs(noise).max() > 0
     first, _ = vae.encode(mols[:8], sample=True, seed=5, batch_size=8)
     np.testing.assert_allclose(first, a[:8], atol=1e-5)
+
+
+def test_em_progress_counts_iterations_without_changing_the_fit():
+    from sklearn.mixture import GaussianMixture
+
+    from molgen.latent_prior import _mixture
+
+    class Count:
+        done = 0
+
+        def advance(self, n=1, **stats):
+            self.done += n
+
+    codes = np.random.default_rng(0).normal(size=(400, 3)) + np.repeat(np.eye(3) * 4, [150, 150, 100], axis=0)
+    plain = GaussianMixture(3, covariance_type="full", reg_covar=1e-4, max_iter=50, random_state=1).fit(codes)
+    counted = _mixture(3, 1e-4, 50, 1)
+    counted.progress = Count()
+    counted.fit(codes)
+    assert counted.progress.done == counted.n_iter_ == plain.n_iter_ > 1
+    np.testing.assert_array_equal(counted.means_, plain.means_)
+    np.testing.assert_array_equal(counted.covariances_, plain.covariances_)

@@ -113,22 +113,23 @@ def read_moses_stats(path: str | os.PathLike) -> MosesStats:
 
 # -- the MOSES test sets without a pass over their molecules ---------------------
 
-#: Where molgen keeps its own small per-reference parts (see :func:`write_reference_parts`).
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 _KEY_SEPARATOR = "\n"
 
 
 def reference_parts_path(split: str) -> Path:
-    """``data/moses_<split>_parts.npz``: molgen's parts of a MOSES test set's statistics."""
-    return DATA_DIR / f"moses_{split}_parts.npz"
+    """``data/moses_<split>_parts.npz`` (``molgen/_data`` when installed): molgen's parts of a MOSES test set's statistics."""
+    from molgen.pretrained import data_dir
+
+    return data_dir() / f"moses_{split}_parts.npz"
 
 
 def write_reference_parts(stats, digest: str, stats_digest: str, path: str | os.PathLike, with_fcd: bool) -> None:
     """Save the parts of ``stats`` the wheel's statistics file lacks or has in another form.
 
     Fragment and scaffold counts (canonical SMILES depend on the RDKit
-    version), the filter flags, the GuacaMol KL sample, and with
-    ``with_fcd`` the ChemNet mean and covariance. ``digest`` and
+    version), the GuacaMol KL sample, the filter flags unless
+    ``stats.passes_filters`` is ``None``, and with ``with_fcd`` the ChemNet
+    mean and covariance. ``digest`` and
     ``stats_digest`` are the sha256 of the split's ``.csv.gz`` and of its
     ``*_stats.npz``: the parts are used only with exactly those files.
     """
@@ -139,7 +140,6 @@ def write_reference_parts(stats, digest: str, stats_digest: str, path: str | os.
         "stats_digest": np.array(stats_digest),
         "metrics_version": np.array(METRICS_VERSION),
         "counts": stats.counts.astype(np.int32),
-        "passes_filters": np.packbits(stats.passes_filters),
         "fragment_keys": _join(stats.fragment_keys),
         "fragment_counts": stats.fragment_counts.astype(np.int32),
         "scaffold_keys": _join(stats.scaffold_keys),
@@ -147,6 +147,8 @@ def write_reference_parts(stats, digest: str, stats_digest: str, path: str | os.
         "kl_descriptors": stats.kl_descriptors,
         "kl_max_similarity": stats.kl_max_similarity,
     }
+    if stats.passes_filters is not None:
+        arrays["passes_filters"] = np.packbits(stats.passes_filters)
     if with_fcd:
         arrays.update(fcd_mu=stats.fcd_mu, fcd_sigma=stats.fcd_sigma)
     np.savez_compressed(path, **arrays)
@@ -185,7 +187,7 @@ def shipped_reference_statistics(split: str, digest: str, source: Path, parts: P
         counts=counts,
         fingerprints=wheel.fingerprints,
         properties=wheel.properties,
-        passes_filters=np.unpackbits(shipped["passes_filters"], count=len(counts)).astype(bool),
+        passes_filters=_filters(shipped, len(counts)),
         fcd_mu=np.asarray(fcd[0], dtype=np.float64),
         fcd_sigma=np.asarray(fcd[1], dtype=np.float64),
         fragment_keys=_split(shipped["fragment_keys"]),
@@ -195,6 +197,14 @@ def shipped_reference_statistics(split: str, digest: str, source: Path, parts: P
         kl_descriptors=shipped["kl_descriptors"],
         kl_max_similarity=shipped["kl_max_similarity"],
     )
+
+
+def _filters(shipped: dict, n: int) -> np.ndarray:
+    if "passes_filters" in shipped:
+        return np.unpackbits(shipped["passes_filters"], count=n).astype(bool)
+    # No metric reads a reference's filter flags, and computing them is the slowest part of a
+    # pass over 176k molecules; parts made without them mark every molecule as failing.
+    return np.zeros(n, dtype=bool)
 
 
 def _join(keys: np.ndarray) -> np.ndarray:
