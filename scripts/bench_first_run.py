@@ -11,8 +11,11 @@ One run, back to back on the same machine:
    the wheel's precomputed statistics, ``n_jobs`` workers);
 3. ``molgen benchmark --generated X --reference moses-test --reference
    moses-test-scaffolds`` on an empty cache, then again with the cache warm;
-4. the FCD of the generated set from the wheel's ChemNet statistics and from
-   molgen's own (``scripts/make_moses_parts.py`` leaves those beside its output).
+4. whether the wheel's ChemNet statistics are the ones molgen would compute:
+   molgen's ChemNet activations beside ``fcd_torch``'s (the code that made the
+   wheel's) on the first test molecules, and the FCD of the generated set from
+   the wheel's statistics and, where ``scripts/make_moses_parts.py`` left them,
+   from molgen's own over the whole test set.
 
 MOSES's ``get_all_metrics`` also computes Novelty, loading the 1.6M-molecule
 training set unless given one; it gets a one-molecule training list here and
@@ -119,6 +122,20 @@ def fcd_check(generated: Path, moses_dir: Path, own: dict[str, Path]) -> dict:
     return out
 
 
+def chemnet_check(moses_dir: Path, k: int) -> dict:
+    """Largest difference between molgen's and fcd_torch's ChemNet activations on the first ``k`` test molecules."""
+    import numpy as np
+    from fcd_torch import FCD
+
+    from molgen.metrics.fcd import chemnet_activations
+    from molgen.metrics.reference import read_smiles_file
+
+    smiles = read_smiles_file(moses_dir / "test.csv.gz")[:k]
+    ours = chemnet_activations(smiles)
+    theirs = FCD(device="cpu", n_jobs=1, batch_size=32).get_predictions(smiles)
+    return {"molecules": k, "max_abs_diff": float(np.abs(ours - theirs).max()), "activation_scale": float(np.abs(theirs).max())}
+
+
 def compare(moses: dict, molgen: dict) -> dict:
     """Largest |molgen - MOSES| over the metrics both report."""
     diffs = {k: abs(molgen[k] - v) for k, v in moses.items() if isinstance(molgen.get(k), (int, float)) and isinstance(v, (int, float))}
@@ -154,8 +171,9 @@ def first_run(args) -> dict:
     entry["warm_vs_moses"] = round(warm["wall_s"] / moses["wall_s"], 3)
     entry["agreement"] = compare(moses["metrics"], cold["metrics"])
     entry["metrics"] = {"moses": moses["metrics"], "molgen": {k: cold["metrics"][k] for k in moses["metrics"] if k in cold["metrics"]}}
+    entry["chemnet_check"] = chemnet_check(moses_dir, args.chemnet_molecules)
     own = {split: args.parts_dir / f".{split}_chemnet_molgen.npz" for split in ("test", "test_scaffolds")}
-    entry["fcd_check"] = fcd_check(generated, moses_dir, own)
+    entry["fcd_check"] = fcd_check(generated, moses_dir, own) if any(p.is_file() for p in own.values()) else {}
     return entry
 
 
@@ -181,6 +199,11 @@ def markdown(entry: dict) -> str:
         f"Benchmark values: {agreement['within_1e-3']} of {agreement['keys']} metrics within 1e-3 of MOSES "
         f"(largest difference {agreement['max_abs_diff']:.2g}, {agreement['worst_key']}).",
     ]
+    check = entry["chemnet_check"]
+    lines.append(
+        f"ChemNet: molgen's activations differ from fcd_torch's (which made the wheel's statistics) by at most "
+        f"{check['max_abs_diff']:.1e} (activations up to {check['activation_scale']:.2f}) on the first {check['molecules']} test molecules."
+    )
     for split, check in entry.get("fcd_check", {}).items():
         lines.append(
             f"FCD/{split}: {check['fcd_wheel_stats']:.6f} from the wheel's ChemNet statistics, "

@@ -645,9 +645,10 @@ def main() -> None:
     p = sub.add_parser("first-run", help="cold start: whole-process sampling and the benchmark on an empty cache, beside MOSES")
     p.add_argument("--n-sample", type=int, default=10_000, help="molecules for molgen sample")
     p.add_argument("--n-moses", type=int, default=1000, help="strings for the MOSES VAE")
-    p.add_argument("--n-benchmark", type=int, default=2000, help="molecules scored (the first of the sample)")
+    p.add_argument("--n-benchmark", type=int, default=1000, help="molecules scored (the first of the sample)")
     p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--parts-dir", type=Path, default=ROOT / "data", help="where make_moses_parts.py left molgen's ChemNet statistics")
+    p.add_argument("--parts-dir", type=Path, default=ROOT / "data", help="the --out of make_moses_parts.py (its ChemNet statistics, if it computed them)")
+    p.add_argument("--chemnet-molecules", type=int, default=128, help="test molecules whose ChemNet activations are compared with fcd_torch's")
     args = parser.parse_args()
     commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality, "first-run": first_run}
     commands[args.command](args)

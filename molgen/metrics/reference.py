@@ -154,7 +154,7 @@ def _summarize(
             scaffolds[feature.scaffold] += int(count)
     with progress_bar(len(features), "ChemNet", show_progress, "mol") as bar:
         mu, sigma = _fcd_statistics([f.fcd_smiles for f in features], counts, device, batch_size, bar)
-    kl_flat, kl_descriptors, kl_packed = kl_sample(flat, kl_pick, n_jobs)
+    kl_flat, kl_descriptors, kl_packed = kl_sample(flat, kl_pick, n_jobs, show_progress)
     kl_similarity = kl_internal_similarity(kl_packed, device)
     stats = SetStatistics(
         n_molecules=int(counts.sum()),
@@ -336,7 +336,7 @@ def _fcd_statistics(
 
 
 def kl_sample(
-    flat: Sequence[str], pick: Literal["first", "random"], n_jobs: int | None = None
+    flat: Sequence[str], pick: Literal["first", "random"], n_jobs: int | None = None, show_progress: bool = False
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The GuacaMol KL sample: its stereo-free SMILES, descriptors and packed ECFP4 fingerprints."""
     distinct = list(dict.fromkeys(flat))
@@ -347,7 +347,8 @@ def kl_sample(
             len(distinct), KL_SAMPLE_SIZE, replace=False
         )
         sample = [distinct[i] for i in np.sort(chosen)]
-    rows = pmap(_features.kl_featurize, sample, n_jobs=n_jobs)
+    with progress_bar(len(sample), "KL sample", show_progress, "mol") as bar:
+        rows = pmap(_features.kl_featurize, sample, n_jobs=n_jobs, progress=bar)
     descriptors = np.array([r[0] for r in rows], dtype=np.float64).reshape(
         -1, len(_features.KL_DESCRIPTORS)
     )
