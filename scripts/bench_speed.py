@@ -574,6 +574,9 @@ def first_run(args: argparse.Namespace) -> None:
 
     entry = bench_first_run.first_run(args)
     entry["command"] = " ".join(["python", *sys.argv])
+    # MOSES returns NumPy scalars; JSON gets plain numbers.
+    entry = json.loads(json.dumps(entry, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    print(json.dumps(entry, indent=2), flush=True)
     _append(entry, "first_run")
     page = ROOT / "docs" / "benchmarks.md"
     start, end = "<!-- first-run:start -->", "<!-- first-run:end -->"
@@ -647,7 +650,6 @@ def main() -> None:
     p.add_argument("--n-moses", type=int, default=1000, help="strings for the MOSES VAE")
     p.add_argument("--n-benchmark", type=int, default=1000, help="molecules scored (the first of the sample)")
     p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--parts-dir", type=Path, default=ROOT / "data", help="the --out of make_moses_parts.py (its ChemNet statistics, if it computed them)")
     p.add_argument("--chemnet-molecules", type=int, default=128, help="test molecules whose ChemNet activations are compared with fcd_torch's")
     args = parser.parse_args()
     commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality, "first-run": first_run}

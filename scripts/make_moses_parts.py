@@ -80,7 +80,6 @@ def make_parts(split: str, moses_dir: Path, out: Path, with_fcd: bool, n_jobs: i
     if chemnet or with_fcd:
         with progress_bar(len(canonical), f"{split}: ChemNet", unit="mol", log_every=20) as bar:
             mu, sigma = chemnet_statistics([p[2] for p in pieces], counts, progress=bar)
-        np.savez(out / f".{split}_chemnet_molgen.npz", mu=mu, sigma=sigma)  # for the FCD comparison; not shipped
     stats = types.SimpleNamespace(
         counts=counts,
         passes_filters=None,

@@ -121,3 +121,18 @@ def test_pmap_progress_counts_every_item():
         counter = Count()
         assert pmap(abs, range(-50, 50), n_jobs=n_jobs, threshold=threshold, progress=counter) == [abs(i) for i in range(-50, 50)]
         assert counter.done == 100
+
+
+def test_progress_line_counts_a_first_chunk_but_not_a_resume(monkeypatch, capsys):
+    from molgen.train import progress
+
+    clock = iter([100.0, 102.0, 200.0, 200.1, 210.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    chunk = progress._LineHandle(10, "work", "mol", log_every=0.0)  # starts at 100
+    chunk.advance(10)  # a finished chunk at 102: 10 in 2 s
+    resumed = progress._LineHandle(10, "train", "step", log_every=0.0)  # starts at 200
+    resumed.advance(4)  # at 200.1: 4 steps done by an earlier run
+    resumed.advance(6, loss=1.0)  # at 210: 6 in 10 s
+    lines = capsys.readouterr().err.splitlines()
+    assert "work: 10/10 5.0 mol/s" in lines[0]
+    assert "train: 10/10 0.6 step/s" in lines[-1]

@@ -24,6 +24,8 @@ from rich.progress import (
 
 __all__ = ["progress_bar", "ProgressHandle"]
 
+_RESUME_WINDOW_S = 0.5
+
 
 def _format_stats(stats: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in stats.items())
@@ -54,10 +56,12 @@ class _LineHandle(ProgressHandle):
         self._base = 0  # items already done when the bar started (resume)
 
     def advance(self, n: int = 1, **stats: float) -> None:
-        if self._done == 0 and not stats and n > 0:
+        # A first advance right at the start is a resume (items done before this run) and is left
+        # out of the rate; one that comes after real work (a finished chunk) is progress.
+        now = time.monotonic()
+        if self._done == 0 and not stats and n > 0 and now - self._start < _RESUME_WINDOW_S:
             self._base = n
         self._done += n
-        now = time.monotonic()
         if now - self._last >= self._every or (self._total and self._done >= self._total):
             self._last = now
             elapsed = now - self._start
