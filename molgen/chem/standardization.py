@@ -16,7 +16,9 @@ Default policy (:class:`StandardizePolicy`):
   neutral form, RDKit ``Uncharger``);
 * **stereo kept**: tetrahedral centres and E/Z bonds stay (``stereo="drop"``
   removes them, for a model trained without stereochemistry such as MOSES);
-* **isotopes kept** (``isotopes="drop"`` sets every atom to natural abundance).
+* **isotopes kept** (``isotopes="drop"`` sets every atom to natural abundance);
+* **atom-map numbers cleared** (``[CH3:1]``): they annotate reactions, not
+  molecules, and SELFIES cannot write them.
 
 The output is RDKit canonical SMILES, isomeric unless stereo and isotopes are
 both dropped.
@@ -27,7 +29,7 @@ Example::
     >>> smiles
     ['CC[NH3+]', 'C[C@H](N)O']
     >>> report.summary()
-    'standardised 2 molecule(s): stripped salts/solvents from 1, neutralised charges on 0, dropped stereo from 0, dropped isotopes from 0'
+    'standardised 2 molecule(s): stripped salts/solvents from 1, neutralised charges on 0, dropped stereo from 0, dropped isotopes from 0, cleared atom maps from 0'
 
 Unparseable strings come back as ``None`` and are counted as ``invalid``;
 readers skip and report them before this step, so normally there are none.
@@ -49,12 +51,13 @@ from molgen.errors import ConfigError
 __all__ = ["StandardizePolicy", "StandardizeReport", "standardize_mol", "standardize_smiles", "CHANGES"]
 
 # The kinds of change the policy can make, in report order.
-CHANGES: tuple[str, ...] = ("salts_stripped", "charges_neutralized", "stereo_dropped", "isotopes_dropped")
+CHANGES: tuple[str, ...] = ("salts_stripped", "charges_neutralized", "stereo_dropped", "isotopes_dropped", "atom_maps_cleared")
 _LABELS = {
     "salts_stripped": "stripped salts/solvents from",
     "charges_neutralized": "neutralised charges on",
     "stereo_dropped": "dropped stereo from",
     "isotopes_dropped": "dropped isotopes from",
+    "atom_maps_cleared": "cleared atom maps from",
 }
 
 
@@ -137,6 +140,10 @@ def standardize_mol(mol: Chem.Mol, policy: StandardizePolicy = StandardizePolicy
         for atom in out.GetAtoms():
             atom.SetIsotope(0)
         changes.append("isotopes_dropped")
+    if any(a.GetAtomMapNum() for a in out.GetAtoms()):
+        for atom in out.GetAtoms():
+            atom.SetAtomMapNum(0)
+        changes.append("atom_maps_cleared")
     return out, changes
 
 
