@@ -48,7 +48,16 @@ from molgen.chem._pool import pmap
 from molgen.chem.molecules import _fragment_chooser, _uncharger
 from molgen.errors import ConfigError
 
-__all__ = ["StandardizePolicy", "StandardizeReport", "standardize_mol", "standardize_smiles", "CHANGES"]
+__all__ = [
+    "StandardizePolicy",
+    "StandardizeReport",
+    "standardize_mol",
+    "standardize_smiles",
+    "CHANGES",
+    "has_stereo",
+    "has_formal_charge",
+    "stereo_charge_rates",
+]
 
 # The kinds of change the policy can make, in report order.
 CHANGES: tuple[str, ...] = ("salts_stripped", "charges_neutralized", "stereo_dropped", "isotopes_dropped", "atom_maps_cleared")
@@ -115,10 +124,11 @@ class StandardizeReport:
         return asdict(self)
 
 
-def _has_stereo(mol: Chem.Mol) -> bool:
+def has_stereo(mol: Chem.Mol) -> bool:
+    """Whether ``mol`` has a specified tetrahedral centre or E/Z double bond (after RDKit's stereo perception)."""
     if any(a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED for a in mol.GetAtoms()):
         return True
-    return any(b.GetStereo() != Chem.BondStereo.STEREONONE or b.GetBondDir() != Chem.BondDir.NONE for b in mol.GetBonds())
+    return any(b.GetStereo() not in (Chem.BondStereo.STEREONONE, Chem.BondStereo.STEREOANY) for b in mol.GetBonds())
 
 
 def standardize_mol(mol: Chem.Mol, policy: StandardizePolicy = StandardizePolicy()) -> tuple[Chem.Mol, list[str]]:
@@ -133,7 +143,7 @@ def standardize_mol(mol: Chem.Mol, policy: StandardizePolicy = StandardizePolicy
             out = _uncharger().uncharge(out)
             if Chem.MolToSmiles(out) != before:
                 changes.append("charges_neutralized")
-    if policy.stereo == "drop" and _has_stereo(out):
+    if policy.stereo == "drop" and has_stereo(out):
         Chem.RemoveStereochemistry(out)
         changes.append("stereo_dropped")
     if policy.isotopes == "drop" and any(a.GetIsotope() for a in out.GetAtoms()):
@@ -145,6 +155,29 @@ def standardize_mol(mol: Chem.Mol, policy: StandardizePolicy = StandardizePolicy
             atom.SetAtomMapNum(0)
         changes.append("atom_maps_cleared")
     return out, changes
+
+
+def has_formal_charge(mol: Chem.Mol) -> bool:
+    """Whether any atom of ``mol`` carries a formal charge (zwitterions included)."""
+    return any(a.GetFormalCharge() for a in mol.GetAtoms())
+
+
+def stereo_charge_rates(smiles: Iterable[str | None]) -> dict[str, float]:
+    """Fractions of the valid molecules that carry stereo (``stereo_rate``) and a formal charge (``charge_rate``).
+
+    Parsing re-perceives stereochemistry, so a ``@`` written on an atom that is
+    not a stereocentre does not count.
+    """
+    n = stereo = charged = 0
+    with rdBase.BlockLogs():
+        for text in smiles:
+            mol = Chem.MolFromSmiles(text) if text else None
+            if mol is None:
+                continue
+            n += 1
+            stereo += has_stereo(mol)
+            charged += has_formal_charge(mol)
+    return {"n_valid": n, "stereo_rate": stereo / n if n else float("nan"), "charge_rate": charged / n if n else float("nan")}
 
 
 def _standardize_one(smiles: str, policy: StandardizePolicy) -> tuple[str | None, list[str] | None]:
