@@ -149,6 +149,7 @@ def standardize_mol(mol: Chem.Mol, policy: StandardizePolicy = StandardizePolicy
     if policy.isotopes == "drop" and any(a.GetIsotope() for a in out.GetAtoms()):
         for atom in out.GetAtoms():
             atom.SetIsotope(0)
+        out = Chem.RemoveHs(out)  # deuterium becomes plain hydrogen, which SMILES writes implicitly
         changes.append("isotopes_dropped")
     if any(a.GetAtomMapNum() for a in out.GetAtoms()):
         for atom in out.GetAtoms():
