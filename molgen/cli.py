@@ -194,7 +194,7 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     strict: bool = typer.Option(False, help=STRICT_HELP),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
-    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc; molgen info --list)"),
+    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc, drug-like; molgen info --list); its vocabulary grows by any new tokens of --data, nothing is dropped"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),

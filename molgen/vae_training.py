@@ -32,7 +32,7 @@ from molgen.datasets import BucketBatchSampler, train_val_split
 from molgen.datasets.token_cache import CachedTokens, default_token_cache, load_tokens, save_tokens, token_cache_key
 from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
-from molgen.tokenizers import Vocabulary, get_tokenizer
+from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
 from molgen.train.vocab_growth import extend_vocabulary, grow_state_dict
@@ -162,9 +162,9 @@ def tokenize_smiles(
 def _growth_line(path: str | Path, old_size: int, added: list[str]) -> str:
     """The one line a fine-tune prints about its vocabulary."""
     if not added:
-        return f"vocabulary: all tokens of the data are in {path}'s {old_size - 4} tokens; none added"
+        return f"vocabulary: all tokens of the data are in {path}'s {old_size - len(SPECIAL_TOKENS)} tokens; none added"
     shown = " ".join(added[:8]) + (" ..." if len(added) > 8 else "")
-    return f"vocabulary: added {len(added)} token(s) to {path}'s {old_size - 4} ({shown}); old rows kept exactly"
+    return f"vocabulary: added {len(added)} token(s) to {path}'s {old_size - len(SPECIAL_TOKENS)} ({shown}); old rows kept exactly"
 
 
 def _warm_start(vae: MoleculeVAE, path: str | Path, seed: int = 0) -> None:
@@ -430,10 +430,17 @@ def _train_vae(
         "seed": tcfg.seed,
         "environment": environment_info(dev),
         "data": dict(
-            data_summary or {}, **({"vocab_added": added} if added else {}), n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest
+            data_summary or {}, **({"vocab_added": added} if added else {}),
+            n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest,
         ),
         "parameters": vae.model.num_parameters(),
     }
+    # Where the weights and the vocabulary came from; a resumed run keeps what its start recorded.
+    growth = (saved or {}).get("init_from")
+    if init_from and not resume:
+        growth = {"path": str(init_from), "vocab_size": source_vocab_size, "vocab_added": added}
+    if growth:
+        run_info["init_from"] = growth
     if dist_info.enabled:
         run_info["distributed"] = {"world_size": dist_info.world_size, "backend": "nccl" if dev.type == "cuda" else "gloo"}
     if not resume and dist_info.is_main:
@@ -449,8 +456,8 @@ def _train_vae(
         "training": config.to_dict(),
         "environment": run_info["environment"],
     }
-    if init_from and not resume:
-        task.export_meta["init_from"] = {"path": str(init_from), "vocab_size": source_vocab_size, "vocab_added": added}
+    if growth:
+        task.export_meta["init_from"] = growth
     trainer = Trainer(task, tcfg, out, dev, generator=generator, show_progress=show_progress)
     result = trainer.fit(resume=resume)
     best = MoleculeVAE.load(out / MODEL_FILE, device=dev)
