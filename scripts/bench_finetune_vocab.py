@@ -106,7 +106,7 @@ def evaluate_model(path: Path, user_train: list[str], user_test: list[str], n_sa
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(path, device="cpu")
-    _, kept_train = vae.tokenize(user_train)
+    kept_train = vae.tokenize(user_train)[2]
     recon = vae.reconstruct(user_test)
     samples = vae.sample(n_samples, seed=0)
     valid = [s for s in samples if s]
@@ -147,8 +147,9 @@ def markdown(result: dict) -> str:
         "# Fine-tuning on a user's stereo/charged chemotype",
         "",
         f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']}; date {result['date']}. Both trainings ran side by side with "
-        f"{result['cpu_minutes']} CPU-minutes each.",
+        f"Machine: {result['machine']}; date {result['date']}. Both trainings ran side by side, each limited to "
+        f"{result['cpu_minutes']} CPU-minutes or {result.get('wall_minutes', '?')} wall-minutes, whichever came first "
+        "(steps below: equal budgets gave equal steps).",
         "",
         f"Data: {result['n_train']} + {result['n_test']} ZINC-250k molecules with `{CHEMOTYPE}` (N-acyl pyrrolidine); "
         f"stereo rate {result['data_rates']['stereo_rate']:.3f}, charge rate {result['data_rates']['charge_rate']:.3f} "
@@ -188,6 +189,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, shared 2-core box",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_minutes": args.cpu_minutes,
+        "wall_minutes": args.wall_minutes,
         "n_train": len(user_train),
         "n_test": len(user_test),
         "data_rates": stereo_charge_rates(user_train),
@@ -200,6 +202,11 @@ def main() -> None:
     (docs / "finetune_vocab.json").write_text(json.dumps(result, indent=2, default=float))
     (docs / "finetune_vocab.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def rewrite_markdown(docs: Path) -> None:
+    """Re-render the Markdown table from the stored JSON (no models needed)."""
+    (docs / "finetune_vocab.md").write_text(markdown(json.loads((docs / "finetune_vocab.json").read_text())))
 
 
 if __name__ == "__main__":
