@@ -48,8 +48,39 @@ INTDIV_HELP = (
 PRIOR_HELP = "latent prior: auto (the model's fitted prior if it has one, else N(0, I)), standard (N(0, I)) or fitted"
 
 
-def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False):
-    """Read molecules leniently (or strictly), report skips, optionally write the rejects CSV."""
+# The input standardisation policy of this invocation (molgen.chem.standardization), set by the global options.
+_POLICY: dict[str, object] = {}
+
+
+@app.callback()
+def _standardisation_options(
+    keep_salts: bool = typer.Option(False, "--keep-salts", help="keep every fragment (default: strip salts and solvents, keeping the largest organic fragment)"),
+    neutralize: bool = typer.Option(False, "--neutralize", help="neutralise charges where a neutral form exists (default: keep charges)"),
+    drop_stereo: bool = typer.Option(False, "--drop-stereo", help="remove stereochemistry from input molecules (default: keep it)"),
+    drop_isotopes: bool = typer.Option(False, "--drop-isotopes", help="remove isotope labels from input molecules (default: keep them)"),
+) -> None:
+    """Molecular design with deep generative models.
+
+    Every molecule read from a file goes through one standardisation policy (salts stripped; charges, stereo
+    and isotopes kept) and each change is counted on stderr; the options before the command change it.
+    """
+    _POLICY.clear()
+    _POLICY.update(
+        strip_salts=not keep_salts, charges="neutralize" if neutralize else "keep",
+        stereo="drop" if drop_stereo else "keep", isotopes="drop" if drop_isotopes else "keep",
+    )  # fmt: skip
+
+
+def _policy(**overrides: object):
+    from molgen.chem.standardization import StandardizePolicy
+
+    return StandardizePolicy(**{**_POLICY, **overrides})
+
+
+def _read(
+    path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False, stereo: str | None = None
+):
+    """Read molecules leniently (or strictly) under the standardisation policy; report skips and changes."""
     from molgen.datasets import default_training_smiles, read_molecules
 
     if path is None:
@@ -58,8 +89,11 @@ def _read(path: Path | None, smiles_column: str | None, strict: bool, rejects: P
         smiles = default_training_smiles()
         note(f"using the embedded default data: {len(smiles):,} MOSES training molecules")
         return smiles
-    result = read_molecules(path, smiles_column=smiles_column, strict=strict, rejects_to=rejects)
+    policy = _policy(**({"stereo": stereo} if stereo else {}))
+    result = read_molecules(path, smiles_column=smiles_column, strict=strict, rejects_to=rejects, standardize=policy)
     err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
+    if result.standardized is not None:
+        err.print(f"[dim]{result.standardized.summary()} ({policy.describe()})[/dim]")
     if not result.smiles:
         raise DataError(f"{path} contains no valid molecule; check the file and --smiles-column")
     return result.smiles
@@ -160,7 +194,7 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     strict: bool = typer.Option(False, help=STRICT_HELP),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
-    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc; molgen info --list)"),
+    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc, drug-like; molgen info --list); its vocabulary grows by any new tokens of --data, nothing is dropped"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
@@ -716,7 +750,7 @@ def score(
     strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --input"),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --input"),
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i scores its block of the molecules read from --input)"),
-    strip_stereo: bool = typer.Option(False, help="score molecules without stereochemistry (for models trained without it, e.g. on MOSES)"),
+    strip_stereo: bool = typer.Option(False, help="read the molecules with stereochemistry dropped, as the global --drop-stereo (for models trained without it, e.g. on MOSES); counted"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
     import numpy as np
@@ -734,7 +768,7 @@ def score(
     if spec is not None:
         sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
-    smiles = _read(input, smiles_column, strict, rejects)
+    smiles = _read(input, smiles_column, strict, rejects, stereo="drop" if strip_stereo else None)
     n_read = len(smiles)
     if spec is not None:
         # Every shard reads the same molecules, so the blocks tile the input; the
@@ -742,7 +776,7 @@ def score(
         smiles = list(spec.select(smiles))
     ref: list[str] | None = None
     if reference and reference.lower() != "none":
-        ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None)
+        ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None, stereo="drop" if strip_stereo else None)
         if ref is None:
             warn("the checkpoint's training set is not available; no flags (pass --reference FILE)", prefix="")
         else:

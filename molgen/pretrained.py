@@ -25,6 +25,7 @@ __all__ = ["PRETRAINED", "data_dir", "data_file", "pretrained_path", "resolve_mo
 PRETRAINED: dict[str, tuple[str, str]] = {
     "default": ("default_model.safetensors", "SELFIES GRU VAE trained on MOSES (the default of every command)"),
     "zinc": ("zinc_model.safetensors", "SELFIES GRU VAE trained on ZINC-250k without stereochemistry (pLogP optimization)"),
+    "drug-like": ("druglike_model.safetensors", "SELFIES GRU VAE on ZINC-250k with stereochemistry and charges (docs/druglike_model.md)"),
 }
 
 _PACKAGE_DATA = Path(__file__).resolve().parent / "_data"  # installed from a wheel

@@ -245,7 +245,11 @@ class MoleculeVAE:
         return ["" if broken[i] else "".join(tokens[i, : lengths[i]]) for i in range(len(ids))]
 
     def tokenize(self, smiles: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """Tokenise SMILES into padded ids ``[B, T]`` and lengths; returns the indices that could be tokenised."""
+        """Tokenise SMILES into padded ids ``[B, T]`` and lengths; returns the indices that could be tokenised.
+
+        A molecule with a token outside the vocabulary (e.g. a stereocentre for a
+        model trained without stereochemistry) is left out, never read as ``<unk>``.
+        """
         max_length = max_length or self.config.max_length
         seqs, kept = [], []
         for i, s in enumerate(smiles):
@@ -256,6 +260,8 @@ class MoleculeVAE:
             except Exception:
                 continue
             if len(toks) + 1 > max_length:  # room for EOS
+                continue
+            if any(t not in self.vocab for t in toks):  # <unk> would stand in for the atom: not this molecule
                 continue
             seqs.append(toks)
             kept.append(i)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,9 +32,10 @@ from molgen.datasets import BucketBatchSampler, train_val_split
 from molgen.datasets.token_cache import CachedTokens, default_token_cache, load_tokens, save_tokens, token_cache_key
 from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
-from molgen.tokenizers import Vocabulary, get_tokenizer
+from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
+from molgen.train.vocab_growth import extend_vocabulary, grow_state_dict
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
@@ -110,8 +112,13 @@ def tokenize_smiles(
     n_jobs: int | None = None,
     cache_dir: str | Path | None = None,
     cache_min: int = 50_000,
+    extend: bool = False,
 ) -> tuple[TokenizedData, Vocabulary]:
     """Tokenise (in a process pool for large inputs), build or apply a vocabulary, pad to an id array.
+
+    With ``extend``, tokens missing from ``vocab`` are appended to it
+    (:func:`~molgen.train.vocab_growth.extend_vocabulary`) instead of being
+    read as ``<unk>``; the returned vocabulary is then the grown one.
 
     Inputs of at least ``cache_min`` molecules are cached on disk
     (:mod:`molgen.datasets.token_cache`, under ``cache_dir`` or
@@ -121,10 +128,11 @@ def tokenize_smiles(
     use_cache = len(smiles) >= cache_min
     if use_cache:
         folder = Path(cache_dir) if cache_dir is not None else default_token_cache()
-        key = token_cache_key(smiles, representation, max_length, vocab.to_dict() if vocab else None)
+        vocab_key = (dict(vocab.to_dict(), extend=True) if extend else vocab.to_dict()) if vocab else None
+        key = token_cache_key(smiles, representation, max_length, vocab_key)
         hit = load_tokens(key, folder)
         if hit is not None:
-            vocab = vocab or Vocabulary.from_dict(hit.vocab)
+            vocab = Vocabulary.from_dict(hit.vocab) if vocab is None or extend else vocab
             kept_smiles = [smiles[i] for i in hit.kept.tolist()]
             return TokenizedData(hit.ids, hit.lengths.astype(np.int64), kept_smiles, dict(hit.skipped)), vocab
     token_lists = chem.pmap(partial(_tokenize_one, representation=representation), smiles, n_jobs=n_jobs, on_failure=_untokenizable)
@@ -142,6 +150,8 @@ def tokenize_smiles(
         raise DataError(f"no molecule could be tokenised within max_length={max_length}; check the input or raise --max-length")
     if vocab is None:
         vocab = Vocabulary.build(kept_tokens)
+    elif extend:
+        vocab = extend_vocabulary(vocab, kept_tokens)[0]
     lengths = np.array([len(t) + 2 for t in kept_tokens], dtype=np.int64)
     ids = vocab.encode_batch(kept_tokens)
     if use_cache:
@@ -149,8 +159,19 @@ def tokenize_smiles(
     return TokenizedData(ids, lengths, [smiles[i] for i in kept], skipped), vocab
 
 
-def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
-    """Copy weights from a compatible checkpoint (fresh optimizer, same vocabulary and shapes).
+def _growth_line(path: str | Path, old_size: int, added: list[str]) -> str:
+    """The one line a fine-tune prints about its vocabulary."""
+    if not added:
+        return f"vocabulary: all tokens of the data are in {path}'s {old_size - len(SPECIAL_TOKENS)} tokens; none added"
+    shown = " ".join(added[:8]) + (" ..." if len(added) > 8 else "")
+    return f"vocabulary: added {len(added)} token(s) to {path}'s {old_size - len(SPECIAL_TOKENS)} ({shown}); old rows kept exactly"
+
+
+def _warm_start(vae: MoleculeVAE, path: str | Path, seed: int = 0) -> None:
+    """Copy weights from a compatible checkpoint (fresh optimizer, same architecture, same or grown vocabulary).
+
+    A vocabulary that extends the source's (the source's tokens first, in
+    order) grows the token-indexed layers (:mod:`molgen.train.vocab_growth`).
 
     An unconditional source may also start a conditional run of the same
     architecture: the weights that read the condition (the trailing input
@@ -161,6 +182,9 @@ def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
     """
     source = MoleculeVAE.load(path, device="cpu")
     expected = vae.config.to_dict()
+    if vae.vocab.tokens[: len(source.vocab)] != source.vocab.tokens:
+        raise ConfigError(f"--init-from {path}: this run's vocabulary does not extend the checkpoint's; start a new run from it")
+    expected["vocab_size"] = len(source.vocab)
     if source.config.cond_dim == 0:
         expected["cond_dim"] = 0
     if not source.config.null_condition:
@@ -175,7 +199,8 @@ def _warm_start(vae: MoleculeVAE, path: str | Path) -> None:
             "pass the same model options"
         )
     state = vae.model.state_dict()
-    for name, weight in source.model.state_dict().items():
+    grown = grow_state_dict(source.model.state_dict(), state, len(source.vocab), seed=seed)
+    for name, weight in grown.items():
         target = state[name]
         if target.shape != weight.shape:
             target.zero_()
@@ -367,12 +392,18 @@ def _train_vae(
         saved = None
         config = config or VAETrainingConfig()
         vocab = MoleculeVAE.load(init_from, device="cpu").vocab if init_from else None
+    source_vocab_size = len(vocab) if init_from and not resume and vocab is not None else None
     tcfg = TrainConfig.from_dict(config.train)
     tcfg.autocast_dtype(dev)  # a precision the device cannot run is refused before the run folder is written
     generator = seed_everything(tcfg.seed)
     train_smi, val_smi = train_val_split(list(smiles), config.val_fraction, seed=tcfg.seed)
-    train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab)
-    val_data = tokenize_smiles(val_smi, config.representation, config.max_length, vocab)[0] if val_smi else None
+    # A fine-tune grows the source's vocabulary by the tokens of its data instead of reading them as <unk>.
+    grow = source_vocab_size is not None
+    train_data, vocab = tokenize_smiles(train_smi, config.representation, config.max_length, vocab, extend=grow)
+    val_data = None
+    if val_smi:
+        val_data, vocab = tokenize_smiles(val_smi, config.representation, config.max_length, vocab, extend=grow)
+    added = vocab.tokens[source_vocab_size:] if grow else []
     cond_rows, spec = _condition_rows(config, train_data, val_data)
     model_cfg = SeqVAEConfig(
         vocab_size=len(vocab),
@@ -385,7 +416,9 @@ def _train_vae(
     torch.manual_seed(tcfg.seed)
     vae = MoleculeVAE(build_seq_vae(model_cfg), vocab, {"conditions": spec.to_dict()} if spec else None, device=dev)
     if init_from and not resume:
-        _warm_start(vae, init_from)
+        _warm_start(vae, init_from, seed=tcfg.seed)
+        if dist_info.is_main:
+            print(_growth_line(init_from, source_vocab_size or len(vocab), added), file=sys.stderr, flush=True)
     skipped = {k: train_data.skipped[k] + (val_data.skipped[k] if val_data else 0) for k in train_data.skipped}
     digest = hashlib.sha256("\n".join(train_data.smiles + (val_data.smiles if val_data else [])).encode()).hexdigest()
     if saved is not None:
@@ -397,10 +430,17 @@ def _train_vae(
         "seed": tcfg.seed,
         "environment": environment_info(dev),
         "data": dict(
-            data_summary or {}, n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest
+            data_summary or {}, **({"vocab_added": added} if added else {}),
+            n_train=len(train_data.smiles), n_val=len(val_data.smiles) if val_data else 0, skipped=skipped, sha256=digest,
         ),
         "parameters": vae.model.num_parameters(),
     }
+    # Where the weights and the vocabulary came from; a resumed run keeps what its start recorded.
+    growth = (saved or {}).get("init_from")
+    if init_from and not resume:
+        growth = {"path": str(init_from), "vocab_size": source_vocab_size, "vocab_added": added}
+    if growth:
+        run_info["init_from"] = growth
     if dist_info.enabled:
         run_info["distributed"] = {"world_size": dist_info.world_size, "backend": "nccl" if dev.type == "cuda" else "gloo"}
     if not resume and dist_info.is_main:
@@ -416,6 +456,8 @@ def _train_vae(
         "training": config.to_dict(),
         "environment": run_info["environment"],
     }
+    if growth:
+        task.export_meta["init_from"] = growth
     trainer = Trainer(task, tcfg, out, dev, generator=generator, show_progress=show_progress)
     result = trainer.fit(resume=resume)
     best = MoleculeVAE.load(out / MODEL_FILE, device=dev)

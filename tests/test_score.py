@@ -117,6 +117,8 @@ def test_strip_stereo_scores_stereo_inputs_a_stereo_free_model_cannot_spell(tiny
     assert list(frame.status) == ["out_of_vocabulary", "ok"] and "--strip-stereo" in err
     assert main([*args, "--strip-stereo"]) == 0
     frame = pd.read_csv(out)
-    # Scored as the stereo-free molecule, reported as given (the reader's canonical, isomeric form).
-    assert list(frame.status) == ["ok", "ok"] and "@" in frame.smiles.iloc[0]
+    # --strip-stereo is the input policy's --drop-stereo: the molecule is read, scored and written
+    # without its stereocentre, and the change is counted, never silent.
+    assert list(frame.status) == ["ok", "ok"] and list(frame.smiles) == ["CCC(C)O", "CCC(C)O"]
+    assert "dropped stereo from 1" in capsys.readouterr().err
     assert frame.n_tokens.iloc[0] == frame.n_tokens.iloc[1]

@@ -54,7 +54,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from rdkit import Chem
+
 from molgen.chem import canonical_smiles, try_parse
+from molgen.chem.standardization import StandardizePolicy, StandardizeReport, standardize_mol
 from molgen.chem._pool import DEFAULT_THRESHOLD, pmap
 from molgen.errors import DataError
 from molgen.utils.io import atomic_output
@@ -112,6 +115,8 @@ class ReadResult:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     column: str | None = None
     truncated: bool = False
+    # Changes made by the input standardisation policy (when one was applied).
+    standardized: StandardizeReport | None = None
     _sink: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -151,6 +156,7 @@ def read_molecules(
     canonicalize: bool = True,
     n_jobs: int | None = None,
     rejects_to: str | os.PathLike[str] | None = None,
+    standardize: StandardizePolicy | None = None,
 ) -> ReadResult:
     """Read, validate and (by default) canonicalize the molecules in ``path``.
 
@@ -167,6 +173,9 @@ def read_molecules(
         rejects_to: write every skipped record to this CSV (columns ``line,
             text, reason``; header only when nothing was skipped). Written
             atomically, and only when the read succeeds.
+        standardize: apply this input policy (:mod:`molgen.chem.standardization`)
+            to every valid molecule and count its changes in ``result.standardized``;
+            the output is then the policy's canonical SMILES.
 
     Raises:
         DataError: missing path, a directory, an empty file, no SMILES column,
@@ -184,6 +193,9 @@ def read_molecules(
         records, column = _data_records(source, path, smiles_column)
         result.column = column
         check = functools.partial(_canonical_or_reason, canonicalize=canonicalize)
+        if standardize is not None:
+            check = functools.partial(_standardized_or_reason, policy=standardize)
+            result.standardized = StandardizeReport()
         for chunk in _batched(records, _CHUNK):
             _process_chunk(chunk, check, result, strict, max_length, n_jobs)
         result.truncated = source.truncated
@@ -476,6 +488,15 @@ def _worker_failure(text: str, reason: str) -> tuple[None, str]:
     return None, reason
 
 
+def _standardized_or_reason(text: str, policy: StandardizePolicy) -> tuple[str | None, str | None, list[str]]:
+    """As :func:`_canonical_or_reason`, after the standardisation policy, with the changes it made."""
+    mol, reason = try_parse(text)
+    if mol is None:
+        return None, reason, []
+    out, changes = standardize_mol(mol, policy)
+    return Chem.MolToSmiles(out, isomericSmiles=policy.isomeric), None, changes
+
+
 def _process_chunk(
     chunk: list[tuple[int, str, str | None]],
     check: Callable[[str], tuple[str | None, str | None]],
@@ -491,13 +512,15 @@ def _process_chunk(
         if flag is not None:
             result._reject(line_no, text, flag, strict)
             continue
-        kept, reason = next(outcomes)
+        kept, reason, *changes = next(outcomes)
         if kept is not None and max_length is not None and len(kept) > max_length:
             kept, reason = None, "too_long"
         if kept is None:
             result._reject(line_no, text, reason or "parse", strict)
         else:
             result.smiles.append(kept)
+            if result.standardized is not None:
+                result.standardized.add(changes[0])
 
 
 # -- writing internals ---------------------------------------------------------

@@ -6,10 +6,17 @@ encodes a molecule as a sequence of bracketed symbols such that *every*
 symbol sequence decodes to a valid molecule. This tokenizer turns SMILES into
 SELFIES symbols with the ``selfies`` package and back.
 
+Chirality classes: the selfies parser knows only ``@``/``@@``, so the
+tetrahedral class ``@TH1``/``@TH2`` is rewritten to its exact equivalent
+``@``/``@@`` first, and other classes go through RDKit's canonical SMILES
+(RDKit ignores allene ``@AL``). Square-planar, trigonal-bipyramidal and
+octahedral centres (``@SP``/``@TB``/``@OH``, metal complexes) have no SELFIES
+symbol and are refused; use the SMILES representation for them.
+
 Unsupported inputs: SMILES that ``selfies`` cannot encode (unparsable strings,
-atoms violating its default valence constraints) raise
-:class:`~molgen.errors.InvalidSmilesError` with reason ``"selfies"``; so does
-decoding a symbol that is not a SELFIES symbol (e.g. ``<unk>``).
+atoms violating its default valence constraints, ``@SP``/``@TB``/``@OH``)
+raise :class:`~molgen.errors.InvalidSmilesError` with reason ``"selfies"``;
+so does decoding a symbol that is not a SELFIES symbol (e.g. ``<unk>``).
 
 Example::
 
@@ -21,9 +28,11 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import selfies as sf
+from rdkit import Chem, rdBase
 
 from molgen.errors import InvalidSmilesError
 
@@ -39,6 +48,8 @@ class SelfiesTokenizer:
         """Return the SELFIES string of ``smiles``."""
         if not smiles:
             raise InvalidSmilesError(smiles, "selfies", "empty string")
+        if "@" in smiles and _CHIRAL_CLASS.search(smiles):
+            smiles = _plain_chirality(smiles)
         try:
             return sf.encoder(smiles)
         except sf.EncoderError as exc:
@@ -62,6 +73,26 @@ class SelfiesTokenizer:
 
     def __repr__(self) -> str:
         return "SelfiesTokenizer()"
+
+
+_CHIRAL_CLASS = re.compile(r"@(?:TH|AL|SP|TB|OH)\d+")
+_TETRAHEDRAL = {"@TH1": "@", "@TH2": "@@"}
+
+
+def _plain_chirality(smiles: str) -> str:
+    """``smiles`` with chirality classes written as ``@``/``@@`` (OpenSMILES equivalents), or an error."""
+    out = re.sub(r"@TH[12](?!\d)", lambda m: _TETRAHEDRAL[m.group()], smiles)
+    if _CHIRAL_CLASS.search(out):
+        with rdBase.BlockLogs():
+            mol = Chem.MolFromSmiles(out)
+        if mol is None:
+            raise InvalidSmilesError(smiles, "selfies", "RDKit cannot parse it")
+        out = Chem.MolToSmiles(mol)
+        if _CHIRAL_CLASS.search(out):
+            raise InvalidSmilesError(
+                smiles, "selfies", "SELFIES has no symbols for @SP/@TB/@OH chirality; use --representation smiles for metal complexes"
+            )
+    return out
 
 
 def _first_line(exc: Exception) -> str:
