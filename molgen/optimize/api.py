@@ -161,8 +161,20 @@ def optimize(
         summary["interrupted"] = True
         _finish(oracle, out, summary, t0, ctx)
         raise
+    _add_advice(summary, oracle, method, min_similarity)
     paths = _finish(oracle, out, summary, t0, ctx)
     return OptimizationResult(oracle, results_frame(oracle), summary, paths)
+
+
+def _add_advice(summary: dict[str, Any], oracle: Oracle, method: str, min_similarity: float | None) -> None:
+    """``summary["stop"]`` (the rule that ended the run) and ``summary["advice"]`` (one line, or None)."""
+    from molgen.optimize.advice import run_advice
+
+    facts = summary.get("method_facts") or {}
+    stop = (facts.get("stop") or {}).get("rule") or facts.get("stopped") or ""
+    seen = oracle.calls + sum(oracle.counts[k] for k in ("duplicate", "invalid", "infeasible"))
+    summary["stop"] = facts.get("stop") or {"rule": stop, "detail": ""}
+    summary["advice"] = run_advice(oracle.budget, oracle.calls, oracle.counts["duplicate"], seen, stop, method, bool(oracle.starts), min_similarity)
 
 
 def _finish(oracle: Oracle, out: Path | None, summary: dict[str, Any], t0: float, ctx: MethodContext) -> dict[str, Path]:
@@ -221,7 +233,8 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
             warnings.warn(trained.report.summary(), stacklevel=2)
         ctx.info["predictor"] = {"names": trained.model.names, "report": trained.report.summary(), "weak": trained.report.weak}
     run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, ctx.starts or None, data, ctx.seed, ctx.show_progress)
-    return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log}
+    return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log,
+            "stop": {"rule": run.stop, "detail": run.stop_detail}}
 
 
 def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int, show_progress: bool = False):

@@ -250,4 +250,9 @@ def _report(result, output: Path) -> None:
         f"(invalid {oracle.counts['invalid']:,}, repeats {oracle.counts['duplicate']:,}, infeasible {oracle.counts['infeasible']:,}, "
         f"filtered {oracle.counts.get('filtered', 0):,}, failed {oracle.counts['failed']:,}); top: {best}"
     )
+    stop = result.summary.get("stop") or {}
+    if stop.get("rule"):
+        err.print(f"stopped: {stop['rule']}" + (f" ({stop['detail']})" if stop.get("detail") else ""))
+    if result.summary.get("advice"):
+        err.print(f"[yellow]{result.summary['advice']}[/yellow]", soft_wrap=True)
     err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")

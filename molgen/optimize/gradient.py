@@ -71,6 +71,7 @@ import torch
 from molgen import chem
 from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions
+from molgen.optimize.explore import STOP_BUDGET, lead_search
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
@@ -80,7 +81,9 @@ from molgen.optimize.predictor import (
 from molgen.train.progress import progress_bar
 from molgen.utils.config import ConfigMixin
 
-__all__ = ["GradientConfig", "GradientRun", "optimize_gradient"]
+__all__ = ["GradientConfig", "GradientRun", "optimize_gradient", "STOP_ROUNDS_FINISHED"]
+
+STOP_ROUNDS_FINISHED = "rounds finished"
 
 
 @dataclass
@@ -110,12 +113,21 @@ class GradientConfig(ConfigMixin):
     restart_min_yield: float = 0.3  # a round with fewer new oracle calls per decode raises the next round's noise (0: off)
     restart_noise_growth: float = 1.5  # factor on the restart noise per consecutive low-yield round
     restart_max_noise: float = 0.6  # cap on the raised restart noise
+    # Lead optimization (molgen.optimize.explore): with start molecules, rounds run until the budget is spent.
+    explore: Literal["auto", "on", "off"] = "auto"  # auto: on when start molecules are given; off: the fixed `rounds`
+    explore_temperature: float = 1.0  # sampled decodes while exploring
+    explore_max_noise: float = 0.6  # cap on the start noise the schedule raises after rounds of repeats
+    explore_growth: float = 1.5  # factor by which noise and trust radius grow or shrink per round
+    explore_min_novelty: float = 0.1  # a round with fewer new molecules per decode raises the noise
+    explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
+    explore_max_rounds: int = 200
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     predictor: dict[str, Any] = field(default_factory=lambda: {"epochs": 40})  # PredictorTrainingConfig overrides
 
     def __post_init__(self) -> None:
-        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies", "elite_per_cluster"):
+        for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies", "elite_per_cluster",
+                     "explore_patience", "explore_max_rounds"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"gradient {name} must be >= 1")
         if self.lr <= 0:
@@ -128,6 +140,12 @@ class GradientConfig(ConfigMixin):
             raise ConfigError("elite_fraction must be in [0, 1]")
         if not 0 <= self.elite_max_similarity <= 1 or not 0 <= self.restart_min_yield <= 1:
             raise ConfigError("elite_max_similarity and restart_min_yield must be in [0, 1]")
+        if self.explore not in ("auto", "on", "off"):
+            raise ConfigError(f"explore must be 'auto', 'on' or 'off', got {self.explore!r}")
+        if not self.explore_temperature > 0 or not self.explore_max_noise > 0 or self.explore_growth < 1:
+            raise ConfigError("explore_temperature and explore_max_noise must be > 0 and explore_growth >= 1")
+        if not 0 <= self.explore_min_novelty <= 1:
+            raise ConfigError("explore_min_novelty must be in [0, 1]")
         if self.restart_noise_growth < 1 or self.restart_max_noise < 0:
             raise ConfigError("restart_noise_growth must be >= 1 and restart_max_noise >= 0")
         PredictorTrainingConfig.from_dict(self.predictor)
@@ -144,6 +162,8 @@ class GradientRun:
     predictor: TrainedPredictor | None = None
     latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
     round_log: list[dict[str, Any]] = field(default_factory=list)  # per round: starts, elites, noise, decodes, new calls, best
+    stop: str = ""  # the stopping rule that ended the run (molgen.optimize.explore.STOP_*, or "rounds finished")
+    stop_detail: str = ""
 
 
 def penalised_constraints(oracle: Oracle, constraint_weight: float) -> list:
@@ -240,6 +260,13 @@ def optimize_gradient(
     start_z = _encode_starts(vae, start_smiles) if start_smiles else None
     surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, predictor_data)
     run.predictor = surrogate.predictor
+    if start_z is not None and cfg.explore != "off" or cfg.explore == "on":
+        if start_z is None:
+            raise ConfigError("explore='on' needs start molecules (--start); without them use the rounds of restarts")
+        with progress_bar(oracle.budget, "lead search", enabled=show_progress, unit="calls") as bar:
+            lead_search(vae, oracle, surrogate, cfg, start_z, gen, run, bar)
+        run.predictor = surrogate.predictor
+        return run
     total = cfg.rounds * cfg.n_starts * cfg.steps
     restarts = _Restarts(cfg)
     with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar:
@@ -257,6 +284,9 @@ def optimize_gradient(
             if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
                 run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed + r + 1}))})
                 run.predictor = surrogate.predictor
+    run.stop = STOP_BUDGET if oracle.exhausted else STOP_ROUNDS_FINISHED
+    if run.stop == STOP_ROUNDS_FINISHED:
+        run.stop_detail = f"all {cfg.rounds} round(s) of {cfg.n_starts} starts x {cfg.steps} steps ran"
     return run
 
 

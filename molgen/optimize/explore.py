@@ -1,0 +1,188 @@
+"""Lead optimization: gradient ascent that keeps exploring near its start molecules until the budget is spent.
+
+Started from one lead, a plain ascent decodes the lead's own basin over and
+over: every copy of the lead's encoding (plus small noise) decodes greedily to
+the same few molecules, the oracle charges nothing for repeats, and the run
+ends with its budget unspent. This search replaces the fixed rounds of
+:func:`~molgen.optimize.gradient.optimize_gradient` whenever start molecules
+are given (``explore="auto"``) and runs rounds until a stopping rule fires:
+
+* **stochastic decoding**: every decode samples at ``explore_temperature``, so
+  one latent point yields several neighbouring molecules;
+* **restarts from feasible molecules found**: half of each round's starts are
+  noisy copies of the latent points of the best feasible molecules found from
+  the same lead (their decoded ``z``), half noisy copies of the lead's own
+  encoding, so the search walks from feasible molecule to feasible molecule
+  while still sampling around the lead;
+* **a noise schedule**: the start noise grows by ``explore_growth`` after a
+  round whose decodes were mostly repeats (novelty below
+  ``explore_min_novelty``), up to ``explore_max_noise``, and shrinks after a
+  round whose new molecules were almost all infeasible;
+* **a trust radius that grows while feasibility holds**: every ascent is
+  projected into a ball around its lead's encoding; the radius grows after a
+  round whose new molecules were at least a quarter feasible and shrinks
+  after one where they were almost never feasible (TuRBO's success/failure
+  rule, Eriksson et al. 2019, applied to the similarity floor).
+
+Stopping rules, named in :attr:`GradientRun.stop`: the budget is spent;
+``explore_patience`` rounds in a row found no new feasible molecule
+(stalled); ``explore_max_rounds`` rounds ran. Each round's noise, radius,
+decodes, new calls, new infeasible molecules and best score go into
+``GradientRun.round_log``. With ``refit`` the predictor is refitted after
+every round on the molecules decoded so far.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from molgen.generate import DecodeOptions
+
+__all__ = ["lead_search", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
+
+STOP_BUDGET = "budget spent"
+STOP_STALLED = "stalled"
+STOP_ROUNDS = "round limit"
+
+_FEASIBLE_HOLDS = 0.25  # share of new molecules feasible at or above which the trust radius grows
+_FEASIBLE_FAILS = 0.05  # share below which radius and noise shrink
+_MIN_NOISE = 0.03
+
+
+class _Schedule:
+    """Start noise and trust radius, adapted round by round from what the last round decoded."""
+
+    def __init__(self, cfg, latent_dim: int) -> None:
+        self.cfg = cfg
+        self.scale = math.sqrt(latent_dim)  # ||N(0, s^2 I)|| ~ s sqrt(d): radii are set in units of the noise's norm
+        self.noise = max(cfg.start_noise, _MIN_NOISE)
+        self.radius = cfg.trust_radius if cfg.trust_radius > 0 else 2 * self.noise * self.scale
+        self.min_radius, self.max_radius = _MIN_NOISE * self.scale, 3 * cfg.explore_max_noise * self.scale
+
+    def update(self, decoded: int, new_ok: int, new_infeasible: int) -> None:
+        g = self.cfg.explore_growth
+        new = new_ok + new_infeasible
+        feasible_share = new_ok / new if new else 0.0
+        if new and feasible_share >= _FEASIBLE_HOLDS:
+            self.radius = min(self.radius * g, self.max_radius)
+        elif new >= 8 and feasible_share < _FEASIBLE_FAILS:
+            self.radius = max(self.radius / g, self.min_radius)
+            self.noise = max(self.noise / g, _MIN_NOISE)
+        if decoded and new / decoded < self.cfg.explore_min_novelty:
+            self.noise = min(self.noise * g, self.cfg.explore_max_noise)
+            self.radius = max(self.radius, 2 * self.noise * self.scale)  # the starts' own noise must fit in the ball
+
+
+def lead_search(vae, oracle, surrogate, cfg, start_z: torch.Tensor, gen: torch.Generator, run, bar) -> None:
+    """Run exploring rounds from ``start_z`` (one row per lead) until a stopping rule fires; sets ``run.stop``."""
+    schedule = _Schedule(cfg, start_z.size(1))
+    stalled = 0
+    for r in range(cfg.explore_max_rounds):
+        if oracle.exhausted:
+            run.stop = STOP_BUDGET
+            return
+        calls0, infeasible0, decoded0 = oracle.calls, oracle.counts["infeasible"], run.decoded
+        z0, origins = _round_starts(oracle, cfg, start_z, schedule.noise, gen, run.latents)
+        for b in range(0, len(z0), cfg.batch_size):
+            if oracle.exhausted:
+                break
+            _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], start_z, schedule.radius,
+                    r * (cfg.steps + 1), run, gen)  # fmt: skip
+        new_ok, new_infeasible, decoded = oracle.calls - calls0, oracle.counts["infeasible"] - infeasible0, run.decoded - decoded0
+        bar.advance(new_ok)
+        top = oracle.top(1)
+        run.round_log.append({"round": r, "noise": round(schedule.noise, 4), "radius": round(schedule.radius, 3), "decoded": decoded,
+                              "new_calls": new_ok, "new_infeasible": new_infeasible, "best": top[0].score if top else None})  # fmt: skip
+        run.rounds = r + 1
+        schedule.update(decoded, new_ok, new_infeasible)
+        stalled = stalled + 1 if new_ok == 0 else 0
+        if cfg.refit and not oracle.exhausted and stalled < cfg.explore_patience:
+            from molgen.optimize.predictor import PredictorTrainingConfig
+
+            run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": r + 1}))})
+            run.predictor = surrogate.predictor
+        if stalled >= cfg.explore_patience:
+            run.stop = STOP_STALLED
+            run.stop_detail = f"{stalled} rounds in a row found no new feasible molecule"
+            return
+    run.stop = STOP_BUDGET if oracle.exhausted else STOP_ROUNDS
+    if run.stop == STOP_ROUNDS:
+        run.stop_detail = f"explore_max_rounds={cfg.explore_max_rounds} rounds ran"
+
+
+def _round_starts(oracle, cfg, start_z: torch.Tensor, noise: float, gen, latents) -> tuple[torch.Tensor, list[int]]:
+    """Noisy copies of each lead (rows spread evenly over the leads), half of them replaced by noisy
+    copies of the best feasible molecules found from that lead, when there are any."""
+    n_leads, n = len(start_z), max(cfg.n_starts, len(start_z))
+    origins = [i % n_leads for i in range(n)]
+    centers = start_z[origins].clone()
+    best = _best_latents_by_lead(oracle, latents)
+    for lead in range(n_leads):
+        rows = list(range(lead, n, n_leads))
+        rows = rows[len(rows) - len(rows) // 2 :] if len(rows) > 1 else []  # the second half of this lead's rows
+        elites = best.get(lead, [])[: max(1, len(rows) // cfg.elite_copies)]
+        for j, i in enumerate(rows if elites else []):
+            centers[i] = torch.from_numpy(elites[j % len(elites)])
+    return centers + torch.randn(centers.shape, generator=gen) * noise, origins
+
+
+def _best_latents_by_lead(oracle, latents: dict[str, np.ndarray]) -> dict[int, list[np.ndarray]]:
+    """For each lead, the latent points of the feasible molecules found from it, best first."""
+    best: dict[int, list[np.ndarray]] = {}
+    for record in oracle.top():
+        if record.origin is not None and record.smiles in latents:
+            best.setdefault(record.origin, []).append(latents[record.smiles])
+    return best
+
+
+def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, step0: int, run, gen) -> None:
+    """Adam on the surrogate from ``z0``, each row kept within ``radius`` of its lead's encoding; sampled decodes."""
+    device = vae.device
+    surrogate.model.to(device).eval()
+    center = start_z[origins].to(device)
+    z = _project(z0.to(device), center, radius).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    _decode(vae, oracle, z, origins, step0, run, cfg, gen)
+    for t in range(1, cfg.steps + 1):
+        members = surrogate(z)
+        value = members.mean(0)
+        if cfg.uncertainty_weight and members.size(0) > 1:
+            value = value + cfg.uncertainty_weight * members.std(0)
+        loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
+        (z.grad,) = torch.autograd.grad(loss, z)
+        opt.step()
+        with torch.no_grad():
+            z.copy_(_project(z, center, radius))
+        if t % cfg.decode_every == 0 or t == cfg.steps:
+            _decode(vae, oracle, z, origins, step0 + t, run, cfg, gen)
+            if oracle.exhausted:
+                return
+
+
+def _project(z: torch.Tensor, center: torch.Tensor, radius: float) -> torch.Tensor:
+    delta = z.detach() - center
+    norm = delta.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return center + delta * (radius / norm).clamp(max=1.0)
+
+
+def _decode(vae, oracle, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
+    z_np = z.detach().cpu().numpy()
+    seed = int(torch.randint(2**31 - 1, (1,), generator=gen))  # from the run's generator: same seed, same molecules
+    smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed)
+    oracle(smiles, step=step, origins=origins)
+    run.decoded += len(smiles)
+    run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
+    for i, s in enumerate(smiles):
+        if s and s not in run.latents:
+            run.latents[s] = z_np[i].copy()
+    if cfg.refit:
+        surrogate.add(z_np, smiles)
+
+
+def stop_facts(run) -> dict[str, Any]:
+    """The stopping rule of a run, for the summary."""
+    return {"rule": run.stop, "detail": run.stop_detail}
