@@ -17,11 +17,13 @@ are given (``explore="auto"``) and runs rounds until a stopping rule fires:
 * **a noise schedule**: the start noise grows by ``explore_growth`` after a
   round whose decodes were mostly repeats (novelty below
   ``explore_min_novelty``), up to ``explore_max_noise``, and shrinks after a
-  round whose new molecules were almost all infeasible;
+  round with more than twice that novelty; each start draws its own scale
+  within a factor 3 of the schedule's (log-uniform);
 * **a trust radius that grows while feasibility holds**: every ascent is
   projected into a ball around its lead's encoding; the radius grows after a
   round whose new molecules were at least a quarter feasible and shrinks
-  after one where they were almost never feasible (TuRBO's success/failure
+  after one where under 5 % were (the noisy starts are projected into the
+  ball too, so a small radius also limits the noise) (TuRBO's success/failure
   rule, Eriksson et al. 2019, applied to the similarity floor).
 
 Stopping rules, named in :attr:`GradientRun.stop`: the budget is spent;
@@ -64,6 +66,8 @@ class _Schedule:
         self.min_radius, self.max_radius = _MIN_NOISE * self.scale, 3 * cfg.explore_max_noise * self.scale
 
     def update(self, decoded: int, new_ok: int, new_infeasible: int) -> None:
+        # The radius answers feasibility and the noise answers repeats; the noisy starts are projected into
+        # the ball too, so a shrinking radius also reins in noise that left the feasible region.
         g = self.cfg.explore_growth
         new = new_ok + new_infeasible
         feasible_share = new_ok / new if new else 0.0
@@ -71,10 +75,10 @@ class _Schedule:
             self.radius = min(self.radius * g, self.max_radius)
         elif new >= 8 and feasible_share < _FEASIBLE_FAILS:
             self.radius = max(self.radius / g, self.min_radius)
-            self.noise = max(self.noise / g, _MIN_NOISE)
         if decoded and new / decoded < self.cfg.explore_min_novelty:
             self.noise = min(self.noise * g, self.cfg.explore_max_noise)
-            self.radius = max(self.radius, 2 * self.noise * self.scale)  # the starts' own noise must fit in the ball
+        elif decoded and new / decoded > 2 * self.cfg.explore_min_novelty:
+            self.noise = max(self.noise / g, _MIN_NOISE)
 
 
 def lead_search(vae, oracle, surrogate, cfg, start_z: torch.Tensor, gen: torch.Generator, run, bar) -> None:
@@ -127,7 +131,10 @@ def _round_starts(oracle, cfg, start_z: torch.Tensor, noise: float, gen, latents
         elites = best.get(lead, [])[: max(1, len(rows) // cfg.elite_copies)]
         for j, i in enumerate(rows if elites else []):
             centers[i] = torch.from_numpy(elites[j % len(elites)])
-    return centers + torch.randn(centers.shape, generator=gen) * noise, origins
+    # Each start gets its own noise scale, log-uniform within a factor 3 of the schedule's: a round then
+    # samples near and far at once instead of betting on one scale.
+    scale = noise * torch.exp((2 * torch.rand(n, 1, generator=gen) - 1) * math.log(3.0))
+    return centers + torch.randn(centers.shape, generator=gen) * scale, origins
 
 
 def _best_latents_by_lead(oracle, latents: dict[str, np.ndarray]) -> dict[int, list[np.ndarray]]:

@@ -1,0 +1,232 @@
+"""Lead-optimization benchmark: improve a lead under a similarity floor, gradient vs BO vs random near the lead.
+
+For each lead (from the 800-molecule constrained set, ``data/opt_test_800.logP-SA``,
+and drug-like MOSES test molecules), each objective (pLogP, QED, and ``pred:activity``,
+a predictor learned from a synthetic 500-molecule assay) and each similarity floor,
+every method gets the same oracle budget; a molecule counts only if it is within the
+floor of its lead (Tanimoto, Morgan r=2, 2,048 bits). Reported per method and floor:
+success rate (a molecule better than the lead was found), mean improvement over the
+lead (failures as 0), distinct feasible molecules found (oracle calls) and the share of
+leads on which >= 90 % of the budget went to distinct feasible molecules.
+
+Methods: ``gradient`` (``molgen optimize --method gradient`` with a start molecule:
+the lead search of :mod:`molgen.optimize.explore`); ``bo`` (``--method bo``, defaults);
+``random`` (z = z_lead + s * N(0, I) with s drawn from [0.05, 0.6] per point, sampled
+decodes at temperature 1, until the budget is spent or 100 decodes per call were made).
+
+Reproduce (the full grid is 40 leads x 3 objectives x 2 floors x 3 methods; sizes are flags)::
+
+    nice -n 5 python scripts/bench_leadopt.py --zinc-leads 20 --druglike-leads 20 --budget 200
+    nice -n 5 python scripts/bench_leadopt.py --zinc-leads 3 --druglike-leads 3 --methods gradient random bo   # reduced
+
+Writes ``<out>/results.jsonl`` (one line per run, resumable: finished runs are
+skipped), ``docs/leadopt_benchmarks.json`` and ``docs/leadopt_benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OPT_TEST = ROOT / "data" / "opt_test_800.logP-SA"
+MOSES_TEST = ROOT / "data" / "moses_test_5k.smi.gz"
+MOSES_TRAIN = ROOT / "data" / "moses_train_50k.smi.gz"
+ZINC = ROOT / "data" / "zinc250k.smi.gz"
+OBJECTIVES = {"plogp": "plogp", "qed": "qed", "activity": "pred:activity"}
+
+
+def synthetic_assay(n: int = 500, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n`` MOSES training molecules with a made-up pIC50-like ``activity``: a noisy function of
+    logP, TPSA, aromatic rings, distance from MW 330 and an amide, plus N(0, 0.45) noise (std of activity ~0.9)."""
+    from rdkit import Chem
+
+    from molgen import chem
+
+    with gzip.open(MOSES_TRAIN, "rt") as fh:
+        pool = [line.split()[0] for _, line in zip(range(20_000), fh)]
+    rng = np.random.default_rng(seed)
+    smiles = [pool[i] for i in rng.choice(len(pool), n, replace=False)]
+    p = chem.compute_properties(smiles)
+    amide = Chem.MolFromSmarts("C(=O)N")
+    has_amide = np.array([Chem.MolFromSmiles(s).HasSubstructMatch(amide) for s in smiles], dtype=float)
+    activity = 5 + 0.45 * p.logp - 0.012 * p.tpsa + 0.35 * p.arom_rings - 0.4 * np.abs(p.mw - 330) / 100 + 0.6 * has_amide
+    return smiles, (activity + rng.normal(0, 0.45, n)).to_numpy()
+
+
+def leads(vae, n_zinc: int, n_druglike: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(set, SMILES): evenly spaced molecules of the constrained set, and drug-like MOSES test molecules
+    (QED >= 0.7, MW 250-450), both limited to molecules the model can write."""
+    from molgen import chem
+
+    zinc = [line.split()[0] for line in OPT_TEST.read_text().splitlines() if line.strip()]
+    with gzip.open(MOSES_TEST, "rt") as fh:
+        moses = [line.split()[0] for line in fh if line.strip()]
+    rng = np.random.default_rng(seed)
+    moses = [moses[i] for i in rng.permutation(len(moses))[:500]]
+    props = chem.compute_properties(moses, ["qed", "mw"])
+    druglike = [s for s, q, m in zip(moses, props.qed, props.mw) if q >= 0.7 and 250 <= m <= 450]
+    out = []
+    for name, pool, n in (("zinc800", zinc[:: max(1, len(zinc) // max(n_zinc, 1))], n_zinc), ("druglike", druglike, n_druglike)):
+        _, kept = vae.encode(pool)
+        out += [(name, pool[i]) for i in kept[:n]]
+    return out
+
+
+def random_near_lead(ctx) -> dict[str, Any]:
+    """Baseline: z = z_lead + s * N(0, I), s ~ U(0.05, 0.6) per point, sampled decodes, until the budget is spent."""
+    import torch
+
+    from molgen.generate import DecodeOptions
+
+    z_lead = torch.from_numpy(ctx.vae.encode(ctx.starts)[0][:1])
+    gen = torch.Generator().manual_seed(ctx.seed)
+    decoded, batch, limit = 0, 64, 100 * (ctx.oracle.budget or 1000)
+    while not ctx.oracle.exhausted and decoded < limit:
+        scale = 0.05 + 0.55 * torch.rand(batch, 1, generator=gen)
+        z = z_lead + scale * torch.randn(batch, z_lead.size(1), generator=gen)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        ctx.oracle(ctx.vae.decode(z.numpy(), DecodeOptions(strategy="sample", temperature=1.0), seed=seed), origins=[0] * batch)
+        decoded += batch
+    return {"decoded": decoded, "stop": {"rule": "budget spent" if ctx.oracle.exhausted else "decode limit", "detail": ""}}
+
+
+def run_one(vae, predictors, lead: str, objective: str, floor: float, method: str, budget: int, gradient_options: dict) -> dict:
+    from molgen.optimize import optimize
+
+    predictor = predictors["activity"] if objective == "activity" else predictors["props"] if method == "gradient" else None
+    options = dict(gradient_options) if method == "gradient" else {}
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    result = optimize(OBJECTIVES[objective], vae, method=method, budget=budget, start=lead, min_similarity=floor,
+                      predictor=predictor, options=options, seed=0)  # fmt: skip
+    oracle = result.oracle
+    lead_score = float(oracle.objective.score([oracle.starts[0]]).values[0])
+    better = [r.score - lead_score for r in oracle.top() if r.smiles != oracle.starts[0]]
+    improvement = max(better) if better else 0.0
+    return {"calls": oracle.calls, "lead_score": lead_score, "improvement": max(improvement, 0.0), "success": improvement > 0,
+            "counts": dict(oracle.counts), "stop": (result.summary.get("stop") or {}).get("rule"), "advice": result.summary.get("advice"),
+            "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - cpu0, 2)}  # fmt: skip
+
+
+def load_predictors(vae, out: Path, seed: int = 0) -> dict:
+    from molgen.datasets import read_molecules
+    from molgen.optimize import (
+        PredictorTrainingConfig,
+        load_predictor,
+        save_predictor,
+        train_label_predictor,
+        train_property_predictor,
+    )
+
+    cfg = PredictorTrainingConfig(epochs=40, seed=seed)
+    paths = {"props": out / "pred_props.safetensors", "activity": out / "pred_activity.safetensors"}
+    if not paths["props"].exists():
+        smiles = read_molecules(ZINC).smiles[:5000]
+        save_predictor(paths["props"], train_property_predictor(vae, smiles, ["plogp", "qed"], cfg))
+    if not paths["activity"].exists():
+        smiles, activity = synthetic_assay(seed=seed)
+        save_predictor(paths["activity"], train_label_predictor(vae, smiles, activity[:, None], ["activity"], cfg))
+    return {k: load_predictor(p, latent_dim=vae.config.latent_dim) for k, p in paths.items()}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    table = []
+    keys = sorted({(r["objective"], r["floor"], r["method"]) for r in rows}, key=lambda k: (list(OBJECTIVES).index(k[0]), k[1], k[2]))
+    for objective, floor, method in keys:
+        sel = [r for r in rows if (r["objective"], r["floor"], r["method"]) == (objective, floor, method)]
+        spent = [r["calls"] / r["budget"] for r in sel]
+        table.append({"objective": objective, "floor": floor, "method": method, "leads": len(sel),
+                      "success": float(np.mean([r["success"] for r in sel])), "improvement": float(np.mean([r["improvement"] for r in sel])),
+                      "distinct": float(np.mean([r["calls"] for r in sel])), "min_spent": float(min(spent)),
+                      "spent_90": float(np.mean([s >= 0.9 for s in spent])), "cpu_s": float(np.mean([r["cpu_seconds"] for r in sel]))})  # fmt: skip
+    return table
+
+
+def markdown(table: list[dict], meta: dict) -> str:
+    lines = [
+        "# Lead optimization benchmark",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']['cpus']} CPUs ({meta['machine']['platform']}), shared (load average at the end "
+        f"{meta['machine']['load_average']}); {meta['date']}. Leads: {meta['leads']}; budget {meta['budget']} oracle calls per run; "
+        f"model {meta['model']}.",
+        "",
+        "| objective | floor | method | leads | success | mean improvement | distinct feasible molecules | leads with >= 90 % of budget spent | least budget spent | CPU s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        lines.append(f"| {r['objective']} | {r['floor']} | {r['method']} | {r['leads']} | {r['success']:.0%} | {r['improvement']:.3f} | "
+                     f"{r['distinct']:.0f} | {r['spent_90']:.0%} | {r['min_spent']:.0%} | {r['cpu_s']:.1f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "data" / "zinc_model.safetensors"))
+    parser.add_argument("--zinc-leads", type=int, default=20)
+    parser.add_argument("--druglike-leads", type=int, default=20)
+    parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=list(OBJECTIVES))
+    parser.add_argument("--floors", type=float, nargs="+", default=[0.4, 0.6])
+    parser.add_argument("--methods", nargs="+", default=["gradient", "random", "bo"], choices=["gradient", "random", "bo"])
+    parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument("--option", action="append", default=[], help="gradient option key=value (JSON value)")
+    parser.add_argument("--out", default="runs/leadopt")
+    parser.add_argument("--json", default=str(ROOT / "docs" / "leadopt_benchmarks.json"))
+    parser.add_argument("--md", default=str(ROOT / "docs" / "leadopt_benchmarks.md"))
+    args = parser.parse_args()
+
+    import torch
+
+    from molgen.optimize import register_method
+    from molgen.vae import MoleculeVAE
+
+    torch.set_num_threads(1)
+    register_method("random", random_near_lead)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vae = MoleculeVAE.load(args.model, device="cpu")
+    predictors = load_predictors(vae, out)
+    gradient_options = dict(n_starts=64, steps=10, decode_every=2, explore_max_rounds=60)
+    gradient_options.update({k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
+    results = out / "results.jsonl"
+    done = {json.dumps(r["key"]): r for r in map(json.loads, results.read_text().splitlines())} if results.exists() else {}
+    all_leads = leads(vae, args.zinc_leads, args.druglike_leads)
+    rows = []
+    for lead_set, lead in all_leads:
+        for objective in args.objectives:
+            for floor in args.floors:
+                for method in args.methods:
+                    key = [lead, objective, floor, method, args.budget, gradient_options if method == "gradient" else {}]
+                    row = done.get(json.dumps(key))
+                    if row is None:
+                        row = {"key": key, "set": lead_set, "lead": lead, "objective": objective, "floor": floor, "method": method,
+                               "budget": args.budget, **run_one(vae, predictors, lead, objective, floor, method, args.budget, gradient_options)}  # fmt: skip
+                        with results.open("a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+                        print(f"{lead_set} {objective} {floor} {method}: calls {row['calls']}, improvement {row['improvement']:.3f}, "
+                              f"{row['cpu_seconds']} CPU s, {row['stop']}", flush=True)  # fmt: skip
+                    rows.append(row)
+    table = summarise(rows)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    meta = {"command": "python scripts/bench_leadopt.py " + " ".join(os.sys.argv[1:]), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": [round(x, 1) for x in os.getloadavg()]},
+            "leads": f"{sum(s == 'zinc800' for s, _ in all_leads)} from the constrained set + {sum(s == 'druglike' for s, _ in all_leads)} drug-like",
+            "budget": args.budget, "model": Path(args.model).name, "gradient_options": gradient_options,
+            "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}  # fmt: skip
+    Path(args.json).write_text(json.dumps({"meta": meta, "table": table, "runs": rows}, indent=1, default=str))
+    Path(args.md).write_text(markdown(table, meta))
+    print(markdown(table, meta))
+
+
+if __name__ == "__main__":
+    main()
