@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--option", action="append", default=[], help="gradient option key=value (JSON value)")
     parser.add_argument("--out", default="runs/leadopt")
+    parser.add_argument("--report", action="store_true", help="only tabulate the finished runs of <out>/results.jsonl")
     parser.add_argument("--json", default=str(ROOT / "docs" / "leadopt_benchmarks.json"))
     parser.add_argument("--md", default=str(ROOT / "docs" / "leadopt_benchmarks.md"))
     args = parser.parse_args()
@@ -208,6 +209,8 @@ def main() -> None:
                 for method in args.methods:
                     key = [lead, objective, floor, method, args.budget, gradient_options if method == "gradient" else {}]
                     row = done.get(json.dumps(key))
+                    if row is None and args.report:
+                        continue
                     if row is None:
                         row = {"key": key, "set": lead_set, "lead": lead, "objective": objective, "floor": floor, "method": method,
                                "budget": args.budget, **run_one(vae, predictors, lead, objective, floor, method, args.budget, gradient_options)}  # fmt: skip
@@ -223,6 +226,7 @@ def main() -> None:
             "leads": f"{sum(s == 'zinc800' for s, _ in all_leads)} from the constrained set + {sum(s == 'druglike' for s, _ in all_leads)} drug-like",
             "budget": args.budget, "model": Path(args.model).name, "gradient_options": gradient_options,
             "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}  # fmt: skip
+    meta["runs_missing"] = len(all_leads) * len(args.objectives) * len(args.floors) * len(args.methods) - len(rows)
     Path(args.json).write_text(json.dumps({"meta": meta, "table": table, "runs": rows}, indent=1, default=str))
     Path(args.md).write_text(markdown(table, meta))
     print(markdown(table, meta))

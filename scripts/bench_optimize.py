@@ -141,7 +141,8 @@ def constrained(args) -> None:
     oracle = Oracle("plogp")
     cfg = GradientConfig(n_starts=len(starts) * args.copies, steps=args.steps, lr=args.lr, decode_every=1,
                          prior_weight=args.prior_weight, start_noise=args.noise, batch_size=4096,
-                         trust_radius=args.trust_radius, decode_temperature=args.decode_temperature)
+                         trust_radius=args.trust_radius, decode_temperature=args.decode_temperature,
+                         explore="off")  # the published protocol: one fixed ascent per start, no budget (not the lead search)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     run = optimize_gradient(vae, oracle, trained, cfg, start_smiles=starts, seed=args.seeds[0])
     seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0

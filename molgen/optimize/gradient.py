@@ -55,6 +55,12 @@ property the predictor predicts; with ``refit`` the refits learn the
 constrained properties from the decoded molecules, so a predictor that was not
 trained on them gets them from the first refit on.
 
+With start molecules (lead optimization) the rounds above are replaced by the
+lead search of :mod:`molgen.optimize.explore` (``explore="auto"``; ``"off"``
+keeps the fixed rounds), which keeps exploring near the starts until the
+budget is spent or a stopping rule fires; :attr:`GradientRun.stop` names the
+rule either way.
+
 Objectives that are not functions of built-in properties (user functions,
 similarity) get a predictor fitted online on oracle scores of an initial
 design of ``n_init`` molecules.
