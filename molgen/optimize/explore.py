@@ -61,7 +61,7 @@ class _Schedule:
     def __init__(self, cfg, latent_dim: int) -> None:
         self.cfg = cfg
         self.scale = math.sqrt(latent_dim)  # ||N(0, s^2 I)|| ~ s sqrt(d): radii are set in units of the noise's norm
-        self.noise = max(cfg.start_noise, _MIN_NOISE)
+        self.noise = cfg.explore_noise
         self.radius = cfg.trust_radius if cfg.trust_radius > 0 else 2 * self.noise * self.scale
         self.min_radius, self.max_radius = _MIN_NOISE * self.scale, 3 * cfg.explore_max_noise * self.scale
 

@@ -122,6 +122,7 @@ class GradientConfig(ConfigMixin):
     # Lead optimization (molgen.optimize.explore): with start molecules, rounds run until the budget is spent.
     explore: Literal["auto", "on", "off"] = "auto"  # auto: on when start molecules are given; off: the fixed `rounds`
     explore_temperature: float = 1.0  # sampled decodes while exploring
+    explore_noise: float = 0.3  # first round's start noise (the trust radius starts at twice its norm, 2 * 0.3 * sqrt(latent_dim))
     explore_max_noise: float = 0.6  # cap on the start noise the schedule raises after rounds of repeats
     explore_growth: float = 1.5  # factor by which noise and trust radius grow or shrink per round
     explore_min_novelty: float = 0.1  # a round with fewer new molecules per decode raises the noise
@@ -148,8 +149,8 @@ class GradientConfig(ConfigMixin):
             raise ConfigError("elite_max_similarity and restart_min_yield must be in [0, 1]")
         if self.explore not in ("auto", "on", "off"):
             raise ConfigError(f"explore must be 'auto', 'on' or 'off', got {self.explore!r}")
-        if not self.explore_temperature > 0 or not self.explore_max_noise > 0 or self.explore_growth < 1:
-            raise ConfigError("explore_temperature and explore_max_noise must be > 0 and explore_growth >= 1")
+        if min(self.explore_temperature, self.explore_noise, self.explore_max_noise) <= 0 or self.explore_growth < 1:
+            raise ConfigError("explore_temperature, explore_noise and explore_max_noise must be > 0 and explore_growth >= 1")
         if not 0 <= self.explore_min_novelty <= 1:
             raise ConfigError("explore_min_novelty must be in [0, 1]")
         if self.restart_noise_growth < 1 or self.restart_max_noise < 0:
