@@ -7,10 +7,8 @@ ends with its budget unspent. This search replaces the fixed rounds of
 :func:`~molgen.optimize.gradient.optimize_gradient` whenever start molecules
 are given (``explore="auto"``) and runs rounds until a stopping rule fires:
 
-* **stochastic decoding**: every decode samples, at ``explore_temperature`` at
-  first, so one latent point yields several neighbouring molecules; the
-  temperature cools (down to a fifth) after rounds whose new molecules were
-  almost all infeasible and warms back after feasible or repetitive ones;
+* **stochastic decoding**: every decode samples at ``explore_temperature``, so
+  one latent point yields several neighbouring molecules;
 * **restarts from feasible molecules found**: half of each round's starts are
   noisy copies of the latent points of the best feasible molecules found from
   the same lead (their decoded ``z``), half noisy copies of the lead's own
@@ -55,7 +53,6 @@ STOP_ROUNDS = "round limit"
 _FEASIBLE_HOLDS = 0.25  # share of new molecules feasible at or above which the trust radius grows
 _FEASIBLE_FAILS = 0.05  # share below which radius and noise shrink
 _MIN_NOISE = 0.03
-_MIN_TEMPERATURE_SHARE = 0.2  # the schedule cools sampled decodes down to this share of explore_temperature
 
 
 class _Schedule:
@@ -65,8 +62,6 @@ class _Schedule:
         self.cfg = cfg
         self.scale = math.sqrt(latent_dim)  # ||N(0, s^2 I)|| ~ s sqrt(d): radii are set in units of the noise's norm
         self.noise = cfg.explore_noise
-        self.temperature = cfg.explore_temperature
-        self.min_temperature = _MIN_TEMPERATURE_SHARE * cfg.explore_temperature
         self.radius = cfg.trust_radius if cfg.trust_radius > 0 else 2 * self.noise * self.scale
         self.min_radius, self.max_radius = _MIN_NOISE * self.scale, 3 * cfg.explore_max_noise * self.scale
 
@@ -78,14 +73,10 @@ class _Schedule:
         feasible_share = new_ok / new if new else 0.0
         if new and feasible_share >= _FEASIBLE_HOLDS:
             self.radius = min(self.radius * g, self.max_radius)
-            self.temperature = min(self.temperature * g, self.cfg.explore_temperature)
         elif new >= 8 and feasible_share < _FEASIBLE_FAILS:
-            # Sampled decodes at a high temperature leave the lead's chemistry whatever z is: cool them too.
             self.radius = max(self.radius / g, self.min_radius)
-            self.temperature = max(self.temperature / g, self.min_temperature)
         if decoded and new / decoded < self.cfg.explore_min_novelty:
             self.noise = min(self.noise * g, self.cfg.explore_max_noise)
-            self.temperature = min(self.temperature * g, self.cfg.explore_temperature)
         elif decoded and new / decoded > 2 * self.cfg.explore_min_novelty:
             self.noise = max(self.noise / g, _MIN_NOISE)
 
@@ -103,13 +94,12 @@ def lead_search(vae, oracle, surrogate, cfg, start_z: torch.Tensor, gen: torch.G
         for b in range(0, len(z0), cfg.batch_size):
             if oracle.exhausted:
                 break
-            _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], start_z, schedule,
+            _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], start_z, schedule.radius,
                     r * (cfg.steps + 1), run, gen)  # fmt: skip
         new_ok, new_infeasible, decoded = oracle.calls - calls0, oracle.counts["infeasible"] - infeasible0, run.decoded - decoded0
         bar.advance(new_ok)
         top = oracle.top(1)
-        run.round_log.append({"round": r, "noise": round(schedule.noise, 4), "radius": round(schedule.radius, 3),
-                              "temperature": round(schedule.temperature, 3), "decoded": decoded,
+        run.round_log.append({"round": r, "noise": round(schedule.noise, 4), "radius": round(schedule.radius, 3), "decoded": decoded,
                               "new_calls": new_ok, "new_infeasible": new_infeasible, "best": top[0].score if top else None})  # fmt: skip
         run.rounds = r + 1
         schedule.update(decoded, new_ok, new_infeasible)
@@ -156,14 +146,14 @@ def _best_latents_by_lead(oracle, latents: dict[str, np.ndarray]) -> dict[int, l
     return best
 
 
-def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, schedule: _Schedule, step0: int, run, gen) -> None:
+def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, step0: int, run, gen) -> None:
     """Adam on the surrogate from ``z0``, each row kept within ``radius`` of its lead's encoding; sampled decodes."""
     device = vae.device
     surrogate.model.to(device).eval()
-    center, radius, temperature = start_z[origins].to(device), schedule.radius, schedule.temperature
+    center = start_z[origins].to(device)
     z = _project(z0.to(device), center, radius).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
-    _decode(vae, oracle, z, origins, step0, run, cfg, gen, temperature)
+    _decode(vae, oracle, z, origins, step0, run, cfg, gen)
     for t in range(1, cfg.steps + 1):
         members = surrogate(z)
         value = members.mean(0)
@@ -175,7 +165,7 @@ def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, schedule: _Schedu
         with torch.no_grad():
             z.copy_(_project(z, center, radius))
         if t % cfg.decode_every == 0 or t == cfg.steps:
-            _decode(vae, oracle, z, origins, step0 + t, run, cfg, gen, temperature)
+            _decode(vae, oracle, z, origins, step0 + t, run, cfg, gen)
             if oracle.exhausted:
                 return
 
@@ -186,10 +176,10 @@ def _project(z: torch.Tensor, center: torch.Tensor, radius: float) -> torch.Tens
     return center + delta * (radius / norm).clamp(max=1.0)
 
 
-def _decode(vae, oracle, z: torch.Tensor, origins, step: int, run, cfg, gen, temperature: float) -> None:
+def _decode(vae, oracle, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
     z_np = z.detach().cpu().numpy()
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))  # from the run's generator: same seed, same molecules
-    smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=temperature), seed=seed)
+    smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed)
     oracle(smiles, step=step, origins=origins)
     run.decoded += len(smiles)
     run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)

@@ -126,7 +126,7 @@ class GradientConfig(ConfigMixin):
     explore_max_noise: float = 0.6  # cap on the start noise the schedule raises after rounds of repeats
     explore_growth: float = 1.5  # factor by which noise and trust radius grow or shrink per round
     explore_min_novelty: float = 0.1  # a round with fewer new molecules per decode raises the noise
-    explore_patience: int = 8  # stop after this many rounds in a row with no new feasible molecule
+    explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
     explore_max_rounds: int = 200
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
