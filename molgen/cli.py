@@ -287,6 +287,12 @@ def sample(
     shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
     precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     properties: bool = typer.Option(True, "--properties/--no-properties", help="CSV output: add mw, logp, qed, sa, tpsa, hbd, hba, rings, alerts_ok (no QED/Brenk structural alert) and novel (not in the model's training set)"),
+    substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); -n then counts distinct molecules written"),
+    core_seeds: Optional[Path] = typer.Option(None, help="with --substructure: molecules to start from (besides training molecules with the core)"),
+    near: list[str] = typer.Option([], "--near", help="sample around this lead molecule (repeatable); output sorted by similarity"),
+    near_file: Optional[Path] = typer.Option(None, help="file of lead molecules to sample around"),
+    radius: Optional[float] = typer.Option(None, help="with --near: how far from a lead's code, in units of the training codes' spread (default 0.5, or adapted to --similarity)"),
+    similarity: Optional[str] = typer.Option(None, help="with --near: Tanimoto range to keep, LOW..HIGH (e.g. 0.4..0.7) or a minimum"),
 ) -> None:
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
@@ -301,6 +307,17 @@ def sample(
     from molgen.vae import MoleculeVAE, resolve_model_path
 
     set_torch_threads(threads)
+    if core_seeds is not None and not substructure:
+        raise ConfigError("--core-seeds applies with --substructure SMARTS")
+    if substructure or near or near_file is not None:
+        from molgen.design_sampling import write_design_samples
+        from molgen.optimize.cli import _read
+
+        leads = list(near) + (_read(near_file, False, None) if near_file is not None else [])
+        seeds = _read(core_seeds, False, None) if core_seeds is not None else None
+        vae = MoleculeVAE.load(model, device=device)
+        err.print(write_design_samples(vae, output, n, substructure, leads, radius, similarity, seeds, temperature, greedy, seed))
+        return
     check_guidance(guidance)
     if n < 1:
         raise ConfigError(f"-n must be at least 1 molecule, not {n}")

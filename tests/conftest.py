@@ -49,3 +49,22 @@ def tiny_run(tmp_path_factory, tiny_smiles):
     )
     train_vae(tiny_smiles, out, config, device="cpu", show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def untrained_tiny_vae(tmp_path_factory):
+    """An untrained tiny SELFIES VAE (decodes are valid and varied), its encoder scaled to spread molecules out."""
+    from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
+    from molgen.tokenizers import Vocabulary, get_tokenizer
+    from molgen.vae import MoleculeVAE
+
+    tokenizer = get_tokenizer("selfies")
+    vocab = Vocabulary.build([tokenizer.tokenize(s) for s in default_training_smiles(limit=300)])
+    torch.manual_seed(0)
+    cfg = SeqVAEConfig(vocab_size=len(vocab), representation="selfies", embed_dim=16, encoder_hidden=16, decoder_hidden=32,
+                       decoder_layers=1, latent_dim=8, max_length=40)  # fmt: skip
+    vae = MoleculeVAE(SeqVAE(cfg), vocab, device="cpu")
+    with torch.no_grad():
+        vae.model.to_mu.weight.mul_(30.0)
+    path = vae.save(tmp_path_factory.mktemp("untrained") / "tiny.safetensors")
+    return MoleculeVAE.load(path, device="cpu")

@@ -9,6 +9,9 @@
 * :mod:`~molgen.optimize.bo` -- Bayesian optimization (BoTorch GP, Thompson sampling, trust regions);
 * :mod:`~molgen.optimize.pmo` -- the 20 RDKit-only PMO tasks (``pmo:<task>``) and AUC top-10;
 * :mod:`~molgen.optimize.outputs` -- ranked CSV, top-molecule grid, best-so-far plot;
+* :mod:`~molgen.optimize.scoring` -- scoring files (``--objective scoring.toml``): many components,
+  desirability transforms (:mod:`~molgen.optimize.desirability`), weighted means;
+* :mod:`~molgen.optimize.pareto` -- the non-dominated set over 2-3 components (``--pareto``);
 * :mod:`~molgen.optimize.api` -- :func:`optimize`, the one-call entry point.
 
 Example::
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
     from molgen.optimize.oracle import Oracle, OracleRecord
     from molgen.optimize.user_objective import ObjectiveSignatureError, UserObjective, batch, per_molecule
     from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
+    from molgen.optimize.desirability import Transform, aggregate
+    from molgen.optimize.pareto import pareto_front, pareto_mask, write_pareto
+    from molgen.optimize.scoring import ScoringConfig, ScoringObjective, build_scoring, load_scoring, load_scoring_config
     from molgen.optimize.predictor import (
         PredictorReport,
         PredictorTrainingConfig,
@@ -91,6 +97,16 @@ __all__ = [
     "save_predictor",
     "train_label_predictor",
     "train_property_predictor",
+    "Transform",
+    "aggregate",
+    "pareto_front",
+    "pareto_mask",
+    "write_pareto",
+    "ScoringConfig",
+    "ScoringObjective",
+    "build_scoring",
+    "load_scoring",
+    "load_scoring_config",
 ]
 
 # Imported on first use, so that the command line's --help does not load torch, BoTorch and scipy.
@@ -105,6 +121,9 @@ __getattr__ = lazy_exports(
         "molgen.optimize.oracle": ("Oracle", "OracleRecord"),
         "molgen.optimize.user_objective": ("ObjectiveSignatureError", "UserObjective", "batch", "per_molecule"),
         "molgen.optimize.outputs": ("OUTPUT_FILES", "results_frame", "write_outputs"),
+        "molgen.optimize.desirability": ("Transform", "aggregate"),
+        "molgen.optimize.pareto": ("pareto_front", "pareto_mask", "write_pareto"),
+        "molgen.optimize.scoring": ("ScoringConfig", "ScoringObjective", "build_scoring", "load_scoring", "load_scoring_config"),
         "molgen.optimize.predictor": (
             "PredictorReport",
             "PredictorTrainingConfig",

@@ -33,6 +33,7 @@ from molgen.optimize.objectives import Objective, Term, parse_objective
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.sanity import SanityFilter
 from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
+from molgen.substructure import CoreFilter, find_core_seeds
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
     TrainedPredictor,
@@ -57,6 +58,9 @@ class MethodContext:
     show_progress: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
+
+#: Training molecules with the core that seed a --substructure search when no --start is given.
+_CORE_SEEDS = 500
 
 #: Method name -> runner(context) -> dict of facts for summary.json.
 METHODS: dict[str, Callable[[MethodContext], dict[str, Any]]] = {}
@@ -118,6 +122,9 @@ def optimize(
     show_progress: bool = False,
     timeout: float | None = None,
     sanity_filter: SanityFilter | bool = True,
+    pareto: bool = False,
+    diversity: Any = None,
+    substructure: Sequence[str] = (),
 ) -> OptimizationResult:
     """Optimise ``objective`` in the latent space of ``model`` (a MoleculeVAE or any object with its
     ``encode``/``decode``/``config.latent_dim``, a checkpoint path, or None for the shipped default).
@@ -128,6 +135,12 @@ def optimize(
     ``timeout`` limits the seconds a user objective may spend on one molecule (a slower one is a logged failure).
     ``sanity_filter`` (on by default; a :class:`~molgen.optimize.sanity.SanityFilter` or False) drops
     macrocycles and MCF/PAINS alerts before scoring, at no oracle cost.
+    ``objective`` may be a scoring file (``*.toml``, :mod:`molgen.optimize.scoring`); with ``pareto`` its
+    components' non-dominated set is written too (:mod:`molgen.optimize.pareto`).
+    ``diversity``: a scaffold memory (:mod:`molgen.optimize.diversity`) as a DiversityConfig, a dict of
+    its fields, or an int (the bucket size): after that many hits on one scaffold, more of it score zero.
+    ``substructure``: SMARTS every scored molecule must contain (others are infeasible: no oracle call); without
+    ``start`` molecules, the search starts from training molecules that contain them (:mod:`molgen.substructure`).
     Returns the oracle and the ranked molecules; with ``out_dir`` also writes the output files.
     """
     from molgen.vae import MoleculeVAE
@@ -140,19 +153,38 @@ def optimize(
     for s in starts:
         chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
     cset = build_constraints(constraints, min_similarity, max_heavy_atoms)
-    if isinstance(objective, str) and "pred:" not in objective:
+    memory = _scaffold_memory(diversity)
+    core = CoreFilter(list(substructure)) if substructure else None
+    scoring = _scoring_config(objective)  # a scoring file is checked whole before any model loads
+    if scoring is None and pareto:
+        raise ConfigError("--pareto needs a scoring file (--objective scoring.toml) with 2-3 components to compare")
+    if pareto and not 2 <= len(scoring.pareto or scoring.components) <= 3:
+        raise ConfigError(f"--pareto compares 2 or 3 components; name them with pareto = [...] in {scoring.source}")
+    if isinstance(objective, str) and "pred:" not in objective and scoring is None:
         objective = parse_objective(objective)  # fail on a bad spec before loading any model
     # Anything with encode/decode/config.latent_dim works (a MoleculeVAE, or a user's own model).
     vae = model if hasattr(model, "decode") and hasattr(model, "encode") else MoleculeVAE.load(model, device=device)
     trained = _resolve_predictor(predictor, vae)
+    if scoring is not None:
+        from molgen.optimize.scoring import build_scoring
+
+        objective = build_scoring(scoring, vae)
     objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
     seed_everything(seed)
     out = Path(out_dir) if out_dir is not None else None
     sanity = SanityFilter() if sanity_filter is True else (sanity_filter or None)
-    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None, timeout=timeout, sanity=sanity)
-    ctx = MethodContext(vae, oracle, oracle.starts, seed, dict(options or {}), trained, show_progress)
+    if hasattr(objective, "set_output_dir"):
+        objective.set_output_dir(out)
+    oracle = Oracle(objective, budget, cset, starts, out / OUTPUT_FILES["log"] if out else None, timeout=timeout, sanity=sanity, diversity=memory, require=core)
+    # Without leads, a core's search starts at training molecules that have it (the oracle keeps no leads then).
+    seeds = oracle.starts or (_core_seeds(vae, core) if core else [])
+    ctx = MethodContext(vae, oracle, seeds, seed, dict(options or {}), trained, show_progress)
     summary: dict[str, Any] = {"method": method, "seed": seed, "options": ctx.options, "model": vae.meta.get("path")}
     summary["sanity_filter"] = sanity.to_dict() if sanity is not None else None
+    if core is not None:
+        summary["substructure"] = {"smarts": core.smarts, "seed_molecules": 0 if oracle.starts else len(seeds)}
+    if pareto:
+        summary["pareto"] = [f"{name}_desirability" for name in objective.pareto_names]
     t0 = time.perf_counter()
     try:
         summary["method_facts"] = METHODS[method](ctx)
@@ -179,8 +211,51 @@ def _add_advice(summary: dict[str, Any], oracle: Oracle, method: str, min_simila
 
 def _finish(oracle: Oracle, out: Path | None, summary: dict[str, Any], t0: float, ctx: MethodContext) -> dict[str, Path]:
     summary.update(seconds=round(time.perf_counter() - t0, 2), environment=environment_info(ctx.vae.device), **ctx.info)
+    if oracle.diversity is not None:
+        summary["diversity_filter"] = oracle.diversity.summary()
     oracle.close()
-    return write_outputs(oracle, out, summary) if out is not None else {}
+    if hasattr(oracle.objective, "close"):  # a scoring file's docking workers
+        summary["scoring"] = oracle.objective.facts()
+        oracle.objective.close()
+    if out is None:
+        return {}
+    paths = write_outputs(oracle, out, summary)
+    if summary.get("pareto"):
+        from molgen.optimize.pareto import write_pareto
+
+        paths.update(write_pareto(results_frame(oracle), summary["pareto"], out))
+    return paths
+
+
+def _core_seeds(vae, core: CoreFilter) -> list[str]:
+    """Training molecules with the core that the model can write (the others cannot be encoded)."""
+    seeds = find_core_seeds(core, limit=_CORE_SEEDS)
+    return [seeds[i] for i in vae.tokenize(seeds)[2]] if seeds and hasattr(vae, "tokenize") else seeds
+
+
+def _scaffold_memory(diversity):
+    from molgen.optimize.diversity import DiversityConfig, ScaffoldMemory
+
+    if diversity is None or diversity is False or isinstance(diversity, ScaffoldMemory):
+        return diversity or None
+    if isinstance(diversity, bool) or not isinstance(diversity, (int, dict, DiversityConfig)):
+        raise ConfigError(f"diversity must be a bucket size, a dict or a DiversityConfig, not {diversity!r}")
+    if isinstance(diversity, int):
+        diversity = DiversityConfig(bucket_size=diversity)
+    elif isinstance(diversity, dict):
+        diversity = DiversityConfig.from_dict(diversity)
+    return ScaffoldMemory(diversity)
+
+
+def _scoring_config(objective):
+    """The checked scoring file when ``objective`` names one (``*.toml``) or is a ScoringConfig, else None."""
+    from molgen.optimize.scoring import ScoringConfig, load_scoring_config
+
+    if isinstance(objective, ScoringConfig):
+        return objective
+    if isinstance(objective, (str, Path)) and str(objective).strip().lower().endswith(".toml"):
+        return load_scoring_config(str(objective).strip())
+    return None
 
 
 def _resolve_predictor(predictor, vae) -> TrainedPredictor | None:

@@ -168,7 +168,7 @@ def predictor_train(
 
 
 def optimize_command(
-    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK. A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
+    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
     method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
@@ -176,7 +176,7 @@ def optimize_command(
     constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
     start: list[str] = typer.Option([], "--start", help="start molecule SMILES (repeatable)"),
     starts_file: Optional[Path] = typer.Option(None, "--starts", help="file of start molecules"),
-    min_similarity: Optional[float] = typer.Option(None, help="keep only molecules at least this similar to their start"),
+    min_similarity: Optional[float] = typer.Option(None, help="hard floor: keep only molecules at least this Tanimoto-similar to a lead (--start/--starts; the one they were reached from, else the nearest)"),
     max_heavy_atoms: Optional[int] = typer.Option(None, help="keep only molecules with at most this many heavy atoms"),
     predictor: Optional[Path] = typer.Option(None, help="predictor from 'molgen predictor train' (default: fit one on the fly)"),
     n_starts: Optional[int] = typer.Option(None, help="[gradient] starting points"),
@@ -194,6 +194,10 @@ def optimize_command(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
+    substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); others cost no oracle call"),
+    diversity_filter: int = typer.Option(0, help="scaffold memory: after K hits on one Bemis-Murcko scaffold, more of it score zero (0: off)"),
+    diversity_penalty: float = typer.Option(0.0, help="with --diversity-filter: factor on the score of a full scaffold's molecules (0: zero)"),
+    pareto: bool = typer.Option(False, help="also write pareto.csv/pareto.png: the non-dominated molecules over a scoring file's 2-3 components"),
     strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
     sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
@@ -223,7 +227,9 @@ def optimize_command(
     result = optimize(
         objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
         min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
-        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout, sanity_filter=sanity_filter,
+        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout, sanity_filter=sanity_filter, pareto=pareto,
+        diversity={"bucket_size": diversity_filter, "penalty": diversity_penalty} if diversity_filter else None,
+        substructure=substructure,
     )
     _report(result, output)
 

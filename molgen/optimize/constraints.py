@@ -2,8 +2,8 @@
 
 A constraint compares a built-in property (a key of
 :data:`molgen.chem.PROPERTIES`) or ``sim`` -- the Tanimoto similarity (Morgan
-radius 2, 2048 bits) to the start molecule the candidate was reached from --
-with a number::
+radius 2, 2048 bits) to the start molecule (lead) the candidate was reached from,
+or to the most similar lead when the optimizer does not say -- with a number::
 
     mw<=450   logp<5   qed>=0.5   heavy_atoms<=38   sim>=0.4
 

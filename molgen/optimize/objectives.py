@@ -112,10 +112,14 @@ def _relu(x):
 
 @dataclass
 class ObjectiveScores:
-    """Scores of a batch: ``values`` (NaN where scoring failed) and, per molecule, the error text or None."""
+    """Scores of a batch: ``values`` (NaN where scoring failed) and, per molecule, the error text or None.
+
+    ``components``: per molecule, named parts of its score (a scoring file's raw and transformed values).
+    """
 
     values: np.ndarray
     errors: list[str | None]
+    components: list[dict[str, float]] | None = None
 
 
 class Objective:

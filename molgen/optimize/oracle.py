@@ -56,6 +56,7 @@ class OracleRecord:
     error: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # wall time since the oracle was created
+    components: dict[str, float] = field(default_factory=dict)  # named parts of the score (scoring files)
 
 
 class Oracle:
@@ -72,6 +73,10 @@ class Oracle:
             logged failure (None: no limit).
         sanity: the :class:`SanityFilter` new molecules must pass before they are scored
             (None: no filter).
+        diversity: a :class:`~molgen.optimize.diversity.ScaffoldMemory`; scores pass through it, and
+            records keep the unfiltered score in ``components["objective_unfiltered"]``.
+        require: an object whose ``violation(smiles)`` is None or a reason, e.g. a
+            :class:`~molgen.substructure.CoreFilter`; molecules with a reason are infeasible (no call).
     """
 
     def __init__(
@@ -83,6 +88,8 @@ class Oracle:
         log_path: str | Path | None = None,
         timeout: float | None = None,
         sanity: SanityFilter | None = None,
+        diversity=None,
+        require=None,
     ) -> None:
         if budget is not None and budget < 1:
             raise ConfigError("--budget must be at least 1 oracle call")
@@ -90,6 +97,8 @@ class Oracle:
             raise ConfigError("--timeout must be a positive number of seconds")
         self.timeout = timeout
         self.sanity = sanity
+        self.diversity = diversity
+        self.require = require
         self.objective = parse_objective(objective)
         self.budget = budget
         self.constraints = constraints if isinstance(constraints, ConstraintSet) else ConstraintSet.parse(constraints or [])
@@ -170,6 +179,12 @@ class Oracle:
             return None
         return float(chem.tanimoto(chem.morgan_fingerprint(smiles), self._start_fps[origin]))
 
+    def _nearest_start(self, smiles: str) -> int | None:
+        """The most similar start (lead): the similarity floor holds to it when the optimizer names no origin."""
+        if not self.starts:
+            return None
+        return int(np.argmax(chem.bulk_tanimoto(chem.morgan_fingerprint(smiles), self._start_fps)))
+
     def _score_new(self, new: dict[str, int | None], step: int) -> None:
         if not new:
             return
@@ -178,12 +193,15 @@ class Oracle:
         feasible = []
         for i, s in enumerate(names):
             row = {k: float(v) for k, v in props.iloc[i].items()}
-            origin = new[s]
+            origin = new[s] if new[s] is not None else self._nearest_start(s)
             sim = self.similarity(s, origin)
             broken = self.constraints.violations(row, sim)
-            if broken:
+            reasons = ["violates " + ", ".join(broken)] if broken else []
+            if self.require is not None and (reason := self.require.violation(s)):
+                reasons.append(reason)
+            if reasons:
                 self.counts["infeasible"] += 1
-                self._store(OracleRecord(s, math.nan, "infeasible", None, step, origin, sim, "violates " + ", ".join(broken), row))
+                self._store(OracleRecord(s, math.nan, "infeasible", None, step, origin, sim, "; ".join(reasons), row))
             elif self.sanity is not None and (why := self.sanity.reason(s)) is not None:
                 self.counts["filtered"] += 1
                 self._store(OracleRecord(s, math.nan, "filtered", None, step, origin, sim, why, row))
@@ -192,10 +210,14 @@ class Oracle:
         if not feasible:
             return
         scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in props.columns}, self.timeout)
-        for (s, origin, sim, row), value, error in zip(feasible, scored.values, scored.errors):
+        parts = scored.components or [{}] * len(feasible)
+        for (s, origin, sim, row), value, error, part in zip(feasible, scored.values, scored.errors, parts):
             status = "ok" if error is None else "failed"
             self.counts["failed"] += status == "failed"
-            record = OracleRecord(s, float(value), status, self.calls + 1, step, origin, sim, error, row)
+            if self.diversity is not None and status == "ok":
+                part = {**part, "objective_unfiltered": float(value)}
+                value = self.diversity.filter(s, float(value))
+            record = OracleRecord(s, float(value), status, self.calls + 1, step, origin, sim, error, row, components=part)
             self.history.append(record)
             self._store(record)
         if self._log is not None:
@@ -216,6 +238,8 @@ class Oracle:
                 "error": record.error,
                 "seconds": round(record.seconds, 3),
             }
+            if record.components:
+                line["components"] = {k: None if math.isnan(v) else v for k, v in record.components.items()}
             self._log.write(json.dumps(line) + "\n")
 
     def close(self) -> None:

@@ -41,12 +41,14 @@ OUTPUT_FILES = {
 def results_frame(oracle: Oracle) -> pd.DataFrame:
     """All successfully scored molecules, ranked by objective (ties: earlier call first)."""
     rows = []
+    parts = list(dict.fromkeys(k for r in oracle.history for k in r.components))  # scoring-file columns, in file order
     for rank, r in enumerate(oracle.top(), start=1):
         rows.append(
             {
                 "rank": rank,
                 "smiles": r.smiles,
                 "objective": r.score,
+                **{k: r.components.get(k, math.nan) for k in parts},
                 **{name: r.properties.get(name, math.nan) for name in chem.PROPERTIES},
                 "similarity_to_start": r.similarity,
                 "start": oracle.starts[r.origin] if r.origin is not None and oracle.starts else None,
@@ -54,7 +56,7 @@ def results_frame(oracle: Oracle) -> pd.DataFrame:
                 "call": r.call,
             }
         )
-    columns = ["rank", "smiles", "objective", *chem.PROPERTIES, "similarity_to_start", "start", "step", "call"]
+    columns = ["rank", "smiles", "objective", *parts, *chem.PROPERTIES, "similarity_to_start", "start", "step", "call"]
     return pd.DataFrame(rows, columns=columns)
 
 
