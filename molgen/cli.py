@@ -93,7 +93,7 @@ def _read(
     result = read_molecules(path, smiles_column=smiles_column, strict=strict, rejects_to=rejects, standardize=policy)
     err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
     if result.standardized is not None:
-        err.print(f"[dim]{result.standardized.summary()} ({policy.describe()})[/dim]")
+        note(f"{result.standardized.summary()} ({policy.describe()})")
     if not result.smiles:
         raise DataError(f"{path} contains no valid molecule; check the file and --smiles-column")
     return result.smiles

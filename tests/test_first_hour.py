@@ -380,3 +380,14 @@ def test_sampling_without_the_training_set_has_no_novel_column(tmp_path, monkeyp
     code, _, err = run(capsys, "sample", "-n", 8, "-o", tmp_path / "s.csv", "--device", "cpu", "--batch-size", 8)
     assert code == 0, err
     assert "no novel column" in err and pd.read_csv(tmp_path / "s.csv").columns[-1] == "alerts_ok"
+
+
+def test_no_rich_markup_tags_in_console_messages():
+    """Consoles print with markup off, so a closing tag in a message would reach the user literally."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "molgen"
+    tag = re.compile(r"\[/(dim|bold|italic|red|green|yellow|cyan|blue|magenta)\]")
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if tag.search(line)]
+    assert offenders == []

@@ -260,5 +260,5 @@ def _report(result, output: Path) -> None:
     if stop.get("rule"):
         err.print(f"stopped: {stop['rule']}" + (f" ({stop['detail']})" if stop.get("detail") else ""))
     if result.summary.get("advice"):
-        err.print(f"[yellow]{result.summary['advice']}[/yellow]", soft_wrap=True)
+        styled(result.summary["advice"], "yellow")
     err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")
