@@ -44,7 +44,7 @@ import torch
 
 from molgen.generate import DecodeOptions
 
-__all__ = ["lead_search", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
+__all__ = ["lead_search", "ascent_step", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
 
 STOP_BUDGET = "budget spent"
 STOP_STALLED = "stalled"
@@ -146,6 +146,18 @@ def _best_latents_by_lead(oracle, latents: dict[str, np.ndarray]) -> dict[int, l
     return best
 
 
+
+def ascent_step(surrogate: Any, z: torch.Tensor, opt: torch.optim.Optimizer, cfg: Any) -> None:
+    """One Adam step of ``z`` up the surrogate's mean (+ ``uncertainty_weight`` x its ensemble spread), under a Gaussian prior."""
+    members = surrogate(z)
+    value = members.mean(0)
+    if cfg.uncertainty_weight and members.size(0) > 1:
+        value = value + cfg.uncertainty_weight * members.std(0)
+    loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
+    # Gradient with respect to z only: the predictor's weights are neither updated nor given .grad.
+    (z.grad,) = torch.autograd.grad(loss, z)
+    opt.step()
+
 def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, step0: int, run, gen) -> None:
     """Adam on the surrogate from ``z0``, each row kept within ``radius`` of its lead's encoding; sampled decodes."""
     device = vae.device
@@ -155,13 +167,7 @@ def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, st
     opt = torch.optim.Adam([z], lr=cfg.lr)
     _decode(vae, oracle, z, origins, step0, run, cfg, gen)
     for t in range(1, cfg.steps + 1):
-        members = surrogate(z)
-        value = members.mean(0)
-        if cfg.uncertainty_weight and members.size(0) > 1:
-            value = value + cfg.uncertainty_weight * members.std(0)
-        loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
-        (z.grad,) = torch.autograd.grad(loss, z)
-        opt.step()
+        ascent_step(surrogate, z, opt, cfg)
         with torch.no_grad():
             z.copy_(_project(z, center, radius))
         if t % cfg.decode_every == 0 or t == cfg.steps:

@@ -77,7 +77,7 @@ import torch
 from molgen import chem
 from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions
-from molgen.optimize.explore import STOP_BUDGET, lead_search
+from molgen.optimize.explore import STOP_BUDGET, ascent_step, lead_search
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
@@ -428,14 +428,7 @@ def _ascend(
 
     decode(step0)
     for t in range(1, cfg.steps + 1):
-        members = surrogate(z)
-        value = members.mean(0)
-        if cfg.uncertainty_weight and members.size(0) > 1:
-            value = value + cfg.uncertainty_weight * members.std(0)
-        loss = -value.sum() + cfg.prior_weight * 0.5 * z.pow(2).sum()
-        # Gradient with respect to z only: the predictor's weights are neither updated nor given .grad.
-        (z.grad,) = torch.autograd.grad(loss, z)
-        opt.step()
+        ascent_step(surrogate, z, opt, cfg)
         if cfg.trust_radius > 0:
             with torch.no_grad():
                 delta = z - z_start
