@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -51,8 +53,7 @@ def tiny_run(tmp_path_factory, tiny_smiles):
     return out
 
 
-@pytest.fixture(scope="session")
-def untrained_tiny_vae(tmp_path_factory):
+def build_untrained_tiny_vae(folder):
     """An untrained tiny SELFIES VAE (decodes are valid and varied), its encoder scaled to spread molecules out."""
     from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
     from molgen.tokenizers import Vocabulary, get_tokenizer
@@ -66,5 +67,10 @@ def untrained_tiny_vae(tmp_path_factory):
     vae = MoleculeVAE(SeqVAE(cfg), vocab, device="cpu")
     with torch.no_grad():
         vae.model.to_mu.weight.mul_(30.0)
-    path = vae.save(tmp_path_factory.mktemp("untrained") / "tiny.safetensors")
+    path = vae.save(Path(folder) / "tiny.safetensors")
     return MoleculeVAE.load(path, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def untrained_tiny_vae(tmp_path_factory):
+    return build_untrained_tiny_vae(tmp_path_factory.mktemp("untrained"))

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import build_untrained_tiny_vae
 from molgen.errors import ConfigError
 from molgen.optimize import optimize
 from molgen.optimize.bo import BOConfig, LatentBox, _Data, _Region, _update
@@ -158,22 +159,8 @@ REAL_OPTIONS = dict(dims=4, n_init=8, batch_size=6, n_candidates=256, fit_iters=
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """An untrained tiny SELFIES VAE (decodes are valid and varied), its encoder scaled to spread molecules out."""
-    from molgen.datasets import default_training_smiles
-    from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
-    from molgen.tokenizers import Vocabulary, get_tokenizer
-    from molgen.vae import MoleculeVAE
-
-    tokenizer = get_tokenizer("selfies")
-    vocab = Vocabulary.build([tokenizer.tokenize(s) for s in default_training_smiles(limit=300)])
-    torch.manual_seed(0)
-    cfg = SeqVAEConfig(vocab_size=len(vocab), representation="selfies", embed_dim=16, encoder_hidden=16, decoder_hidden=32,
-                       decoder_layers=1, latent_dim=8, max_length=40)
-    vae = MoleculeVAE(SeqVAE(cfg), vocab, device="cpu")
-    with torch.no_grad():
-        vae.model.to_mu.weight.mul_(30.0)
-    path = vae.save(tmp_path_factory.mktemp("untrained") / "tiny.safetensors")
-    return MoleculeVAE.load(path, device="cpu")
+    """A fresh instance for this module (the BO tests must not share one with other modules)."""
+    return build_untrained_tiny_vae(tmp_path_factory.mktemp("untrained"))
 
 
 def test_rank_transform_keeps_order_ties_and_normal_scale():
