@@ -48,7 +48,7 @@ def describe_molecule(smiles: str) -> tuple | None:
 
 def describe_texts(texts: Sequence[str], representation: str) -> list[tuple[str | None, tuple | None]]:
     """Decode model strings to canonical SMILES and describe each valid one; runs in worker processes."""
-    from molgen.vae import _decode_many
+    from molgen.vae.bundle import _decode_many
 
     smiles = _decode_many(list(texts), representation)
     return [(s, describe_molecule(s) if s else None) for s in smiles]

@@ -69,7 +69,7 @@ def _cpu_clock() -> None:
 
 
 def _train(name: str, smiles: list[str], minutes: float, **kw) -> dict:
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     _cpu_clock()
     config = VAETrainingConfig(
@@ -99,7 +99,7 @@ def train_cond(args) -> None:
     from molgen.vae import DEFAULT_MODEL
 
     smiles = default_training_smiles()[-args.molecules :]
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     _cpu_clock()
     config = VAETrainingConfig(
@@ -332,7 +332,7 @@ def latent_probe(args) -> None:
 
 def train_arch(args) -> None:
     from molgen.datasets import default_training_smiles
-    from molgen.vae_training import model_options
+    from molgen.vae.training import model_options
 
     smiles = default_training_smiles()
     common = dict(representation="selfies", kl=dict(kind="linear", beta=0.5, warmup_steps=300))

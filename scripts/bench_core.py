@@ -28,7 +28,7 @@ from molgen import chem
 from molgen.datasets import default_training_smiles
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.vae import MoleculeVAE
-from molgen.vae_training import tokenize_smiles
+from molgen.vae.training import tokenize_smiles
 
 
 def bench_training(arch: dict, n_steps: int, batch_size: int) -> dict:

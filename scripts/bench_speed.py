@@ -290,7 +290,7 @@ def _molgen_train_rate(seconds: float, precision: str = "fp32") -> dict:
     import torch
 
     from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
-    from molgen.vae_training import tokenize_smiles
+    from molgen.vae.training import tokenize_smiles
 
     from train_default_model import DEFAULT_ARCH  # scripts/ is on sys.path (top of file)
 

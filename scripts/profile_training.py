@@ -33,7 +33,7 @@ import torch
 
 from molgen.datasets import default_training_smiles
 from molgen.train import Trainer
-from molgen.vae_training import VAETrainingConfig, train_vae
+from molgen.vae.training import VAETrainingConfig, train_vae
 from train_default_model import DEFAULT_ARCH  # scripts/ is sys.path[0] when this file runs as a script
 
 

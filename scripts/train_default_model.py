@@ -54,7 +54,7 @@ from pathlib import Path
 import torch
 
 from molgen.datasets import moses_split, read_molecules
-from molgen.vae_training import VAETrainingConfig, train_vae
+from molgen.vae.training import VAETrainingConfig, train_vae
 
 DEFAULT_ARCH = dict(embed_dim=64, encoder_hidden=128, decoder_hidden=256, decoder_layers=2, latent_dim=128)
 

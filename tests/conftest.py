@@ -39,7 +39,7 @@ def tiny_smiles() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_smiles):
     """A run folder with a tiny SELFIES VAE trained for two epochs on 400 MOSES molecules."""
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     out = tmp_path_factory.mktemp("tiny_run")
     config = VAETrainingConfig(

@@ -33,7 +33,7 @@ def _spec():
 
 @pytest.fixture(scope="module")
 def cond_run(tmp_path_factory, tiny_smiles):
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     out = tmp_path_factory.mktemp("cond_run")
     config = VAETrainingConfig(
@@ -159,7 +159,7 @@ def test_default_model_loads_and_samples_as_before():
 
 
 def test_conditional_run_warm_starts_from_an_unconditional_model(tiny_run, tiny_smiles, tmp_path):
-    from molgen.vae_training import VAETrainingConfig, _warm_start
+    from molgen.vae.training import VAETrainingConfig, _warm_start
 
     source = MoleculeVAE.load(tiny_run, device="cpu")
     cfg = SeqVAEConfig.from_dict(dict(source.config.to_dict(), cond_dim=2))
@@ -205,7 +205,7 @@ def test_latent_dropout_decodes_from_the_prior_and_only_in_training():
 
 
 def test_latent_dropout_needs_a_conditional_model():
-    from molgen.vae_training import VAETrainingConfig
+    from molgen.vae.training import VAETrainingConfig
 
     with pytest.raises(ConfigError, match="conditional"):
         VAETrainingConfig(latent_dropout=0.5)

@@ -39,8 +39,8 @@ def test_error_lines_print_bracket_atoms_verbatim(smiles, tmp_path, capsys):
 
 @pytest.mark.parametrize("smiles", BRACKETED)
 def test_optimizer_top_line_and_warnings_print_bracket_atoms_verbatim(smiles, tmp_path, capsys):
-    from molgen import cli
-    from molgen.optimize.cli import _report
+    from molgen.cli import _common as cli
+    from molgen.cli.optimize import _report
 
     counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 0}
     result = SimpleNamespace(
@@ -92,7 +92,7 @@ def test_the_wheel_ships_the_data_folder():
 
 
 def test_init_from_takes_the_checkpoints_architecture_unless_overridden():
-    from molgen.init_from import inherit_architecture
+    from molgen.vae.init_from import inherit_architecture
 
     shape = inherit_architecture("default")
     assert shape.representation == "selfies" and shape.max_length == 100
@@ -237,7 +237,7 @@ def test_semicolon_and_tab_separated_csv_are_read(tmp_path, sep):
 
 
 def test_predictor_labels_find_the_smiles_column(tmp_path):
-    from molgen.optimize.cli import _labels
+    from molgen.cli.optimize import _labels
 
     path = tmp_path / "labels.csv"
     path.write_text("id;structure;pIC50\n1;CCO;5.5\n2;c1ccc2[nH]ccc2c1;6.0\n3;CCN;7.25\n")
@@ -253,7 +253,7 @@ def test_sample_zero_molecules_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
-    from molgen import cli
+    from molgen.cli import evaluate as cli
     import molgen.datasets
 
     fake = tmp_path / "train.csv.gz"
@@ -303,7 +303,7 @@ def test_pool_workers_leave_ctrl_c_to_the_parent():
 
 
 def test_weak_predictor_is_reported_once(capsys):
-    from molgen.optimize.cli import _report
+    from molgen.cli.optimize import _report
 
     counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 0}
     result = SimpleNamespace(
@@ -317,7 +317,7 @@ def test_weak_predictor_is_reported_once(capsys):
 def test_library_deprecations_and_rdkit_logs_stay_off_the_console(capfd):
     from rdkit import Chem
 
-    from molgen import cli
+    from molgen.cli import _common as cli
 
     cli._show_warning("old API", DeprecationWarning, cli.__file__, 1)
     cli._show_warning("torch says", UserWarning, "/site-packages/torch/nn/x.py", 1)

@@ -32,7 +32,7 @@ def _tiny(arch: str = "gru", null: bool = True, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def cfg_run(tmp_path_factory, tiny_smiles):
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     out = tmp_path_factory.mktemp("cfg_run")
     config = VAETrainingConfig(
@@ -95,7 +95,7 @@ def test_guided_logits_extrapolate_from_unconditional_to_conditional():
 
 
 def test_condition_dropout_trains_rows_without_condition(cfg_run, tiny_smiles):
-    from molgen.vae_training import VAETrainingConfig
+    from molgen.vae.training import VAETrainingConfig
 
     vae = MoleculeVAE.load(cfg_run, device="cpu")
     assert vae.config.null_condition and vae.config.cond_dim == 2
@@ -107,7 +107,7 @@ def test_condition_dropout_trains_rows_without_condition(cfg_run, tiny_smiles):
 
 
 def test_condition_dropout_blanks_whole_training_rows_only(cfg_run, tiny_smiles):
-    from molgen.vae_training import SeqVAETask, VAETrainingConfig, tokenize_smiles
+    from molgen.vae.training import SeqVAETask, VAETrainingConfig, tokenize_smiles
 
     vae = MoleculeVAE.load(cfg_run, device="cpu")
     data, _ = tokenize_smiles(tiny_smiles[:64], "selfies", 100, vae.vocab)
@@ -162,7 +162,7 @@ def test_cli_guidance_and_condition_dropout_errors(cfg_run, tiny_run, tmp_path, 
 
 
 def test_warm_start_adds_the_null_flag_to_a_conditional_model(cfg_run, tmp_path, tiny_smiles):
-    from molgen.vae_training import _warm_start
+    from molgen.vae.training import _warm_start
 
     source = MoleculeVAE.load(cfg_run, device="cpu")
     plain_cfg = SeqVAEConfig.from_dict(dict(source.config.to_dict(), null_condition=False))

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from molgen.errors import CheckpointError, ConfigError
-from molgen.image.cli import image_app
+from molgen.cli.image import image_app
 from molgen.image.evaluate import auroc, frechet_distance, psnr
 from molgen.train.checkpoint import save_checkpoint
 

@@ -73,7 +73,7 @@ def chain():
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory):
     from molgen.datasets import default_training_smiles
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     torch.set_num_threads(1)
     cfg = VAETrainingConfig(
@@ -407,7 +407,7 @@ def test_cli_commands(tiny_vae, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from molgen.optimize.cli import optimize_command, predictor_app
+    from molgen.cli.optimize import optimize_command, predictor_app
 
     app = typer.Typer()
     app.add_typer(predictor_app, name="predictor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from molgen.datasets.token_cache import token_cache_key
-from molgen.vae_training import tokenize_smiles
+from molgen.vae.training import tokenize_smiles
 
 SMILES = ["CCO", "c1ccccc1O", "not-a-smiles(", "CC(=O)Nc1ccc(O)cc1", "C" * 60, "CCN(CC)CC"]
 

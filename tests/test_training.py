@@ -11,7 +11,7 @@ from molgen.errors import MolgenError
 from molgen.train import Trainer, TrainingDivergedError
 from molgen.train.checkpoint import load_checkpoint
 from molgen.vae import MoleculeVAE
-from molgen.vae_training import VAETrainingConfig, train_vae
+from molgen.vae.training import VAETrainingConfig, train_vae
 
 from conftest import TINY_ARCH
 
@@ -117,7 +117,7 @@ def test_refuses_to_overwrite_or_resume_nothing(tmp_path, tiny_smiles, tiny_run)
 
 
 def test_nan_loss_stops_with_diagnosis_and_no_poisoned_checkpoint(tmp_path, tiny_smiles, monkeypatch):
-    from molgen import vae_training
+    from molgen.vae import training as vae_training
 
     original = vae_training.SeqVAETask.step
 

@@ -10,7 +10,7 @@ from molgen.errors import ConfigError
 from molgen.generate import DecodeOptions, decode_tokens
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.models.transformer_vae import TRANSFORMER_DEFAULTS, TransformerVAE
-from molgen.vae_training import model_options
+from molgen.vae.training import model_options
 
 V, T = 12, 9
 
@@ -107,7 +107,7 @@ def test_config_validation_and_arch_defaults():
 
 def test_trained_transformer_checkpoint_round_trips(tmp_path, tiny_smiles):
     from molgen.vae import MoleculeVAE
-    from molgen.vae_training import VAETrainingConfig, train_vae
+    from molgen.vae.training import VAETrainingConfig, train_vae
 
     config = VAETrainingConfig(
         model=model_options("transformer", embed_dim=16, n_heads=2, encoder_layers=1, decoder_layers=1,

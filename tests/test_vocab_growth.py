@@ -16,7 +16,7 @@ from molgen.errors import ConfigError
 from molgen.tokenizers import Vocabulary
 from molgen.train.vocab_growth import NOISE_SCALE, extend_vocabulary, grow_state_dict
 from molgen.vae import MoleculeVAE, strings_to_smiles
-from molgen.vae_training import VAETrainingConfig, _warm_start, train_vae
+from molgen.vae.training import VAETrainingConfig, _warm_start, train_vae
 
 from conftest import TINY_ARCH
 

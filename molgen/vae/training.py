@@ -39,7 +39,7 @@ from molgen.train.vocab_growth import extend_vocabulary, grow_state_dict
 from molgen.utils.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
-from molgen.vae import MODEL_FILE, MoleculeVAE
+from molgen.vae.bundle import MODEL_FILE, MoleculeVAE
 
 __all__ = ["VAETrainingConfig", "TokenizedData", "tokenize_smiles", "train_vae", "SeqVAETask", "model_options"]
 

@@ -1,11 +1,4 @@
-"""``molgen predictor train`` and ``molgen optimize``: argument parsing and wiring only.
-
-Registered into the main app by :mod:`molgen.cli`::
-
-    from molgen.optimize.cli import optimize_command, predictor_app
-    app.add_typer(predictor_app, name="predictor")
-    app.command("optimize")(optimize_command)
-"""
+"""``molgen predictor train`` and ``molgen optimize``: argument parsing and wiring only."""
 
 from __future__ import annotations
 
@@ -16,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from molgen.cli._app import app
 from molgen.console import err, styled, warn
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
@@ -262,3 +256,7 @@ def _report(result, output: Path) -> None:
     if result.summary.get("advice"):
         styled(result.summary["advice"], "yellow")
     err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")
+
+
+app.add_typer(predictor_app, name="predictor")
+app.command("optimize")(optimize_command)

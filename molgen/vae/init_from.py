@@ -56,7 +56,7 @@ def inherit_architecture(
     """
     from molgen.train.checkpoint import read_checkpoint_meta
     from molgen.vae import resolve_model_path
-    from molgen.vae_training import model_options
+    from molgen.vae.training import model_options
 
     unknown = set(sizes) - set(SIZE_OPTIONS)
     if unknown:

@@ -1,9 +1,6 @@
 """``molgen image ...``: train, sample, interpolate, denoise, anomaly, evaluate.
 
-Argument parsing and wiring only; the work is in :mod:`molgen.image`. The
-lead's ``molgen/cli.py`` mounts this app with
-``app.add_typer(image_app, name="image")``; domain errors are printed there
-as one line.
+Argument parsing and wiring only; the work is in :mod:`molgen.image`.
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from molgen.cli._app import app
 from molgen.console import err, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
@@ -63,7 +61,11 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train an image model; the run folder gets the model, logs, loss curves, samples.png and samples.gif."""
-    from molgen.image.training import ImageTrainingConfig, default_train_settings, train_image_model
+    from molgen.image.training import (
+        ImageTrainingConfig,
+        default_train_settings,
+        train_image_model,
+    )
 
     set_torch_threads(threads)
     settings = default_train_settings(model)
@@ -236,3 +238,6 @@ def _report_pictures(net, splits, output: Path, seed: int) -> None:
         image_rows([x[:12], reconstruct(net, x[:12], None if cond is None else cond[:12])], output / "reconstructions.png")
         if splits.test.labelled:
             plot_latent_pca(encode_images(net, x, cond).numpy(), y.numpy(), output / "latent_pca.png", splits.test.class_names)
+
+
+app.add_typer(image_app, name="image")

@@ -1,0 +1,7 @@
+"""``python -m molgen.cli``."""
+
+import sys
+
+from molgen.cli import main
+
+sys.exit(main())

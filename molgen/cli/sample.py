@@ -1,0 +1,272 @@
+"""``molgen sample``, ``fit-prior``, ``tune-sampling`` and ``fit-steering``."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from molgen.cli._app import app
+from molgen.cli._common import (
+    MODEL_HELP,
+    PRIOR_HELP,
+    REJECTS_HELP,
+    SHARD_HELP,
+    STRICT_HELP,
+    TEMPERATURE_HELP,
+    _random_subset,
+    _read,
+    _warnings_to_console,
+)
+from molgen.console import err, error, note, out, warn
+from molgen.errors import ConfigError
+from molgen.utils.threads import set_torch_threads
+
+
+@app.command()
+def sample(
+    n: int = typer.Option(1000, "-n", help="number of molecules to draw from the prior"),
+    output: Path = typer.Option(Path("samples.csv"), "-o", "--output", help=".csv (with columns) or .smi"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
+    top_k: int = typer.Option(0, help="sample among the k most likely tokens (0: all)"),
+    top_p: float = typer.Option(1.0, help="nucleus sampling: sample among the most likely tokens that make up this much probability (1: all)"),
+    prior: str = typer.Option("auto", help=PRIOR_HELP),
+    greedy: bool = typer.Option(False, help="argmax decoding instead of sampling"),
+    unique: bool = typer.Option(False, help="keep only the first occurrence of each molecule"),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(1024),
+    device: str = typer.Option("auto"),
+    grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default); capped at the cores the RDKit workers leave free while they run"),
+    condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
+    guidance: float = typer.Option(1.0, help="classifier-free guidance weight for models trained with --condition-dropout (1: none; 2-3 follow the condition more closely, at twice the decoding cost)"),
+    steer: Optional[Path] = typer.Option(None, help="prefix property predictor from `molgen fit-steering`: steer every token towards --condition (any model)"),
+    steer_strength: float = typer.Option(1.0, help="weight of the predictor's log-likelihood in each step (with --steer)"),
+    steer_candidates: int = typer.Option(1, help="decode K steered molecules per sample and keep the one the predictor finds most likely to meet --condition (K times the decoding cost)"),
+    shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i draws its share of -n with a seed derived from --seed and i)"),
+    precision: str = typer.Option("auto", help="decoder arithmetic: auto (bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
+    properties: bool = typer.Option(True, "--properties/--no-properties", help="CSV output: add mw, logp, qed, sa, tpsa, hbd, hba, rings, alerts_ok (no QED/Brenk structural alert) and novel (not in the model's training set)"),
+    substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); -n then counts distinct molecules written"),
+    core_seeds: Optional[Path] = typer.Option(None, help="with --substructure: molecules to start from (besides training molecules with the core)"),
+    near: list[str] = typer.Option([], "--near", help="sample around this lead molecule (repeatable); output sorted by similarity"),
+    near_file: Optional[Path] = typer.Option(None, help="file of lead molecules to sample around"),
+    radius: Optional[float] = typer.Option(None, help="with --near: how far from a lead's code, in units of the training codes' spread (default 0.5, or adapted to --similarity)"),
+    similarity: Optional[str] = typer.Option(None, help="with --near: Tanimoto range to keep, LOW..HIGH (e.g. 0.4..0.7) or a minimum"),
+) -> None:
+    """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
+
+    Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory. Ctrl-C keeps
+    the molecules drawn so far in OUTPUT's .partial file.
+    """
+    from molgen.guidance import check_guidance
+    from molgen.sample_table import PROPERTY_COLUMNS, grid_legend
+    from molgen.sample_writer import novelty_set, write_samples
+    from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
+    from molgen.train.progress import progress_bar
+    from molgen.vae import MoleculeVAE, resolve_model_path
+
+    set_torch_threads(threads)
+    if core_seeds is not None and not substructure:
+        raise ConfigError("--core-seeds applies with --substructure SMARTS")
+    if substructure or near or near_file is not None:
+        from molgen.design_sampling import write_design_samples
+        from molgen.cli.optimize import _read
+
+        leads = list(near) + (_read(near_file, False, None) if near_file is not None else [])
+        seeds = _read(core_seeds, False, None) if core_seeds is not None else None
+        vae = MoleculeVAE.load(model, device=device)
+        err.print(write_design_samples(vae, output, n, substructure, leads, radius, similarity, seeds, temperature, greedy, seed))
+        return
+    check_guidance(guidance)
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1 molecule, not {n}")
+    if steer is not None and condition is None:
+        raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
+    if not (math.isfinite(steer_strength) and steer_strength >= 0):
+        raise ConfigError(f"--steer-strength must be a finite number >= 0, not {steer_strength}")
+    if steer_candidates < 1 or (steer_candidates > 1 and steer is None):
+        raise ConfigError("--steer-candidates must be >= 1, and above 1 it needs --steer (the predictor chooses among the candidates)")
+    spec = parse_shard(shard) if shard is not None else None
+    total, seed_arg = n, seed
+    if spec is not None:
+        n, seed = spec.size(total), spec.seed(seed)
+        sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
+    vae = MoleculeVAE.load(model, device=device)
+    check_guidance(guidance, vae.model)
+    if temperature is None:
+        temperature = vae.default_temperature
+    if vae.conditions is not None and condition is None:
+        note(f"conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data")
+    csv = output.suffix not in (".smi", ".txt")
+    properties = properties and csv
+    train = novelty_set(vae) if properties else None
+    if properties and train is None:
+        note("the model's training set is not available here: no novel column")
+    start = time.perf_counter()
+    with _warnings_to_console(), progress_bar(n, "sampling", unit="mol") as bar:
+        chunks = vae.sample_chunks(
+            n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
+            steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
+            properties=properties,
+        )  # fmt: skip
+        done = write_samples(chunks, output, unique=unique, properties=properties, train=train, progress=bar)
+    seconds = time.perf_counter() - start
+    if done.interrupted:
+        if done.drawn:
+            error(f"; kept the {done.written:,} molecules of the {done.drawn:,} samples drawn so far in {done.path} (written atomically); {output} was not written", prefix="interrupted")
+        else:
+            done.path.unlink(missing_ok=True)
+            error(" before the first chunk of samples was finished; nothing was written", prefix="interrupted")
+        raise typer.Exit(130)
+    if spec is not None:
+        job = dict(
+            command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
+            top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=csv,
+            precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
+            steer_candidates=steer_candidates, properties=properties,
+        )  # fmt: skip
+        write_sidecar(output, spec, job, rows=done.written, header=csv, sampled=n, shard_seed=seed)
+    err.print(
+        (f"shard {spec} (seed {seed}): " if spec is not None else "")
+        + f"{n:,} sampled in {seconds:.1f} s ({done.valid / max(seconds, 1e-9):,.0f} valid/s): "
+        f"valid {done.valid / max(n, 1):.4f}, unique {done.distinct / max(1, done.valid):.4f}; wrote {done.written:,} molecules to {output}"
+        + (f" with {', '.join(PROPERTY_COLUMNS)}" + (", novel" if train is not None else "") if properties else "")
+    )
+    if grid is not None and done.first:
+        from molgen.viz import molecule_grid
+
+        legends = [grid_legend(i, values) for i, (_, values) in enumerate(done.first)]
+        molecule_grid([s for s, _ in done.first], grid, legends=legends, required=False)  # the molecules are written; a missing picture only warns
+
+
+@app.command("fit-prior")
+def fit_prior(
+    out: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its fitted prior (.safetensors)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    data: Optional[Path] = typer.Option(None, help="molecules whose codes the prior is fitted to (default: the model's training set if the checkpoint names one that is available, else the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    components: int = typer.Option(16, help="Gaussians in the mixture"),
+    limit: int = typer.Option(50000, help="fit to a random subset of this many molecules (0: all)"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+) -> None:
+    """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
+    from molgen.latent_prior import fit_latent_prior
+    from molgen.vae import MoleculeVAE, training_smiles
+
+    set_torch_threads(threads)
+    if limit < 0:
+        raise ConfigError("--limit must be >= 0 (0: all molecules)")
+    vae = MoleculeVAE.load(model, device="cpu")
+    smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
+    if smiles is None:
+        smiles = training_smiles(vae)
+        if smiles is not None:
+            note(f"fitting to the model's training set ({len(smiles):,} molecules)")
+        else:
+            smiles = _read(None, None, False, None, default_ok=True)
+    smiles = _random_subset(smiles, limit, seed)
+    start = time.perf_counter()
+    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed, show_progress=True)
+    if vae.meta.pop("sampling", None) is not None:
+        warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", prefix="")
+    vae.save(out)
+    info = vae.latent_prior.info
+    err.print(
+        f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
+        f"(mean log-likelihood {info['mean_log_likelihood']:.1f}{'' if info['converged'] else ', EM did not converge'}); wrote {out}"
+    )
+
+
+@app.command("tune-sampling")
+def tune_sampling(
+    output: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its chosen temperature (.safetensors)"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    validation: Optional[Path] = typer.Option(None, help="molecules to compare samples with (FCD); never the test set you will benchmark on (default: the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
+    temperatures: str = typer.Option("0.5,0.6,0.7,0.8,0.9,1.0", help="comma-separated candidates"),
+    n: int = typer.Option(5000, "-n", help="samples per temperature"),
+    min_novelty: float = typer.Option(0.9, help="keep only temperatures whose samples are at least this novel"),
+    limit: int = typer.Option(20000, help="use a random subset of this many validation molecules (0: all)"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
+    from rich.table import Table
+
+    from molgen.sampling_defaults import trials_record, tune_temperature
+    from molgen.vae import MoleculeVAE, training_smiles
+
+    set_torch_threads(threads)
+    try:
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--temperatures must be comma-separated numbers, e.g. 0.6,0.8,1.0; got {temperatures!r}") from None
+    vae = MoleculeVAE.load(model, device="cpu")
+    reference = _read(validation, smiles_column, False, None, default_ok=True)
+    reference = _random_subset(reference, limit, seed)
+    train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
+    if train is None:
+        warn("the checkpoint's training set is not available; novelty is not checked (pass --train)", prefix="")
+    best, trials = tune_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
+    table = Table("temperature", "valid", "unique", "novelty", f"FCD ({n:,} vs {len(reference):,})")
+    for r in trials:
+        mark = " *" if r.temperature == best else ""
+        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
+    out.print(table)
+    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=str(validation or "embedded MOSES train 50k"), trials=trials_record(trials))
+    vae.save(output)
+    err.print(f"chose temperature {best:g}; wrote {output}")
+
+
+@app.command("fit-steering")
+def fit_steering(
+    out: Path = typer.Option(..., "--out", "-o", help="predictor file to write (.safetensors), used by sample --steer"),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP + " (the predictor reads this model's tokens)"),
+    data: Optional[Path] = typer.Option(None, help="training molecules (default: the embedded 50k MOSES training molecules)"),
+    smiles_column: Optional[str] = typer.Option(None),
+    properties: str = typer.Option("logp,qed,sa", help="properties to predict, from molgen.chem.PROPERTIES"),
+    epochs: int = typer.Option(8),
+    limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    model_samples: int = typer.Option(0, help="also train on this many samples of the model (it writes chemistry the data lack)"),
+    steered_samples: int = typer.Option(0, help="also train on this many samples steered by --init towards random requests (a DAgger round: the prefixes steering visits)"),
+    steer_strength: float = typer.Option(4.0, help="steering strength of the --steered-samples"),
+    steered_temperature: float = typer.Option(1.0, help="sampling temperature of the --steered-samples (the one you will sample with)"),
+    init: Optional[Path] = typer.Option(None, help="continue training this predictor (its properties and normalisation)"),
+    hidden: int = typer.Option(128, help="GRU width of a new predictor (steering cost grows with it)"),
+    layers: int = typer.Option(1, help="GRU layers of a new predictor"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+) -> None:
+    """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
+    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.steering import steered_samples as steered
+    from molgen.vae import MoleculeVAE
+
+    set_torch_threads(threads)
+    if epochs < 1 or model_samples < 0 or steered_samples < 0 or hidden < 1 or layers < 1:
+        raise ConfigError("--epochs, --hidden and --layers must be >= 1, --model-samples and --steered-samples >= 0")
+    if steered_samples and init is None:
+        raise ConfigError("--steered-samples needs --init: the predictor that steers them")
+    vae = MoleculeVAE.load(model, device="cpu")
+    start_from = load_prefix_predictor(init) if init is not None else None
+    smiles = _read(data, smiles_column, False, None, default_ok=True)
+    if limit:
+        smiles = smiles[:limit]
+    start = time.perf_counter()
+    if model_samples:
+        smiles = [s for s in vae.sample(model_samples, seed=seed + 11) if s] + smiles
+    if steered_samples:
+        smiles = [s for s in steered(vae, start_from, steered_samples, steer_strength, seed=seed + 13, temperature=steered_temperature) if s] + smiles
+    predictor = fit_prefix_predictor(vae, smiles, properties, epochs=epochs, seed=seed, init=start_from, hidden=hidden, layers=layers, show_progress=True)
+    predictor.save(out)
+    err.print(f"fitted a prefix predictor of {', '.join(predictor.config.names)} on {len(smiles):,} molecules in {time.perf_counter() - start:.0f} s: {out}")
+
+

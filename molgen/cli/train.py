@@ -1,0 +1,122 @@
+"""``molgen train``: a sequence VAE on the user's molecules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from molgen.cli._app import app
+from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _read
+from molgen.console import err, note
+from molgen.utils.threads import set_torch_threads
+
+
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="SMILES file (.smi/.csv/.tsv/.txt, optionally .gz); default: embedded MOSES sample"),
+    out_dir: Path = typer.Option(..., "--out", help="run folder to create (or continue with --resume)"),
+    representation: Optional[str] = typer.Option(None, help="smiles or selfies (default: selfies, or the --init-from checkpoint's)"),
+    smiles_column: Optional[str] = typer.Option(None, help="CSV column holding SMILES (auto-detected by default)"),
+    epochs: int = typer.Option(10, help="maximum number of epochs"),
+    batch_size: int = typer.Option(256),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    lr_schedule: str = typer.Option("constant", help="constant, or cosine: anneal to 2% of --lr over the epochs or the time budget"),
+    arch: Optional[str] = typer.Option(None, help="gru or transformer (self-attention encoder/decoder); default: gru, or the --init-from checkpoint's"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent dimensions (default 128); with --init-from every size left unset is the checkpoint's"),
+    decoder_hidden: Optional[int] = typer.Option(None, help="GRU state size, or transformer feed-forward width (default 512)"),
+    decoder_layers: Optional[int] = typer.Option(None, help="GRU layers (default 2) or transformer blocks (default 3)"),
+    encoder_hidden: Optional[int] = typer.Option(None, help="GRU state size (default 256), or transformer feed-forward width (512)"),
+    encoder_layers: Optional[int] = typer.Option(None, help="GRU layers (default 1) or transformer blocks (default 2)"),
+    embed_dim: Optional[int] = typer.Option(None, help="token embedding (GRU, default 64) or model width (transformer, 128)"),
+    n_heads: Optional[int] = typer.Option(None, help="attention heads (transformer only, default 4)"),
+    condition_on: Optional[str] = typer.Option(None, "--condition-on", help="train a conditional model on these properties, e.g. logp,qed,sa"),
+    condition_dropout: float = typer.Option(0.0, "--condition-dropout", help="probability of training a molecule without its condition, which enables sample --guidance (e.g. 0.15)"),
+    latent_dropout: float = typer.Option(0.0, "--latent-dropout", help="fraction of molecules decoded from a prior draw instead of their code, so the decoder learns the properties from the conditions; at 0.5 the decoder ignored z (a conditional language model; docs/conditional_benchmarks.md)"),
+    beta: float = typer.Option(0.5, help="final KL weight"),
+    kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
+    kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
+    free_bits: float = typer.Option(0.0, help="KL floor per latent dimension, nats"),
+    word_dropout: float = typer.Option(0.1, help="fraction of decoder inputs replaced by <unk>"),
+    max_length: Optional[int] = typer.Option(None, help="longest molecule in tokens; longer ones are skipped and counted (default 100, or the --init-from checkpoint's)"),
+    val_fraction: float = typer.Option(0.05),
+    max_minutes: float = typer.Option(0.0, help="stop after this many minutes (0: no limit)"),
+    max_cpu_minutes: float = typer.Option(0.0, help="stop after this many CPU-minutes of this process (0: no limit)"),
+    patience: int = typer.Option(5, help="early-stopping patience in epochs (0 disables)"),
+    checkpoint_every: int = typer.Option(500, help="steps between resumable checkpoints"),
+    limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    strict: bool = typer.Option(False, help=STRICT_HELP),
+    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+    init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc, drug-like; molgen info --list); its vocabulary grows by any new tokens of --data, nothing is dropped"),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
+    from molgen.conditioning import parse_property_names
+    from molgen.vae.init_from import inherit_architecture
+    from molgen.vae.training import VAETrainingConfig, train_vae
+
+    set_torch_threads(threads)
+    train_set_name = None
+    if data is not None and str(data) in ("moses-train",):
+        from molgen.datasets import moses_split
+
+        train_set_name, data = str(data), moses_split("train")
+    smiles = _read(data, smiles_column, strict, rejects, default_ok=True)
+    if limit:
+        smiles = smiles[:limit]
+    shape = inherit_architecture(
+        None if resume else init_from, arch, representation, max_length, latent_dim=latent_dim, decoder_hidden=decoder_hidden,
+        decoder_layers=decoder_layers, encoder_hidden=encoder_hidden, encoder_layers=encoder_layers, embed_dim=embed_dim, n_heads=n_heads,
+    )  # fmt: skip
+    if shape.inherited:
+        note(f"architecture from {init_from}: {shape.describe()}")
+    config = VAETrainingConfig(
+        representation=shape.representation,
+        model=shape.model,
+        conditions=parse_property_names(condition_on) if condition_on is not None else [],
+        condition_dropout=condition_dropout,
+        latent_dropout=latent_dropout,
+        train=dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            lr_schedule=lr_schedule,
+            seed=seed,
+            max_minutes=max_minutes,
+            max_cpu_minutes=max_cpu_minutes,
+            patience=patience,
+            checkpoint_every=checkpoint_every,
+            precision=precision,
+            compile=compile_model,
+        ),
+        kl=dict(kind=kl_schedule, beta=beta, warmup_steps=kl_warmup, period=max(1, kl_warmup * 2)),
+        free_bits=free_bits,
+        word_dropout=word_dropout,
+        val_fraction=val_fraction,
+        max_length=shape.max_length,
+    )
+    source = {"data": str(data) if data else "embedded:moses_train_50k"}
+    vae, result = train_vae(
+        smiles,
+        out_dir,
+        config,
+        device=device,
+        resume=resume,
+        show_progress=not quiet,
+        data_summary=source,
+        train_set_name=train_set_name,
+        init_from=init_from,
+    )
+    err.print(
+        f"trained {result.epochs_run} epoch(s), {result.steps} steps in {result.seconds / 60:.1f} min "
+        f"(stopped: {result.stopped_because}); best validation loss {result.best_val_loss:.3f}; model: {out_dir / 'model.safetensors'}"
+    )
+
+
