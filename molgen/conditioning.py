@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from molgen.errors import ConfigError
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = ["ConditionSpec", "ConditionWarning", "parse_property_names", "property_matrix"]
 

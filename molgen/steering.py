@@ -52,7 +52,7 @@ from molgen.errors import CheckpointError, ConfigError
 from molgen.generate import prepare_context, select_rows
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.train.progress import progress_bar
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = [
     "PrefixPredictorConfig",

@@ -140,7 +140,7 @@ def test_trust_region_grows_shrinks_and_restarts():
 
 
 def test_bad_options_and_missing_budget_are_config_errors():
-    with pytest.raises(ConfigError, match="unknown bo options"):
+    with pytest.raises(ConfigError, match="bo options: unknown key"):
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"batchsize": 3})
     with pytest.raises(ConfigError, match="acquisition"):
         optimize("qed", model=ChainVAE(), method="bo", budget=5, options={"acquisition": "ei"})

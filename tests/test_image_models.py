@@ -113,7 +113,7 @@ def test_conditional_models_need_classes_and_labels():
         build_model("cgan", SHAPE, num_classes=0)
     with pytest.raises(ConfigError, match="unknown image model"):
         build_model("diffusion", SHAPE)
-    with pytest.raises(ConfigError, match="unknown VAEConfig keys"):
+    with pytest.raises(ConfigError, match="VAEConfig: unknown key"):
         build_model("vae", SHAPE, widht=3)
     with pytest.raises(ConfigError, match="pass labels"):
         _model("cvae").encode(_batch()[0])

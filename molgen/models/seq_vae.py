@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
-from molgen.utils.config import ConfigMixin
 
 __all__ = ["SeqVAE", "SeqVAEBase", "SeqVAEConfig", "VAEOutput", "build_seq_vae"]
 

@@ -68,7 +68,7 @@ from molgen.generate import DecodeOptions
 from molgen.optimize.api import MethodContext, register_method
 from molgen.optimize.oracle import Oracle
 from molgen.train.progress import progress_bar
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = ["BOConfig", "BORun", "LatentBox", "optimize_bo"]
 

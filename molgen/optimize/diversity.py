@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from molgen import chem
 from molgen.errors import ConfigError
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = ["DiversityConfig", "ScaffoldMemory", "murcko_scaffold"]
 

@@ -85,7 +85,7 @@ from molgen.optimize.predictor import (
     fit_predictor,
 )
 from molgen.train.progress import progress_bar
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = ["GradientConfig", "GradientRun", "optimize_gradient", "STOP_ROUNDS_FINISHED"]
 

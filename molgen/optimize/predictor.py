@@ -34,7 +34,7 @@ from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
 from molgen.train.checkpoint import load_checkpoint, save_checkpoint
 from molgen.train.progress import ProgressHandle, progress_bar
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 
 __all__ = [
     "PredictorTrainingConfig",

@@ -43,10 +43,16 @@ from typing import Any, Literal
 import numpy as np
 
 from molgen import chem
+from molgen.config import from_table, read_toml
 from molgen.errors import ConfigError, MolgenError
-from molgen.optimize.desirability import AGGREGATIONS, Transform, aggregate
-from molgen.optimize.objectives import Objective, ObjectiveScores, Term, load_user_function, parse_objective
-from molgen.utils.strict_toml import from_table, read_toml
+from molgen.optimize.desirability import Transform, aggregate
+from molgen.optimize.objectives import (
+    Objective,
+    ObjectiveScores,
+    Term,
+    load_user_function,
+    parse_objective,
+)
 
 __all__ = ["ScoringConfig", "ComponentConfig", "ScoringObjective", "load_scoring_config", "build_scoring", "load_scoring", "COMPONENT_TYPES"]
 

@@ -40,7 +40,7 @@ from molgen.train.checkpoint import (
     unflatten_state,
 )
 from molgen.train.progress import progress_bar
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 from molgen.utils.io import atomic_write_text
 from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 

@@ -36,7 +36,7 @@ from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
 from molgen.train.vocab_growth import extend_vocabulary, grow_state_dict
-from molgen.utils.config import ConfigMixin
+from molgen.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 from molgen.vae.bundle import MODEL_FILE, MoleculeVAE

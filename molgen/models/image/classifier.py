@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
-from molgen.models.image.layers import ConfigMixin, ConvEncoder, check_shape
+from molgen.models.image.layers import ConvEncoder, check_shape
 
 __all__ = ["ClassifierConfig", "ImageClassifier", "ClassifierOutput"]
 

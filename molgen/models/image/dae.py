@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
-from molgen.models.image.layers import ConfigMixin, ConvDecoder, ConvEncoder, check_shape
+from molgen.models.image.layers import ConvDecoder, ConvEncoder, check_shape
 
 __all__ = ["DAEConfig", "DenoisingAE", "DAEOutput", "corrupt"]
 

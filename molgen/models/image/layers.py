@@ -10,8 +10,6 @@ any image size and channel count works (28x28x1 digits, 32x32x3 photos, ...).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, fields
-from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,29 +18,9 @@ from torch import nn
 from molgen.errors import ConfigError
 
 __all__ = [
-    "ConfigMixin", "ConvEncoder", "ConvDecoder", "one_hot", "check_shape", "dcgan_init", "label_planes", "random_shift",
+    "ConvEncoder", "ConvDecoder", "one_hot", "check_shape", "dcgan_init", "label_planes", "random_shift",
 ]
 
-T = TypeVar("T", bound="ConfigMixin")
-
-
-class ConfigMixin:
-    """JSON round trip for config dataclasses; unknown keys are rejected."""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)  # type: ignore[call-overload]
-        data["image_shape"] = list(data["image_shape"])
-        return data
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-        data = dict(data)
-        if "image_shape" in data:
-            data["image_shape"] = tuple(data["image_shape"])
-        return cls(**data)
 
 
 def check_shape(shape: tuple[int, ...], name: str) -> None:

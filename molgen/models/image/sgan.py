@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 from molgen.models.image.gan import AdversarialLosses
 from molgen.models.image.layers import (
-    ConfigMixin,
     ConvDecoder,
     ConvEncoder,
     check_shape,

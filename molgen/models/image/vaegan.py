@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 from molgen.models.image.gan import AdversarialLosses
 from molgen.models.image.layers import (
-    ConfigMixin,
     ConvDecoder,
     ConvEncoder,
     check_shape,
