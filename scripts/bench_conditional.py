@@ -145,7 +145,7 @@ def export_last(args) -> None:
     """
     import shutil
 
-    from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+    from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 
     run = RUNS / args.name
     tensors, state = load_checkpoint(run / "last.safetensors")
@@ -160,7 +160,7 @@ def export_last(args) -> None:
 
 
 def fit_steer(args) -> None:
-    """Prefix property predictors for steering the default model's tokens (molgen.steering).
+    """Prefix property predictors for steering the default model's tokens (molgen.generate.steering).
 
     Without ``--on-policy`` or ``--data``: fitted on the 50k embedded
     training molecules. With ``--on-policy N``: ``--init`` continued on N
@@ -173,7 +173,7 @@ def fit_steer(args) -> None:
     samples of each kind.
     """
     from molgen.datasets import default_test_smiles, default_training_smiles
-    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
 
     vae = _load_model(args.name)
     init = None if args.init == "none" else load_prefix_predictor(args.init)
@@ -221,7 +221,7 @@ def fit_steer(args) -> None:
 
 def steer_quality(args) -> None:
     """How well predictors read whole molecules: MAE and R² on the held-out samples of an onpolicy-data file."""
-    from molgen.steering import load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
 
     vae = _load_model(args.name)
     data = np.load(args.data)
@@ -268,12 +268,12 @@ def onpolicy_data(args) -> None:
     a training molecule's properties, with one property in half of the rows
     replaced by a uniform draw between the 2nd and 98th training percentile
     (so the tails the request grid reaches are covered), each property
-    requested with probability 2/3 (``molgen.steering.steered_samples``).
+    requested with probability 2/3 (``molgen.generate.steering.steered_samples``).
     This is the on-policy round of DAgger (Ross et al. 2011): the predictor
     learns on the states steering visits. Nothing here sees the evaluation
     requests.
     """
-    from molgen.steering import load_prefix_predictor, steered_samples
+    from molgen.generate.steering import load_prefix_predictor, steered_samples
 
     vae = _load_model(args.name)
     predictor = load_prefix_predictor(args.init)
@@ -304,7 +304,7 @@ def latent_probe(args) -> None:
     to their properties: the on-policy predictor latent selection would
     rank candidates with. Also the spread of the properties per temperature.
     """
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
     from molgen.optimize.predictor import PredictorTrainingConfig, fit_predictor
 
     vae = _load_model(args.name)
@@ -352,7 +352,7 @@ def train_arch(args) -> None:
 
 
 def _props(smiles: list[str | None]) -> np.ndarray:
-    from molgen.conditioning import property_matrix
+    from molgen.vae.conditioning import property_matrix
 
     return property_matrix([s or "" for s in smiles], COND, n_jobs=1)
 
@@ -374,7 +374,7 @@ def _eval_key(name: str, guidance: float, temperature: float, strength: float, s
 
 def eval_cond(args) -> None:
     from molgen.datasets import default_test_smiles
-    from molgen.shards import file_digest
+    from molgen.utils.shards import file_digest
     from molgen.vae import DEFAULT_MODEL, MoleculeVAE
 
     base = MoleculeVAE.load(device="cpu")
@@ -382,7 +382,7 @@ def eval_cond(args) -> None:
     cond = base if args.name == "default" else MoleculeVAE.load(RUNS / args.name, device="cpu")
     steer = None
     if args.steer:
-        from molgen.steering import load_prefix_predictor
+        from molgen.generate.steering import load_prefix_predictor
 
         steer = load_prefix_predictor(args.steer)
     spec = steer.spec if steer is not None else cond.conditions
@@ -525,8 +525,8 @@ def _zinc_sets(per_set: int, seed: int) -> dict[str, list[str]]:
 
 def score(args) -> None:
     from molgen.datasets import moses_split
-    from molgen.score import auroc, score_molecules
     from molgen.vae import MoleculeVAE
+    from molgen.vae.likelihood import auroc, score_molecules
 
     vae = MoleculeVAE.load(device="cpu")
     with gzip.open(moses_split("test"), "rt") as fh:

@@ -78,8 +78,12 @@ CORES = {"sulfonamide": "S(=O)(=O)N", "indole": "c1ccc2[nH]ccc2c1", "quinazoline
 def core(args) -> None:
     """Per core: decodes per kept molecule (seeded vs blind prior sampling), yield, scaffolds beyond the core;
     then QED optimization with the indole core against sampling indoles at the same budget."""
+    from molgen.generate.substructure import (
+        CoreFilter,
+        find_core_seeds,
+        sample_with_core,
+    )
     from molgen.optimize import optimize
-    from molgen.substructure import CoreFilter, find_core_seeds, sample_with_core
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(args.model, device="cpu")

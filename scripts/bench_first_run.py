@@ -67,7 +67,6 @@ def sample_whole_process(n: int, out: Path) -> dict:
 def moses_vae_raw_rate(moses_vae, train: list[str], n: int, batch: int = 512) -> dict:
     """Raw strings per second of the MOSES VAE's ``sample`` (default config, untrained weights)."""
     import torch
-
     from moses_reference import _cpu_seconds
 
     torch.manual_seed(0)
@@ -204,7 +203,11 @@ def wheel_fcd_check(generated: Path, moses_dir: Path, n_jobs: int = 2) -> dict:
 
     from molgen.chem._pool import pmap
     from molgen.metrics import _features
-    from molgen.metrics.fcd import chemnet_activations, chemnet_statistics, frechet_distance
+    from molgen.metrics.fcd import (
+        chemnet_activations,
+        chemnet_statistics,
+        frechet_distance,
+    )
     from molgen.metrics.moses_stats import read_moses_stats
     from molgen.metrics.reference import read_smiles_file
 

@@ -87,7 +87,7 @@ def random_near_lead(ctx) -> dict[str, Any]:
     """Baseline: z = z_lead + s * N(0, I), s ~ U(0.05, 0.6) per point, sampled decodes, until the budget is spent."""
     import torch
 
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
 
     z_lead = torch.from_numpy(ctx.vae.encode(ctx.starts)[0][:1])
     gen = torch.Generator().manual_seed(ctx.seed)

@@ -242,7 +242,7 @@ def reconstruct(args) -> None:
 
 
 def speed(args) -> None:
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
     from molgen.optimize import (
         GradientConfig,
         Oracle,

@@ -46,7 +46,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from moses_reference import DEFAULT_EXTRA, DEFAULT_MOSES_ROOT, _cpu_seconds, patch_for_moses  # noqa: E402
+from moses_reference import (  # noqa: E402
+    DEFAULT_EXTRA,
+    DEFAULT_MOSES_ROOT,
+    _cpu_seconds,
+    patch_for_moses,
+)
 
 RESULTS = ROOT / "docs" / "bench_speed.json"
 
@@ -288,11 +293,12 @@ def _suffix(precision: str) -> str:
 def _molgen_train_rate(seconds: float, precision: str = "fp32") -> dict:
     import numpy as np
     import torch
+    from train_default_model import (
+        DEFAULT_ARCH,  # scripts/ is on sys.path (top of file)
+    )
 
     from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
     from molgen.vae.training import tokenize_smiles
-
-    from train_default_model import DEFAULT_ARCH  # scripts/ is on sys.path (top of file)
 
     smiles = _moses_train_smiles()[:20_000]
     data, vocab = tokenize_smiles(smiles, "selfies", 100, n_jobs=1)
@@ -481,7 +487,7 @@ def stages(args: argparse.Namespace) -> None:
     import torch
 
     from molgen import chem
-    from molgen.generate import DecodeOptions, decode_tokens
+    from molgen.generate.decoding import DecodeOptions, decode_tokens
     from molgen.vae import MoleculeVAE
 
     torch.set_num_threads(args.threads)

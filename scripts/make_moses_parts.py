@@ -38,9 +38,13 @@ sys.path.insert(0, str(ROOT))
 from molgen.chem._pool import pmap  # noqa: E402
 from molgen.metrics import _features  # noqa: E402
 from molgen.metrics.fcd import chemnet_statistics, frechet_distance  # noqa: E402
-from molgen.metrics.moses_stats import read_moses_stats, reference_parts_path, write_reference_parts  # noqa: E402
+from molgen.metrics.moses_stats import (  # noqa: E402
+    read_moses_stats,
+    reference_parts_path,
+    write_reference_parts,
+)
 from molgen.metrics.reference import kl_internal_similarity, kl_sample, read_smiles_file  # noqa: E402
-from molgen.train.progress import progress_bar  # noqa: E402
+from molgen.utils.progress import progress_bar  # noqa: E402
 
 
 def _pieces(canonical: str) -> tuple[tuple[str, ...], str | None, str]:

@@ -43,7 +43,12 @@ def main() -> None:
 
     import torch
 
-    from molgen.optimize import GradientConfig, Oracle, load_predictor, optimize_gradient
+    from molgen.optimize import (
+        GradientConfig,
+        Oracle,
+        load_predictor,
+        optimize_gradient,
+    )
     from molgen.vae import MoleculeVAE
 
     torch.set_num_threads(1)

@@ -30,11 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from train_default_model import (
+    DEFAULT_ARCH,  # scripts/ is sys.path[0] when this file runs as a script
+)
 
 from molgen.datasets import default_training_smiles
 from molgen.train import Trainer
 from molgen.vae.training import VAETrainingConfig, train_vae
-from train_default_model import DEFAULT_ARCH  # scripts/ is sys.path[0] when this file runs as a script
 
 
 class _Enough(Exception):

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import build_untrained_tiny_vae
+
 from molgen.errors import ConfigError
 from molgen.optimize import optimize
 from molgen.optimize.bo import BOConfig, LatentBox, _Data, _Region, _update
@@ -331,7 +331,7 @@ def test_tanimoto_kernel_matches_rdkit_and_hand_values():
 
 def test_tanimoto_gp_ranks_a_near_copy_of_the_best_molecule_first():
     from molgen.chem.fingerprints import fingerprint_array
-    from molgen.optimize.bo import _Molecules, _fit_gp, _tanimoto_kernel
+    from molgen.optimize.bo import _fit_gp, _Molecules, _tanimoto_kernel
 
     molecules = _Molecules()
     scored = {"CCOC(=O)c1ccccc1": 1.0, "CCOC(=O)c1ccccc1Cl": 0.9, "CCCCCCCC": 0.0, "OCCO": 0.0, "c1ccncc1": 0.1, "CCN(CC)CC": 0.0}

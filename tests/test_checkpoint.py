@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from molgen.errors import CheckpointError
-from molgen.train.checkpoint import (
+from molgen.utils.checkpoint import (
     FORMAT_VERSION,
     flatten_state,
     load_checkpoint,

@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from safetensors.torch import save_file
 import torch
+from safetensors.torch import save_file
 
 from molgen.cli import main
 from molgen.vae import MoleculeVAE

@@ -12,10 +12,14 @@ import torch
 from conftest import TINY_ARCH
 
 from molgen.cli import main
-from molgen.conditioning import ConditionSpec, ConditionWarning, parse_property_names
 from molgen.errors import ConfigError
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.vae import MoleculeVAE
+from molgen.vae.conditioning import (
+    ConditionSpec,
+    ConditionWarning,
+    parse_property_names,
+)
 
 # Drawn from data/default_model.safetensors (run 10, its fitted prior and temperature 0.3) with sample(16, seed=3).
 DEFAULT_MODEL_SEED3 = [  # fp32 decoding, so the same on every CPU

@@ -21,11 +21,11 @@ from molgen.datasets import (
     materialize_moses,
     moses_split,
     read_molecules,
+    readers,
     train_val_split,
     write_smiles,
 )
 from molgen.datasets import moses as moses_module
-from molgen.datasets import readers
 from molgen.errors import ConfigError, DataError
 
 DATA = Path(__file__).parent / "data"

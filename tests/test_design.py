@@ -52,7 +52,7 @@ def test_optimize_with_the_filter_ranks_by_filtered_score(untrained_tiny_vae, tm
 
 # -- keep a core ----------------------------------------------------------------
 
-from molgen.substructure import CoreFilter, find_core_seeds, sample_with_core  # noqa: E402
+from molgen.generate.substructure import CoreFilter, find_core_seeds, sample_with_core  # noqa: E402
 
 
 def test_core_filter_and_bad_smarts():
@@ -108,7 +108,7 @@ def test_cli_sample_with_a_core(untrained_tiny_vae, tmp_path):
 
 # -- stay near a lead -------------------------------------------------------------
 
-from molgen.near import parse_similarity_range, sample_near  # noqa: E402
+from molgen.generate.near import parse_similarity_range, sample_near  # noqa: E402
 
 LEAD = "CC(=O)Nc1ccc(O)cc1"
 

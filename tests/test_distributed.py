@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from molgen.train.checkpoint import load_checkpoint
+from molgen.utils.checkpoint import load_checkpoint
 from molgen.vae import MoleculeVAE
 
 pytestmark = pytest.mark.skipif(

@@ -14,8 +14,13 @@ import pandas as pd
 import pytest
 
 from molgen.errors import ConfigError
-from molgen.optimize.docking import DockingConfig, DockingOracle, docking_available, prepare_ligand
-from molgen.optimize.scoring import load_scoring, load_scoring_config
+from molgen.optimize.docking import (
+    DockingConfig,
+    DockingOracle,
+    docking_available,
+    prepare_ligand,
+)
+from molgen.optimize.scoring import load_scoring_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEPTOR = ROOT / "data" / "receptors" / "1pwc_receptor.pdbqt"

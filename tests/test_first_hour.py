@@ -253,8 +253,8 @@ def test_sample_zero_molecules_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
-    from molgen.cli import evaluate as cli
     import molgen.datasets
+    from molgen.cli import evaluate as cli
 
     fake = tmp_path / "train.csv.gz"
     with gzip.open(fake, "wt") as fh:
@@ -265,7 +265,7 @@ def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
 
 
 def test_report_table_shows_unique_at_k_only_for_samples_of_k(capsys):
-    from molgen.benchmark import _markdown
+    from molgen.metrics.benchmark import _markdown
 
     metrics = {"valid": 1.0, "unique@1000": 0.99, "unique@10000": 0.99, "n_generated": 1000, "n_valid": 1000,
                "fcd_sample_size": 1000, "fcd_reference_size": 1000}  # fmt: skip
@@ -283,7 +283,7 @@ def test_run_lock_leaves_no_file(tmp_path):
 
 
 def test_interrupted_sampling_keeps_what_was_drawn(tmp_path):
-    from molgen.sample_writer import partial_path, write_samples
+    from molgen.generate.writer import partial_path, write_samples
 
     def chunks():
         yield ["CCO", None, "c1ccc2[nH]ccc2c1"]
@@ -351,14 +351,14 @@ def test_sample_csv_has_property_columns_and_novelty(tiny_run, tmp_path, capsys)
 
 
 def test_grid_legends_carry_properties():
-    from molgen.sample_table import describe_molecule, grid_legend
+    from molgen.generate.table import describe_molecule, grid_legend
 
     assert grid_legend(2, describe_molecule("CC(=O)Nc1ccc(O)cc1")).startswith("#3  QED 0.59  SA 1.")
     assert grid_legend(0, None) == "#1"
 
 
 def test_describe_molecule_flags_alerts():
-    from molgen.sample_table import PROPERTY_COLUMNS, describe_molecule
+    from molgen.generate.table import PROPERTY_COLUMNS, describe_molecule
 
     quinone = dict(zip(PROPERTY_COLUMNS, describe_molecule("O=C1C=CC(=O)C=C1")))
     assert quinone["alerts_ok"] is False and quinone["rings"] == 1

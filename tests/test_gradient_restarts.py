@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from molgen.errors import ConfigError
-from molgen.optimize import GradientConfig, Oracle, PredictorTrainingConfig, fit_predictor, optimize_gradient
+from molgen.optimize import (
+    GradientConfig,
+    Oracle,
+    PredictorTrainingConfig,
+    fit_predictor,
+    optimize_gradient,
+)
 
 
 class ChainVAE:

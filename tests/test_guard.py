@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 from molgen import chem
 from molgen.chem import _pool, guard
-from molgen.chem.guard import MoleculeLimits, check_smiles, limits_applied, limits_from_text
+from molgen.chem.guard import (
+    MoleculeLimits,
+    check_smiles,
+    limits_applied,
+    limits_from_text,
+)
 from molgen.datasets import default_training_smiles, read_molecules, readers
 from molgen.errors import ConfigError, WorkerCrashError
 

@@ -11,12 +11,12 @@ import torch
 from conftest import TINY_ARCH
 
 from molgen.cli import main
-from molgen.conditioning import ConditionSpec
 from molgen.errors import ConfigError
-from molgen.generate import DecodeOptions, decode_tokens
-from molgen.guidance import GuidedDecoder, check_guidance
+from molgen.generate.decoding import DecodeOptions, decode_tokens
+from molgen.generate.guidance import GuidedDecoder, check_guidance
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, build_seq_vae
 from molgen.vae import MoleculeVAE
+from molgen.vae.conditioning import ConditionSpec
 
 NAN = float("nan")
 
@@ -179,18 +179,18 @@ def test_warm_start_adds_the_null_flag_to_a_conditional_model(cfg_run, tmp_path,
         _warm_start(other, tmp_path / "plain.safetensors")
 
 
-# -- property steering with a prefix predictor (molgen.steering) ----------------------------------------------
+# -- property steering with a prefix predictor (molgen.generate.steering) ----------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def predictor(tiny_run, tiny_smiles):
-    from molgen.steering import fit_prefix_predictor
+    from molgen.generate.steering import fit_prefix_predictor
 
     return fit_prefix_predictor(MoleculeVAE.load(tiny_run, device="cpu"), tiny_smiles[:120], ["logp", "qed"], epochs=1, hidden=16)
 
 
 def test_prefix_predictor_round_trips_and_builds_targets(predictor, tmp_path):
-    from molgen.steering import load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
 
     path = predictor.save(tmp_path / "p.safetensors")
     again = load_prefix_predictor(path)
@@ -205,7 +205,7 @@ def test_prefix_predictor_round_trips_and_builds_targets(predictor, tmp_path):
 
 
 def test_prefix_predictor_training_continues_from_init(tiny_run, tiny_smiles):
-    from molgen.steering import fit_prefix_predictor
+    from molgen.generate.steering import fit_prefix_predictor
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     first = fit_prefix_predictor(vae, tiny_smiles[:40], ["qed"], epochs=1, hidden=8)
@@ -217,7 +217,7 @@ def test_prefix_predictor_training_continues_from_init(tiny_run, tiny_smiles):
 
 
 def test_steering_adds_the_predictors_log_likelihood_and_keeps_rows_aligned(predictor, tiny_run):
-    from molgen.steering import PropertySteering
+    from molgen.generate.steering import PropertySteering
 
     model = MoleculeVAE.load(tiny_run, device="cpu").model
     z = torch.randn(5, model.config.latent_dim)
@@ -235,7 +235,7 @@ def test_steering_adds_the_predictors_log_likelihood_and_keeps_rows_aligned(pred
 
 
 def test_sampling_with_steering_and_its_errors(predictor, tiny_run, cfg_run, tiny_smiles):
-    from molgen.steering import fit_prefix_predictor
+    from molgen.generate.steering import fit_prefix_predictor
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")  # unconditional: the request goes to the predictor only
     plain = vae.sample(10, seed=1, n_jobs=1)
@@ -276,8 +276,8 @@ def test_cli_fit_steering_and_sample_with_it(tiny_run, tmp_path, capsys):
 
 
 def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp_path):
-    from molgen.conditioning import property_matrix
-    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.vae.conditioning import property_matrix
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     smiles = tiny_smiles[:40]
@@ -296,7 +296,7 @@ def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp
 
 
 def test_steered_samples_for_a_dagger_round(predictor, tiny_run, cfg_run, tiny_smiles):
-    from molgen.steering import fit_prefix_predictor, steered_samples
+    from molgen.generate.steering import fit_prefix_predictor, steered_samples
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     first = steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)
@@ -313,7 +313,7 @@ def test_cli_fit_steering_dagger_round_and_sizes(tiny_run, tmp_path, capsys):
     first = tmp_path / "first.safetensors"
     base = ["fit-steering", "--model", str(tiny_run), "--limit", "30", "--epochs", "1", "--properties", "logp"]
     assert main([*base, "-o", str(first), "--hidden", "8", "--layers", "2"]) == 0
-    from molgen.steering import load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
 
     assert load_prefix_predictor(first).config.layers == 2
     second = tmp_path / "second.safetensors"
@@ -339,7 +339,7 @@ class _CountingPredictor(torch.nn.Module):
 
 
 def test_steering_pick_keeps_the_candidate_the_predictor_likes_best(tiny_run):
-    from molgen.steering import PropertySteering
+    from molgen.generate.steering import PropertySteering
 
     steer = PropertySteering(MoleculeVAE.load(tiny_run, device="cpu").model, _CountingPredictor(), 1.0)
     ids = torch.tensor(

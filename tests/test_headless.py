@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from molgen.benchmark import run_benchmark
 from molgen.cli import main
 from molgen.errors import DrawingUnavailableError
 from molgen.metrics import read_smiles_file
+from molgen.metrics.benchmark import run_benchmark
 from molgen.viz import molecule_grid
 
 DATA = Path(__file__).parent / "data"

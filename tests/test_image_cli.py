@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from molgen.errors import CheckpointError, ConfigError
 from molgen.cli.image import image_app
+from molgen.errors import CheckpointError, ConfigError
 from molgen.image.evaluate import auroc, frechet_distance, psnr
-from molgen.train.checkpoint import save_checkpoint
+from molgen.utils.checkpoint import save_checkpoint
 
 runner = CliRunner()
 TINY = ["--hidden", "4", "--latent-dim", "4", "--epochs", "2", "--batch-size", "16", "--quiet"]

@@ -16,7 +16,7 @@ from molgen.models.image import (
 )
 from molgen.models.image.layers import label_planes
 from molgen.models.image.vae import ConvVAE
-from molgen.train.checkpoint import save_checkpoint
+from molgen.utils.checkpoint import save_checkpoint
 
 SHAPE = (1, 12, 10)  # deliberately not square and not a multiple of 4
 TINY = dict(hidden=4)

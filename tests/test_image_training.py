@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from molgen.errors import ConfigError
-from molgen.image.training import AdversarialImageTask, ImageTrainingConfig, labelled_subset, train_image_model
+from molgen.image.training import (
+    AdversarialImageTask,
+    ImageTrainingConfig,
+    labelled_subset,
+    train_image_model,
+)
 from molgen.models.image import build_model, load_image_model
 from molgen.train import TrainConfig, TrainingDivergedError
 from molgen.train.adversarial import AdversarialTrainer

@@ -9,7 +9,7 @@ import torch
 
 from molgen.cli import main
 from molgen.errors import CheckpointError, ConfigError, DataError
-from molgen.latent_prior import TENSOR_PREFIX, LatentPrior, fit_latent_prior
+from molgen.generate.prior import TENSOR_PREFIX, LatentPrior, fit_latent_prior
 from molgen.vae import MoleculeVAE
 
 
@@ -87,7 +87,7 @@ def test_prior_errors(tiny_run, tiny_smiles, tmp_path):
     vae.latent_prior = fit_latent_prior(vae, tiny_smiles, components=1)
     path = vae.save(tmp_path / "p.safetensors")
     for broken, message in (("weights", "incomplete"), ("means", "dimensions")):
-        from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+        from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 
         tensors, meta = load_checkpoint(path)
         if broken == "weights":
@@ -123,7 +123,7 @@ def test_fit_prior_and_sample_commands(tiny_run, tiny_smiles, tmp_path, capsys):
 
 def test_tune_sampling_picks_the_closest_novel_temperature_and_sampling_uses_it(tiny_run, tmp_path, capsys):
     from molgen.datasets import default_training_smiles
-    from molgen.sampling_defaults import tune_temperature
+    from molgen.generate.tuning import tune_temperature
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     validation = default_training_smiles(limit=1400)[400:]
@@ -178,7 +178,7 @@ def test_encoding_sorts_by_length_and_returns_rows_in_input_order(tiny_run, tiny
 def test_em_progress_counts_iterations_without_changing_the_fit():
     from sklearn.mixture import GaussianMixture
 
-    from molgen.latent_prior import _mixture
+    from molgen.generate.prior import _mixture
 
     class Count:
         done = 0

@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from molgen import chem
-
 from molgen.errors import ConfigError
-from molgen.optimize import GradientConfig, PredictorTrainingConfig, fit_predictor, optimize
+from molgen.optimize import (
+    GradientConfig,
+    PredictorTrainingConfig,
+    fit_predictor,
+    optimize,
+)
 from molgen.optimize.advice import run_advice
 from molgen.optimize.explore import STOP_BUDGET, STOP_STALLED
 

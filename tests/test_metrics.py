@@ -1,4 +1,4 @@
-"""Tests of molgen.metrics and molgen.benchmark.
+"""Tests of molgen.metrics and molgen.metrics.benchmark.
 
 Agreement with the original MOSES code is checked against values that
 ``scripts/moses_reference.py`` computed on the fixed inputs in ``tests/data``
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from molgen.benchmark import load_baselines, run_benchmark
 from molgen.errors import ConfigError, DataError
 from molgen.metrics import (
     compute_metrics,
@@ -29,6 +28,7 @@ from molgen.metrics import (
 )
 from molgen.metrics import reference as reference_module
 from molgen.metrics import similarity as similarity_module
+from molgen.metrics.benchmark import load_baselines, run_benchmark
 from molgen.metrics.fcd import encode_for_chemnet
 from molgen.viz import can_draw_molecules
 

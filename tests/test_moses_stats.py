@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 
 from molgen.errors import DataError
-from molgen.metrics import compute_metrics, read_smiles_file, reference_statistics
-from molgen.metrics import moses_stats
+from molgen.metrics import (
+    compute_metrics,
+    moses_stats,
+    read_smiles_file,
+    reference_statistics,
+)
 from molgen.metrics import reference as reference_module
 
 DATA = Path(__file__).parent / "data"
@@ -124,7 +128,7 @@ def test_pmap_progress_counts_every_item():
 
 
 def test_progress_line_counts_a_first_chunk_but_not_a_resume(monkeypatch, capsys):
-    from molgen.train import progress
+    from molgen.utils import progress
 
     clock = iter([100.0, 102.0, 200.0, 200.1, 210.0])
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))

@@ -13,8 +13,7 @@ from rdkit.Chem import QED, Descriptors
 from rdkit.Chem import rdFingerprintGenerator as fpgen
 
 from molgen.errors import ConfigError
-from molgen.optimize import parse_objective
-from molgen.optimize import pmo
+from molgen.optimize import parse_objective, pmo
 from molgen.optimize.pmo import PMO_TASKS, auc_top_k, score, top_k_points
 
 

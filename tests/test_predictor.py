@@ -8,8 +8,13 @@ import torch
 
 from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
-from molgen.optimize.predictor import PredictorTrainingConfig, fit_predictor, load_predictor, save_predictor
-from molgen.train.checkpoint import save_checkpoint
+from molgen.optimize.predictor import (
+    PredictorTrainingConfig,
+    fit_predictor,
+    load_predictor,
+    save_predictor,
+)
+from molgen.utils.checkpoint import save_checkpoint
 
 
 def _data(n=600, d=8, seed=0):

@@ -17,11 +17,17 @@ from hypothesis import strategies as st
 from molgen.chem import FAILURE_REASONS, canonical_smiles, parse_smiles, try_parse
 from molgen.datasets import read_molecules
 from molgen.datasets.readers import read_lines
-from molgen.errors import CheckpointError, ConfigError, DataError, InvalidSmilesError, MolgenError
+from molgen.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InvalidSmilesError,
+    MolgenError,
+)
 from molgen.optimize import parse_objective
 from molgen.optimize.constraints import Constraint
 from molgen.tokenizers import SelfiesTokenizer, SmilesTokenizer
-from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FILES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,7 +23,7 @@ import torch
 
 from molgen.cli import main
 from molgen.datasets import default_training_smiles
-from molgen.train.checkpoint import load_checkpoint, read_checkpoint_meta
+from molgen.utils.checkpoint import load_checkpoint, read_checkpoint_meta
 
 ROOT = Path(__file__).parents[1]
 CHECKPOINT_EVERY = 3
@@ -254,7 +254,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
     from molgen.datasets import write_smiles
     from molgen.errors import MolgenError
-    from molgen.train.checkpoint import save_checkpoint
+    from molgen.utils.checkpoint import save_checkpoint
     from molgen.utils.io import DiskFullError, atomic_write_text
 
     old = tmp_path / "report.txt"

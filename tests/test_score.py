@@ -12,8 +12,8 @@ import torch
 
 from molgen.cli import main
 from molgen.errors import ConfigError
-from molgen.score import COLUMNS, auroc, flag_threshold, score_molecules
 from molgen.vae import MoleculeVAE
+from molgen.vae.likelihood import COLUMNS, auroc, flag_threshold, score_molecules
 
 MOLS = ["CCOc1ccccc1C(=O)NCC1CCCO1", "Cc1ccc(S(=O)(=O)N2CCCC2)cc1", "O=C(Nc1ccccc1)c1ccco1"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from molgen.errors import ConfigError
-from molgen.generate import DecodeOptions, _draw, decode_tokens, lerp, slerp
+from molgen.generate.decoding import DecodeOptions, _draw, decode_tokens, lerp, slerp
 from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 
 V, T = 12, 9
@@ -129,7 +129,7 @@ def test_sampling_is_reproducible_and_top1_is_greedy():
 
 
 def test_nucleus_keeps_the_smallest_head_with_enough_mass():
-    from molgen.generate import _nucleus
+    from molgen.generate.decoding import _nucleus
 
     probs = torch.tensor([[0.05, 0.5, 0.3, 0.15], [0.97, 0.01, 0.01, 0.01]])
     kept = _nucleus(probs, 0.8)

@@ -13,12 +13,18 @@ import pytest
 
 from molgen.cli import main
 from molgen.errors import ConfigError, DataError
-from molgen.metrics import read_smiles_file
 from molgen.metrics import partial as partial_module
+from molgen.metrics import read_smiles_file
 from molgen.metrics import reference as reference_module
 from molgen.metrics.compute import evaluate_many
 from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
-from molgen.shards import ShardSpec, merge_text_parts, parse_shard, sidecar_path, write_sidecar
+from molgen.utils.shards import (
+    ShardSpec,
+    merge_text_parts,
+    parse_shard,
+    sidecar_path,
+    write_sidecar,
+)
 from molgen.vae import MoleculeVAE
 
 DATA = Path(__file__).parent / "data"

@@ -12,7 +12,12 @@ from rdkit import Chem
 
 from molgen.datasets import default_training_smiles
 from molgen.errors import CheckpointError, ConfigError, DataError, InvalidSmilesError
-from molgen.tokenizers import SelfiesTokenizer, SmilesTokenizer, Vocabulary, get_tokenizer
+from molgen.tokenizers import (
+    SelfiesTokenizer,
+    SmilesTokenizer,
+    Vocabulary,
+    get_tokenizer,
+)
 
 HARD_CASES = [
     "C[N+](C)(C)C",  # charged atoms

@@ -6,14 +6,13 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_ARCH
 
 from molgen.errors import MolgenError
 from molgen.train import Trainer, TrainingDivergedError
-from molgen.train.checkpoint import load_checkpoint
+from molgen.utils.checkpoint import load_checkpoint
 from molgen.vae import MoleculeVAE
 from molgen.vae.training import VAETrainingConfig, train_vae
-
-from conftest import TINY_ARCH
 
 
 def _config(**train):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARCH
 from rdkit import Chem
 
 from molgen.chem.standardization import has_formal_charge, has_stereo
@@ -17,8 +18,6 @@ from molgen.tokenizers import Vocabulary
 from molgen.train.vocab_growth import NOISE_SCALE, extend_vocabulary, grow_state_dict
 from molgen.vae import MoleculeVAE, strings_to_smiles
 from molgen.vae.training import VAETrainingConfig, _warm_start, train_vae
-
-from conftest import TINY_ARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +130,7 @@ def test_stereo_model_commands_keep_stereo_and_charges(grown_run, stereo_smiles)
 
 
 def test_stereo_model_scores_what_the_base_model_cannot(grown_run, tiny_run, stereo_smiles):
-    from molgen.score import score_molecules
+    from molgen.vae.likelihood import score_molecules
 
     grown = score_molecules(MoleculeVAE.load(grown_run, device="cpu"), stereo_smiles[:6], samples=2)
     base = score_molecules(MoleculeVAE.load(tiny_run, device="cpu"), stereo_smiles[:6], samples=2)

@@ -23,14 +23,29 @@ Example::
     (None, 'parse')
 """
 
-from molgen.chem._pool import DEFAULT_THRESHOLD, pmap, pmap_lists, pool_context, process_pool, resolve_n_jobs, split
-from molgen.chem.guard import LIMIT_REASONS, MoleculeLimits, check_smiles, get_limits, limits_applied, set_limits
+from molgen.chem._pool import (
+    DEFAULT_THRESHOLD,
+    pmap,
+    pmap_lists,
+    pool_context,
+    process_pool,
+    resolve_n_jobs,
+    split,
+)
 from molgen.chem.fingerprints import (
     bulk_tanimoto,
     fingerprint_array,
     morgan_fingerprint,
     tanimoto,
     tanimoto_matrix,
+)
+from molgen.chem.guard import (
+    LIMIT_REASONS,
+    MoleculeLimits,
+    check_smiles,
+    get_limits,
+    limits_applied,
+    set_limits,
 )
 from molgen.chem.molecules import (
     FAILURE_REASONS,

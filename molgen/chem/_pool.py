@@ -104,7 +104,7 @@ def pmap(
         on_failure: ``on_failure(item, reason)`` is the result of an item that
             kills its worker process (reason ``"crashed"`` or ``"timeout"``);
             when ``None``, such an item raises :class:`~molgen.errors.WorkerCrashError`.
-        progress: a progress handle (:func:`molgen.train.progress.progress_bar`)
+        progress: a progress handle (:func:`molgen.utils.progress.progress_bar`)
             advanced by the size of each chunk as it completes.
 
     Returns:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from molgen.cli import train, sample, model, evaluate, info, optimize, image  # noqa: F401, I001  (registers the commands, in help order)
+from molgen.cli import evaluate, image, info, model, optimize, sample, train  # noqa: F401, I001  (registers the commands, in help order)
 from molgen.cli._app import app
 from molgen.cli._common import _quiet_rdkit, _warnings_to_console
 from molgen.console import error

@@ -51,10 +51,10 @@ def benchmark(
     intdiv_exact_max: int = typer.Option(100_000, help=INTDIV_HELP),
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
-    from molgen.benchmark import run_benchmark
-    from molgen.shards import file_digest, parse_shard
+    from molgen.metrics.benchmark import run_benchmark
     from molgen.utils.io import RunLock
     from molgen.utils.runtime import resolve_device
+    from molgen.utils.shards import file_digest, parse_shard
 
     set_torch_threads(threads)
     intdiv_limit = _intdiv_limit(intdiv_exact_max)
@@ -129,7 +129,7 @@ def _no_lock():
 def _generated_part(generated: Path, spec) -> tuple[list[str], dict]:
     """Shard ``spec``'s samples: the whole file if it is that part of a sharded sample job, else its block of lines."""
     from molgen.metrics import load_generated
-    from molgen.shards import file_digest, read_sidecar, sidecar_path
+    from molgen.utils.shards import file_digest, read_sidecar, sidecar_path
 
     if not sidecar_path(generated).is_file():
         return list(spec.select(load_generated(generated))), {"generated": file_digest(generated)}
@@ -143,7 +143,7 @@ def _generated_part(generated: Path, spec) -> tuple[list[str], dict]:
 
 
 def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: dict, label: str, n_jobs: int | None, device: str) -> None:
-    from molgen.benchmark import run_benchmark_shard
+    from molgen.metrics.benchmark import run_benchmark_shard
 
     path = output if output.suffix == ".npz" else output / f"{spec.file_tag()}.npz"
     start = time.perf_counter()
@@ -179,11 +179,16 @@ def score(
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
     import numpy as np
 
-    from molgen.score import flag_threshold, score_molecules
-    from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
-    from molgen.train.progress import progress_bar
     from molgen.utils.io import atomic_output
+    from molgen.utils.progress import progress_bar
+    from molgen.utils.shards import (
+        file_digest,
+        parse_shard,
+        sidecar_path,
+        write_sidecar,
+    )
     from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
+    from molgen.vae.likelihood import flag_threshold, score_molecules
 
     if flag_on not in ("iw_ll_per_token", "iw_ll", "elbo"):
         raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
@@ -240,7 +245,7 @@ def score(
 
 def _reference_identity(reference: str | None) -> str | None:
     """A score reference as the shards must agree on it: a file by its content."""
-    from molgen.shards import file_digest
+    from molgen.utils.shards import file_digest
 
     if reference is None or reference.lower() in ("train", "none"):
         return reference
@@ -267,7 +272,7 @@ def merge(
     report a single run over all samples writes. Refuses a missing, repeated,
     changed or foreign part.
     """
-    from molgen.shards import collect_parts, merge_text_parts
+    from molgen.utils.shards import collect_parts, merge_text_parts
 
     set_torch_threads(threads)
     intdiv_limit = _intdiv_limit(intdiv_exact_max)
@@ -276,7 +281,7 @@ def merge(
     if len(kinds) > 1:
         raise DataError("these parts mix benchmark statistics (.npz) and text outputs; merge one job at a time")
     if kinds.pop():
-        from molgen.benchmark import merge_benchmark
+        from molgen.metrics.benchmark import merge_benchmark
         from molgen.utils.io import RunLock
         from molgen.utils.runtime import resolve_device
 

@@ -20,7 +20,7 @@ def info(
 ) -> None:
     """Show what a checkpoint holds: architecture, vocabulary, training data and history (--list: the pretrained models)."""
     from molgen.pretrained import describe_pretrained
-    from molgen.train.checkpoint import read_checkpoint_meta
+    from molgen.utils.checkpoint import read_checkpoint_meta
     from molgen.vae import resolve_model_path
 
     if list_models:

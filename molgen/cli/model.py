@@ -60,7 +60,7 @@ def decode(
     """Decode latent vectors to molecules (greedy by default)."""
     import numpy as np
 
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
     from molgen.utils.io import load_numpy
     from molgen.vae import MoleculeVAE
 

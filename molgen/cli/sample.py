@@ -62,19 +62,24 @@ def sample(
     Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory. Ctrl-C keeps
     the molecules drawn so far in OUTPUT's .partial file.
     """
-    from molgen.guidance import check_guidance
-    from molgen.sample_table import PROPERTY_COLUMNS, grid_legend
-    from molgen.sample_writer import novelty_set, write_samples
-    from molgen.shards import file_digest, parse_shard, sidecar_path, write_sidecar
-    from molgen.train.progress import progress_bar
+    from molgen.generate.guidance import check_guidance
+    from molgen.generate.table import PROPERTY_COLUMNS, grid_legend
+    from molgen.generate.writer import novelty_set, write_samples
+    from molgen.utils.progress import progress_bar
+    from molgen.utils.shards import (
+        file_digest,
+        parse_shard,
+        sidecar_path,
+        write_sidecar,
+    )
     from molgen.vae import MoleculeVAE, resolve_model_path
 
     set_torch_threads(threads)
     if core_seeds is not None and not substructure:
         raise ConfigError("--core-seeds applies with --substructure SMARTS")
     if substructure or near or near_file is not None:
-        from molgen.design_sampling import write_design_samples
         from molgen.cli.optimize import _read
+        from molgen.generate.design import write_design_samples
 
         leads = list(near) + (_read(near_file, False, None) if near_file is not None else [])
         seeds = _read(core_seeds, False, None) if core_seeds is not None else None
@@ -157,7 +162,7 @@ def fit_prior(
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
-    from molgen.latent_prior import fit_latent_prior
+    from molgen.generate.prior import fit_latent_prior
     from molgen.vae import MoleculeVAE, training_smiles
 
     set_torch_threads(threads)
@@ -201,7 +206,7 @@ def tune_sampling(
     """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
     from rich.table import Table
 
-    from molgen.sampling_defaults import trials_record, tune_temperature
+    from molgen.generate.tuning import trials_record, tune_temperature
     from molgen.vae import MoleculeVAE, training_smiles
 
     set_torch_threads(threads)
@@ -246,8 +251,8 @@ def fit_steering(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
-    from molgen.steering import fit_prefix_predictor, load_prefix_predictor
-    from molgen.steering import steered_samples as steered
+    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import steered_samples as steered
     from molgen.vae import MoleculeVAE
 
     set_torch_threads(threads)

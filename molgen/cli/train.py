@@ -58,7 +58,7 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
-    from molgen.conditioning import parse_property_names
+    from molgen.vae.conditioning import parse_property_names
     from molgen.vae.init_from import inherit_architecture
     from molgen.vae.training import VAETrainingConfig, train_vae
 

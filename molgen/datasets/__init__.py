@@ -16,8 +16,19 @@ from molgen.datasets.embedded import (
     default_training_smiles,
     embedded_data_path,
 )
-from molgen.datasets.moses import MOSES_FILES, MOSES_VERSION, default_cache_dir, materialize_moses, moses_split
-from molgen.datasets.readers import SMILES_COLUMN_NAMES, ReadResult, read_molecules, write_smiles
+from molgen.datasets.moses import (
+    MOSES_FILES,
+    MOSES_VERSION,
+    default_cache_dir,
+    materialize_moses,
+    moses_split,
+)
+from molgen.datasets.readers import (
+    SMILES_COLUMN_NAMES,
+    ReadResult,
+    read_molecules,
+    write_smiles,
+)
 from molgen.datasets.splits import train_val_split
 
 __all__ = [

@@ -57,8 +57,12 @@ from typing import Any, BinaryIO
 from rdkit import Chem
 
 from molgen.chem import canonical_smiles, try_parse
-from molgen.chem.standardization import StandardizePolicy, StandardizeReport, standardize_mol
 from molgen.chem._pool import DEFAULT_THRESHOLD, pmap
+from molgen.chem.standardization import (
+    StandardizePolicy,
+    StandardizeReport,
+    standardize_mol,
+)
 from molgen.errors import DataError
 from molgen.utils.io import atomic_output
 

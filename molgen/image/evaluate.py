@@ -42,7 +42,14 @@ from torch import nn
 
 from molgen.errors import ConfigError
 from molgen.image.data import ImageSet, ImageSplits, load_splits
-from molgen.image.pipelines import anomaly_scores, batched, denoise, inpaint, reconstruct, sample_images
+from molgen.image.pipelines import (
+    anomaly_scores,
+    batched,
+    denoise,
+    inpaint,
+    reconstruct,
+    sample_images,
+)
 from molgen.image.training import labelled_subset, to_tensors
 from molgen.models.image import load_image_model, save_image_model
 from molgen.models.image.classifier import ClassifierConfig, ImageClassifier

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.generate import lerp, slerp
+from molgen.generate.decoding import lerp, slerp
 from molgen.models.image.dae import DenoisingAE, corrupt
 
 __all__ = [

@@ -24,7 +24,11 @@ from molgen.metrics.reference import (
     read_smiles_file,
     reference_statistics,
 )
-from molgen.metrics.similarity import estimated_internal_diversity, internal_diversity, nearest_similarity
+from molgen.metrics.similarity import (
+    estimated_internal_diversity,
+    internal_diversity,
+    nearest_similarity,
+)
 
 __all__ = [
     "compute_metrics",

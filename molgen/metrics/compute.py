@@ -54,8 +54,12 @@ from molgen.metrics.reference import (
     reference_statistics,
     summarize,
 )
-from molgen.metrics.similarity import estimated_internal_diversity, internal_diversity, nearest_similarity
-from molgen.train.progress import progress_bar
+from molgen.metrics.similarity import (
+    estimated_internal_diversity,
+    internal_diversity,
+    nearest_similarity,
+)
+from molgen.utils.progress import progress_bar
 
 __all__ = [
     "compute_metrics",

@@ -128,7 +128,7 @@ def chemnet_statistics(
     The activations of ``block`` molecules at a time are folded into running
     moments, so a million molecules need megabytes instead of the 2 GB of float32
     activations and the float64 copies that a covariance of all of them makes.
-    ``progress`` (a :func:`molgen.train.progress.progress_bar` handle) advances per block.
+    ``progress`` (a :func:`molgen.utils.progress.progress_bar` handle) advances per block.
     """
     moments = GaussianMoments(512)
     for start in range(0, len(smiles), block):

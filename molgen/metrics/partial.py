@@ -252,7 +252,7 @@ def merge_partials(
         DataError: a shard is missing, repeated, from another job, or no
             sample at all is valid.
     """
-    from molgen.shards import check_complete
+    from molgen.utils.shards import check_complete
 
     loaded = [p if isinstance(p, PartialStatistics) else PartialStatistics.load(p) for p in parts]
     if not loaded:

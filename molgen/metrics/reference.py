@@ -39,8 +39,8 @@ from molgen.metrics import _features
 from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.similarity import nearest_similarity
-from molgen.train.progress import progress_bar
 from molgen.utils.io import load_npz_arrays
+from molgen.utils.progress import progress_bar
 
 __all__ = [
     "METRICS_VERSION",
@@ -221,7 +221,9 @@ def reference_statistics(
             warnings.warn(f"ignoring the cached reference statistics: {exc}", stacklevel=2)
     stats = None
     if isinstance(reference, str) and reference in REFERENCE_NAMES:
-        from molgen.metrics.moses_stats import shipped_reference_statistics  # late: imports this module
+        from molgen.metrics.moses_stats import (
+            shipped_reference_statistics,  # late: imports this module
+        )
 
         stats = shipped_reference_statistics(REFERENCE_NAMES[reference], digest, smiles_source)
     if stats is None:

@@ -21,10 +21,10 @@ consumes a *context* ``h = [z, c]`` of size ``latent_dim + cond_dim``; with
 A model trained with condition dropout (``null_condition=True``) has one more
 context column, a "no condition" flag: a condition row of NaN means "no
 condition" (``c`` zeroed, flag 1), which classifier-free guidance
-(:mod:`molgen.guidance`) needs; without it checkpoints are unchanged.
+(:mod:`molgen.generate.guidance`) needs; without it checkpoints are unchanged.
 
 The model owns its forward pass and loss. The decoding loop (greedy,
-temperature, top-k, early exit) lives in :mod:`molgen.generate` and drives the
+temperature, top-k, early exit) lives in :mod:`molgen.generate.decoding` and drives the
 model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step` /
 :meth:`SeqVAE.select_state`. The attention variant with the same protocol is
 :class:`molgen.models.transformer_vae.TransformerVAE`; :func:`build_seq_vae`

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from molgen.optimize.bo import BOConfig, BORun, optimize_bo
     from molgen.optimize.constraints import Constraint, ConstraintSet
+    from molgen.optimize.desirability import Transform, aggregate
     from molgen.optimize.gradient import GradientConfig, GradientRun, optimize_gradient
     from molgen.optimize.objectives import (
         Objective,
@@ -44,11 +45,8 @@ if TYPE_CHECKING:
         register_term_prefix,
     )
     from molgen.optimize.oracle import Oracle, OracleRecord
-    from molgen.optimize.user_objective import ObjectiveSignatureError, UserObjective, batch, per_molecule
     from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
-    from molgen.optimize.desirability import Transform, aggregate
     from molgen.optimize.pareto import pareto_front, pareto_mask, write_pareto
-    from molgen.optimize.scoring import ScoringConfig, ScoringObjective, build_scoring, load_scoring, load_scoring_config
     from molgen.optimize.predictor import (
         PredictorReport,
         PredictorTrainingConfig,
@@ -58,6 +56,19 @@ if TYPE_CHECKING:
         save_predictor,
         train_label_predictor,
         train_property_predictor,
+    )
+    from molgen.optimize.scoring import (
+        ScoringConfig,
+        ScoringObjective,
+        build_scoring,
+        load_scoring,
+        load_scoring_config,
+    )
+    from molgen.optimize.user_objective import (
+        ObjectiveSignatureError,
+        UserObjective,
+        batch,
+        per_molecule,
     )
 
 __all__ = [

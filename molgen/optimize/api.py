@@ -27,19 +27,23 @@ import pandas as pd
 
 from molgen import chem
 from molgen.errors import ConfigError
+from molgen.generate.substructure import CoreFilter, find_core_seeds
 from molgen.optimize.constraints import Constraint, ConstraintSet
-from molgen.optimize.gradient import GradientConfig, optimize_gradient, penalised_constraints
+from molgen.optimize.gradient import (
+    GradientConfig,
+    optimize_gradient,
+    penalised_constraints,
+)
 from molgen.optimize.objectives import Objective, Term, parse_objective
 from molgen.optimize.oracle import Oracle
-from molgen.optimize.sanity import SanityFilter
 from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
-from molgen.substructure import CoreFilter, find_core_seeds
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
     TrainedPredictor,
     load_predictor,
     train_property_predictor,
 )
+from molgen.optimize.sanity import SanityFilter
 from molgen.utils.runtime import environment_info, seed_everything
 
 __all__ = ["optimize", "OptimizationResult", "MethodContext", "register_method", "METHODS", "build_constraints"]
@@ -140,7 +144,7 @@ def optimize(
     ``diversity``: a scaffold memory (:mod:`molgen.optimize.diversity`) as a DiversityConfig, a dict of
     its fields, or an int (the bucket size): after that many hits on one scaffold, more of it score zero.
     ``substructure``: SMARTS every scored molecule must contain (others are infeasible: no oracle call); without
-    ``start`` molecules, the search starts from training molecules that contain them (:mod:`molgen.substructure`).
+    ``start`` molecules, the search starts from training molecules that contain them (:mod:`molgen.generate.substructure`).
     Returns the oracle and the ranked molecules; with ``out_dir`` also writes the output files.
     """
     from molgen.vae import MoleculeVAE

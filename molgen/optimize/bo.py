@@ -63,12 +63,12 @@ import numpy as np
 import torch
 
 from molgen.chem.fingerprints import fingerprint_array, tanimoto_matrix
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
-from molgen.generate import DecodeOptions
+from molgen.generate.decoding import DecodeOptions
 from molgen.optimize.api import MethodContext, register_method
 from molgen.optimize.oracle import Oracle
-from molgen.train.progress import progress_bar
-from molgen.config import ConfigMixin
+from molgen.utils.progress import progress_bar
 
 __all__ = ["BOConfig", "BORun", "LatentBox", "optimize_bo"]
 

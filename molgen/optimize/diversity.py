@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass
 
 from molgen import chem
-from molgen.errors import ConfigError
 from molgen.config import ConfigMixin
+from molgen.errors import ConfigError
 
 __all__ = ["DiversityConfig", "ScaffoldMemory", "murcko_scaffold"]
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from molgen.generate import DecodeOptions
+from molgen.generate.decoding import DecodeOptions
 
 __all__ = ["lead_search", "ascent_step", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
 
@@ -165,13 +165,13 @@ def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, st
     center = start_z[origins].to(device)
     z = _project(z0.to(device), center, radius).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
-    _decode(vae, oracle, z, origins, step0, run, cfg, gen)
+    _decode(vae, oracle, surrogate, z, origins, step0, run, cfg, gen)
     for t in range(1, cfg.steps + 1):
         ascent_step(surrogate, z, opt, cfg)
         with torch.no_grad():
             z.copy_(_project(z, center, radius))
         if t % cfg.decode_every == 0 or t == cfg.steps:
-            _decode(vae, oracle, z, origins, step0 + t, run, cfg, gen)
+            _decode(vae, oracle, surrogate, z, origins, step0 + t, run, cfg, gen)
             if oracle.exhausted:
                 return
 
@@ -182,7 +182,7 @@ def _project(z: torch.Tensor, center: torch.Tensor, radius: float) -> torch.Tens
     return center + delta * (radius / norm).clamp(max=1.0)
 
 
-def _decode(vae, oracle, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
+def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
     z_np = z.detach().cpu().numpy()
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))  # from the run's generator: same seed, same molecules
     smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed)

@@ -75,8 +75,9 @@ import numpy as np
 import torch
 
 from molgen import chem
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
-from molgen.generate import DecodeOptions
+from molgen.generate.decoding import DecodeOptions
 from molgen.optimize.explore import STOP_BUDGET, ascent_step, lead_search
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.predictor import (
@@ -84,8 +85,7 @@ from molgen.optimize.predictor import (
     TrainedPredictor,
     fit_predictor,
 )
-from molgen.train.progress import progress_bar
-from molgen.config import ConfigMixin
+from molgen.utils.progress import progress_bar
 
 __all__ = ["GradientConfig", "GradientRun", "optimize_gradient", "STOP_ROUNDS_FINISHED"]
 

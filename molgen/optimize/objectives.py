@@ -45,7 +45,11 @@ import numpy as np
 
 from molgen import chem
 from molgen.errors import ConfigError
-from molgen.optimize.user_objective import EXPECTED_SIGNATURES, ObjectiveSignatureError, UserObjective
+from molgen.optimize.user_objective import (
+    EXPECTED_SIGNATURES,
+    ObjectiveSignatureError,
+    UserObjective,
+)
 
 __all__ = [
     "Term",

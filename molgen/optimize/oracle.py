@@ -76,7 +76,7 @@ class Oracle:
         diversity: a :class:`~molgen.optimize.diversity.ScaffoldMemory`; scores pass through it, and
             records keep the unfiltered score in ``components["objective_unfiltered"]``.
         require: an object whose ``violation(smiles)`` is None or a reason, e.g. a
-            :class:`~molgen.substructure.CoreFilter`; molecules with a reason are infeasible (no call).
+            :class:`~molgen.generate.substructure.CoreFilter`; molecules with a reason are infeasible (no call).
     """
 
     def __init__(

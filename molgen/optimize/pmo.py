@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from rdkit import Chem, DataStructs, RDLogger
-from rdkit.Chem import Descriptors, QED, rdMolDescriptors
+from rdkit.Chem import QED, Descriptors, rdMolDescriptors
 from rdkit.Chem import rdFingerprintGenerator as fpgen
 from rdkit.Chem.Pharm2D import Generate, Gobbi_Pharm2D
 

@@ -30,11 +30,11 @@ import torch
 from scipy.stats import spearmanr
 
 from molgen import chem
+from molgen.config import ConfigMixin
 from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
-from molgen.train.checkpoint import load_checkpoint, save_checkpoint
-from molgen.train.progress import ProgressHandle, progress_bar
-from molgen.config import ConfigMixin
+from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.progress import ProgressHandle, progress_bar
 
 __all__ = [
     "PredictorTrainingConfig",

@@ -71,7 +71,11 @@ def has_structural_alert(mol) -> bool:
     import numpy as np
     from rdkit import Chem
 
-    from molgen.metrics._features import _SCREEN_BITS, _filter_patterns, _fingerprint_bits
+    from molgen.metrics._features import (
+        _SCREEN_BITS,
+        _filter_patterns,
+        _fingerprint_bits,
+    )
 
     with_h = Chem.AddHs(mol)
     patterns, screens = _filter_patterns()

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from molgen.train.checkpoint import (
-    load_checkpoint,
-    read_checkpoint_meta,
-    save_checkpoint,
-)
 from molgen.train.schedules import KLSchedule
 from molgen.train.trainer import (
     TrainConfig,
@@ -14,6 +9,11 @@ from molgen.train.trainer import (
     TrainingDivergedError,
     TrainResult,
     TrainTask,
+)
+from molgen.utils.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
 )
 
 __all__ = [

@@ -33,7 +33,13 @@ import torch
 from torch import nn
 
 from molgen.errors import ConfigError
-from molgen.train.trainer import TrainConfig, Trainer, TrainResult, TrainTask, fused_optimizer
+from molgen.train.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    TrainTask,
+    fused_optimizer,
+)
 
 __all__ = ["AdversarialTask", "AdversarialTrainer", "OptimizerSet"]
 

@@ -31,17 +31,17 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError, MolgenError
 from molgen.train import distributed
-from molgen.train.checkpoint import (
+from molgen.utils.checkpoint import (
     flatten_state,
     load_checkpoint,
     save_checkpoint,
     unflatten_state,
 )
-from molgen.train.progress import progress_bar
-from molgen.config import ConfigMixin
 from molgen.utils.io import atomic_write_text
+from molgen.utils.progress import progress_bar
 from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
 __all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]

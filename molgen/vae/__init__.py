@@ -9,7 +9,14 @@ checkpoint's architecture.
 >>> vae = MoleculeVAE.load("default")  # doctest: +SKIP
 """
 
-from molgen.vae.bundle import DEFAULT_MODEL, MoleculeVAE, ReconstructionResult, resolve_model_path, strings_to_smiles, training_smiles
+from molgen.vae.bundle import (
+    DEFAULT_MODEL,
+    MoleculeVAE,
+    ReconstructionResult,
+    resolve_model_path,
+    strings_to_smiles,
+    training_smiles,
+)
 
 __all__ = [
     "MoleculeVAE",

@@ -17,7 +17,7 @@ wherever molecules are generated::
     >>> vae.sample(100, condition="logp=2.5,qed=0.8")  # doctest: +SKIP
 
 and, if it was trained with condition dropout, classifier-free guidance
-(:mod:`molgen.guidance`) that follows the request more closely::
+(:mod:`molgen.generate.guidance`) that follows the request more closely::
 
     >>> vae.sample(100, condition="logp=2.5", guidance=2.0)  # doctest: +SKIP
 """
@@ -35,18 +35,18 @@ import numpy as np
 import torch
 
 from molgen import chem
-from molgen.conditioning import ConditionSpec, property_matrix
-from molgen.errors import CheckpointError, ConfigError
 from molgen import pretrained as _pretrained
-from molgen.generate import DecodeOptions, decode_tokens, lerp, slerp
-from molgen.guidance import GuidedDecoder, check_guidance
-from molgen.latent_prior import PRIOR_CHOICES, LatentPrior
+from molgen.errors import CheckpointError, ConfigError
+from molgen.generate.decoding import DecodeOptions, decode_tokens, lerp, slerp
+from molgen.generate.guidance import GuidedDecoder, check_guidance
+from molgen.generate.prior import PRIOR_CHOICES, LatentPrior
+from molgen.generate.tuning import sampling_temperature
 from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
-from molgen.sampling_defaults import sampling_temperature
 from molgen.tokenizers import Vocabulary, get_tokenizer
-from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
 from molgen.utils.threads import threads_beside
+from molgen.vae.conditioning import ConditionSpec, property_matrix
 
 __all__ = [
     "MoleculeVAE",
@@ -130,7 +130,7 @@ class MoleculeVAE:
         self.model = model
         self.vocab = vocab
         self.meta = dict(meta or {})
-        #: A fitted prior (:mod:`molgen.latent_prior`) that sampling uses instead of N(0, I), if set.
+        #: A fitted prior (:mod:`molgen.generate.prior`) that sampling uses instead of N(0, I), if set.
         self.latent_prior = latent_prior
         spec = self.meta.get("conditions")
         self.conditions = ConditionSpec.from_dict(spec) if spec else None
@@ -207,7 +207,11 @@ class MoleculeVAE:
 
     def _steering(self, decoder, steer, strength: float, condition, n: int):
         """``decoder`` wrapped in property steering, and the normalised targets ``[n, k]`` of ``condition``."""
-        from molgen.steering import PropertySteering, check_vocabulary, load_prefix_predictor
+        from molgen.generate.steering import (
+            PropertySteering,
+            check_vocabulary,
+            load_prefix_predictor,
+        )
 
         if condition is None:
             raise ConfigError("steering needs a property request (--condition), e.g. \"logp=2.5\"")
@@ -276,7 +280,7 @@ class MoleculeVAE:
         """Latent vectors (posterior means, or samples with ``sample=True``) for the tokenisable inputs.
 
         Returns ``(z [n_kept, latent_dim], kept_indices)``. ``progress`` (a
-        :func:`molgen.train.progress.progress_bar` handle) advances per batch.
+        :func:`molgen.utils.progress.progress_bar` handle) advances per batch.
         """
         ids, lengths, kept = self.tokenize(list(smiles))
         cond = self.own_condition_tensor([smiles[i] for i in kept])
@@ -352,21 +356,21 @@ class MoleculeVAE:
         """Draw ``n`` molecules from the prior, decoded with temperature/top-k/top-p (or greedy).
 
         ``prior``: ``"standard"`` draws z ~ N(0, I); ``"fitted"`` draws from the
-        Gaussian mixture stored with the model (:mod:`molgen.latent_prior`,
+        Gaussian mixture stored with the model (:mod:`molgen.generate.prior`,
         ``molgen fit-prior``); ``"auto"`` uses the fitted one when the model has it.
         ``temperature=None`` is the model's own default
-        (:mod:`molgen.sampling_defaults`, ``molgen tune-sampling``), else 1.
+        (:mod:`molgen.generate.tuning`, ``molgen tune-sampling``), else 1.
 
         The same seed and batch size give the same molecules on the same device
         and precision. A conditional model takes a ``condition`` such as
         ``"logp=2.5,qed=0.8"`` and, if trained with condition dropout, a
-        classifier-free ``guidance`` weight (:mod:`molgen.guidance`; 1 is plain
+        classifier-free ``guidance`` weight (:mod:`molgen.generate.guidance`; 1 is plain
         conditional decoding, above 1 follows the condition more closely at
         twice the decoding cost); ``precision="bf16"`` decodes under autocast
-        (faster on CPUs with native bfloat16, see :mod:`molgen.generate`).
-        ``steer`` (a :class:`~molgen.steering.PrefixPropertyPredictor` or its
+        (faster on CPUs with native bfloat16, see :mod:`molgen.generate.decoding`).
+        ``steer`` (a :class:`~molgen.generate.steering.PrefixPropertyPredictor` or its
         file) steers every decoding step towards the requested properties
-        with weight ``steer_strength`` (:mod:`molgen.steering`; works for
+        with weight ``steer_strength`` (:mod:`molgen.generate.steering`; works for
         unconditional models too). ``steer_candidates=K`` decodes K steered
         molecules per sample and keeps the one the same predictor, reading
         the whole molecule, finds most likely to meet the request (K times
@@ -406,7 +410,7 @@ class MoleculeVAE:
         RDKit validation of one chunk runs in worker processes while the model
         decodes the next, so decoding and chemistry overlap. With ``properties``
         each item is ``(smiles, values)``: the workers also compute the columns of
-        :data:`molgen.sample_table.PROPERTY_COLUMNS` (``None`` for invalid samples).
+        :data:`molgen.generate.table.PROPERTY_COLUMNS` (``None`` for invalid samples).
         """
         if n < 0:
             raise ConfigError("number of samples must be >= 0")
@@ -436,7 +440,7 @@ class MoleculeVAE:
         token_gen = torch.Generator().manual_seed(seed + 1)
         workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
         if properties:
-            from molgen.sample_table import describe_texts
+            from molgen.generate.table import describe_texts
 
             decode_many = partial(describe_texts, representation=self.representation)
         else:

@@ -54,7 +54,7 @@ def inherit_architecture(
     Without a checkpoint, or when ``arch`` names another architecture than the checkpoint's, the
     usual defaults apply (gru, selfies, 100 tokens) and nothing is inherited.
     """
-    from molgen.train.checkpoint import read_checkpoint_meta
+    from molgen.utils.checkpoint import read_checkpoint_meta
     from molgen.vae import resolve_model_path
     from molgen.vae.training import model_options
 

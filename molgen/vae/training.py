@@ -27,19 +27,25 @@ import numpy as np
 import torch
 
 from molgen import chem
-from molgen.conditioning import ConditionSpec, parse_property_names, property_matrix
+from molgen.config import ConfigMixin
 from molgen.datasets import BucketBatchSampler, train_val_split
-from molgen.datasets.token_cache import CachedTokens, default_token_cache, load_tokens, save_tokens, token_cache_key
+from molgen.datasets.token_cache import (
+    CachedTokens,
+    default_token_cache,
+    load_tokens,
+    save_tokens,
+    token_cache_key,
+)
 from molgen.errors import ConfigError, DataError
 from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
 from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
 from molgen.train.vocab_growth import extend_vocabulary, grow_state_dict
-from molgen.config import ConfigMixin
 from molgen.utils.io import RunLock, atomic_output, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 from molgen.vae.bundle import MODEL_FILE, MoleculeVAE
+from molgen.vae.conditioning import ConditionSpec, parse_property_names, property_matrix
 
 __all__ = ["VAETrainingConfig", "TokenizedData", "tokenize_smiles", "train_vae", "SeqVAETask", "model_options"]
 

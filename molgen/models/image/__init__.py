@@ -20,7 +20,7 @@ from molgen.models.image.gan import GAN, GANConfig
 from molgen.models.image.sgan import SemiSupervisedGAN, SGANConfig
 from molgen.models.image.vae import ConvVAE, VAEConfig
 from molgen.models.image.vaegan import VAEGAN, VAEGANConfig
-from molgen.train.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "MODEL_NAMES",

@@ -152,7 +152,7 @@ def sample_with_core(
     """
     import time
 
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
 
     core = CoreFilter(smarts)
     if n < 0 or noise < 0:

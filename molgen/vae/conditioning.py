@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from molgen.errors import ConfigError
 from molgen.config import ConfigMixin
+from molgen.errors import ConfigError
 
 __all__ = ["ConditionSpec", "ConditionWarning", "parse_property_names", "property_matrix"]
 

@@ -117,7 +117,7 @@ def score_molecules(
         samples: ``K``, draws from ``q(z|x)`` per molecule (the IW estimate tightens as it grows).
         batch_size: molecules per forward pass (each is repeated ``K`` times).
         seed: the draws of ``z``; the same seed and batch size give the same scores.
-        progress: optional handle with ``advance(n)`` (see :func:`molgen.train.progress.progress_bar`).
+        progress: optional handle with ``advance(n)`` (see :func:`molgen.utils.progress.progress_bar`).
         strip_stereo: score each molecule without its stereochemistry (and isotopes), for
             models whose training data had none, such as MOSES-trained ones; the
             ``smiles`` column keeps the input as given.

@@ -1,7 +1,7 @@
 """``molgen sample --substructure/--near``: the file-writing side of core-keeping and near-lead sampling.
 
-:func:`write_design_samples` runs :func:`molgen.substructure.sample_with_core` or
-:func:`molgen.near.sample_near` and writes the molecules atomically (``.smi``:
+:func:`write_design_samples` runs :func:`molgen.generate.substructure.sample_with_core` or
+:func:`molgen.generate.near.sample_near` and writes the molecules atomically (``.smi``:
 SMILES only; otherwise CSV with ``smiles`` and, near leads, ``similarity`` and
 ``reference``). Near leads with a core, only molecules with the core are kept.
 Both write distinct molecules: a repeat costs its decode but is not written again.
@@ -32,10 +32,10 @@ def write_design_samples(
     show_progress: bool = True,
 ) -> str:
     """Sample, write ``output`` and return a one-line report."""
-    from molgen.near import parse_similarity_range, sample_near
-    from molgen.substructure import CoreFilter, sample_with_core
-    from molgen.train.progress import progress_bar
+    from molgen.generate.near import parse_similarity_range, sample_near
+    from molgen.generate.substructure import CoreFilter, sample_with_core
     from molgen.utils.io import atomic_output
+    from molgen.utils.progress import progress_bar
 
     core = CoreFilter(substructure) if substructure else None
     start = time.perf_counter()

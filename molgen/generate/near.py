@@ -66,10 +66,10 @@ def sample_near(
     """Up to ``n`` distinct molecules around ``references`` (see the module docstring).
 
     ``temperature`` 0 decodes greedily (each point to its most likely molecule); ``require`` (a
-    :class:`~molgen.substructure.CoreFilter`) keeps only molecules with a core. ``max_decodes``
+    :class:`~molgen.generate.substructure.CoreFilter`) keeps only molecules with a core. ``max_decodes``
     defaults to ``max(200 n, 5000)``; fewer molecules than ``n`` then come with a warning.
     """
-    from molgen.generate import DecodeOptions
+    from molgen.generate.decoding import DecodeOptions
 
     if radius is None and similarity is None:
         radius = 0.5

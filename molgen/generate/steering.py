@@ -12,7 +12,7 @@ on top of the decoder's logits, over the requested properties ``j``. With
 ``strength = 1`` a step samples from ``p(v | prefix) p(target | prefix + v)``,
 Bayes' rule with the predictor as the likelihood; larger values follow the
 target more tightly at the cost of diversity. Unlike classifier-free guidance
-(:mod:`molgen.guidance`) it also narrows the spread of the property, not only
+(:mod:`molgen.generate.guidance`) it also narrows the spread of the property, not only
 its mean, and it works with unconditional models too.
 
 Example::
@@ -32,7 +32,7 @@ continuing training (``fit_prefix_predictor(..., init=predictor)``, or
 samples (``docs/conditional_benchmarks.md``).
 
 :class:`PropertySteering` follows the decoding protocol of
-:mod:`molgen.generate`; the requested targets ride along as extra trailing
+:mod:`molgen.generate.decoding`; the requested targets ride along as extra trailing
 columns of the context, so they stay aligned with the rows the loop keeps.
 """
 
@@ -47,12 +47,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from molgen.conditioning import ConditionSpec, parse_property_names, property_matrix
-from molgen.errors import CheckpointError, ConfigError
-from molgen.generate import prepare_context, select_rows
-from molgen.train.checkpoint import load_checkpoint, save_checkpoint
-from molgen.train.progress import progress_bar
 from molgen.config import ConfigMixin
+from molgen.errors import CheckpointError, ConfigError
+from molgen.generate.decoding import prepare_context, select_rows
+from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
+from molgen.utils.progress import progress_bar
+from molgen.vae.conditioning import ConditionSpec, parse_property_names, property_matrix
 
 __all__ = [
     "PrefixPredictorConfig",
@@ -241,7 +241,7 @@ def steered_samples(
     prefixes the predictor will judge. Returns canonical SMILES (``None``
     where RDKit rejects the result).
     """
-    from molgen.generate import DecodeOptions, decode_tokens
+    from molgen.generate.decoding import DecodeOptions, decode_tokens
     from molgen.vae import strings_to_smiles
 
     check_vocabulary(predictor, vae)

@@ -13,7 +13,7 @@ writes to ``out_dir``:
 
 Example::
 
-    >>> from molgen.benchmark import run_benchmark
+    >>> from molgen.metrics.benchmark import run_benchmark
     >>> report = run_benchmark("samples.smi", reference="moses-test", out_dir="report/")  # doctest: +SKIP
     >>> report["metrics"]["FCD/Test"]  # doctest: +SKIP
 """
@@ -33,10 +33,16 @@ from pathlib import Path
 import numpy as np
 
 from molgen.errors import ConfigError
-from molgen.metrics.compute import INTDIV_EXACT_MAX, Evaluation, evaluate_many, merge_metrics, reference_suffix
+from molgen.metrics.compute import (
+    INTDIV_EXACT_MAX,
+    Evaluation,
+    evaluate_many,
+    merge_metrics,
+    reference_suffix,
+)
 from molgen.metrics.partial import PartialStatistics, compute_partial, merge_partials
-from molgen.shards import ShardSpec
 from molgen.utils.io import atomic_output, atomic_write_text
+from molgen.utils.shards import ShardSpec
 
 __all__ = ["run_benchmark", "run_benchmark_shard", "merge_benchmark", "MAIN_COLUMNS", "load_baselines"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from molgen.sample_table import PROPERTY_COLUMNS, format_row
+from molgen.generate.table import PROPERTY_COLUMNS, format_row
 from molgen.utils.io import DiskFullError
 
 __all__ = ["SampleWriteResult", "write_samples", "partial_path", "novelty_set"]

@@ -119,7 +119,7 @@ def fit_latent_prior(
     ``show_progress`` prints a progress line (rate, ETA) for the encoding and
     for the EM iterations (the ETA assumes all ``max_iter``; EM usually stops sooner).
     """
-    from molgen.train.progress import progress_bar
+    from molgen.utils.progress import progress_bar
 
     if components < 1:
         raise ConfigError(f"components must be >= 1, not {components}")

@@ -14,7 +14,7 @@ and ``w > 1`` pushes each token further in the direction the condition
 favours, which matters when the decoder leans on ``z`` more than on ``c``.
 
 :class:`GuidedDecoder` wraps the model and follows the decoding protocol of
-:mod:`molgen.generate` (``init_state`` / ``step`` / ``select_state``) on a
+:mod:`molgen.generate.decoding` (``init_state`` / ``step`` / ``select_state``) on a
 doubled batch (conditioned rows, then the same rows without condition), so
 :func:`~molgen.generate.decode_tokens` drives it unchanged; a guided decode
 costs about twice a plain one.
@@ -33,7 +33,7 @@ import math
 import torch
 
 from molgen.errors import ConfigError
-from molgen.generate import prepare_context, select_rows
+from molgen.generate.decoding import prepare_context, select_rows
 
 __all__ = ["GuidedDecoder", "check_guidance"]
 
