@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from molgen.cli.options import ConfigFile, settings_from
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 
@@ -72,3 +75,22 @@ def test_missing_and_malformed_files_are_one_line_errors(tmp_path):
     good.write_text("lr = 3\n")
     with pytest.raises(ConfigError, match=r"no \[train\] table"):
         Run.from_file(good, section="train")
+
+
+def test_config_file_then_typed_flags_override_it(tmp_path):
+    app = typer.Typer()
+    seen = []
+
+    @app.command()
+    def run(ctx: typer.Context, config: ConfigFile = None, lr: float = typer.Option(1e-3), steps: int = typer.Option(100)):
+        seen.append(settings_from(ctx, Run, config, {"lr": "lr", "steps": "schedule.steps"}))
+
+    file = tmp_path / "run.toml"
+    file.write_text('lr = 0.5\n[schedule]\nkind = "constant"\nsteps = 7\n')
+    assert CliRunner().invoke(app, ["--config", str(file), "--steps", "9"]).exit_code == 0
+    assert seen[-1] == Run(lr=0.5, schedule=Schedule(kind="constant", steps=9))  # the file, then the typed flag
+    assert CliRunner().invoke(app, []).exit_code == 0
+    assert seen[-1] == Run()  # no file, no flags: the config's defaults
+    file.write_text('[schedule]\nkind = "cosine"\n')
+    result = CliRunner().invoke(app, ["--config", str(file)])
+    assert isinstance(result.exception, ConfigError) and "schedule.kind must be one of" in str(result.exception)
