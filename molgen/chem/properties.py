@@ -68,6 +68,8 @@ __all__ = [
     "ZINC250K_PLOGP_STATS",
     "PROPERTIES",
     "compute_properties",
+    "property_values",
+    "canonical_with_properties",
 ]
 
 #: Mean and standard deviation of logP, -SA and -cycle over ZINC-250k, the
@@ -103,12 +105,22 @@ def ring_size_penalty(mol: Chem.Mol) -> float:
 
 def penalized_logp(mol: Chem.Mol) -> float:
     """Raw penalized logP, ``logP - SA - cycle`` (JT-VAE/GCPN/MolDQN tables)."""
-    return logp(mol) - sa_score(mol) - ring_size_penalty(mol)
+    return _plogp(logp(mol), sa_score(mol), ring_size_penalty(mol))
 
 
 def penalized_logp_normalized(mol: Chem.Mol) -> float:
     """Penalized logP with each term standardised over ZINC-250k (JT-VAE BO)."""
-    terms = {"logp": logp(mol), "neg_sa": -sa_score(mol), "neg_cycle": -ring_size_penalty(mol)}
+    return _plogp_norm(logp(mol), sa_score(mol), ring_size_penalty(mol))
+
+
+# The two penalized-logP formulas from their terms, so that property_values can share the terms
+# between properties and still give the very floats of the functions above.
+def _plogp(logp_value: float, sa: float, cycle: float) -> float:
+    return logp_value - sa - cycle
+
+
+def _plogp_norm(logp_value: float, sa: float, cycle: float) -> float:
+    terms = {"logp": logp_value, "neg_sa": -sa, "neg_cycle": -cycle}
     return sum(
         (value - ZINC250K_PLOGP_STATS[k][0]) / ZINC250K_PLOGP_STATS[k][1]
         for k, value in terms.items()
@@ -218,7 +230,49 @@ def _property_row(smiles: object, names: tuple[str, ...]) -> list[float]:
     mol, _ = try_parse(smiles)
     if mol is None:
         return [math.nan] * len(names)
-    return [PROPERTIES[name](mol) for name in names]
+    return property_values(mol, names)
+
+
+#: Properties built from shared terms (logP, SA, ring penalty): computed from the terms, each once per molecule.
+_FROM_TERMS: dict[str, Callable[[float, float, float], float]] = {"plogp": _plogp, "plogp_norm": _plogp_norm}
+
+
+def property_values(mol: Chem.Mol, names: Sequence[str]) -> list[float]:
+    """``[PROPERTIES[name](mol) for name in names]``, the same floats, with logP, SA and the ring
+    penalty computed once per molecule however many of the names use them (SA is the costly one:
+    ``sa``, ``plogp`` and ``plogp_norm`` would each compute it)."""
+    terms: dict[str, float] = {}
+
+    def term(key: str) -> float:
+        if key not in terms:
+            terms[key] = PROPERTIES[key](mol) if key != "cycle" else ring_size_penalty(mol)
+        return terms[key]
+
+    out = []
+    for name in names:
+        if name in _FROM_TERMS:
+            out.append(_FROM_TERMS[name](term("logp"), term("sa"), term("cycle")))
+        elif name in ("logp", "sa"):
+            out.append(term(name))
+        else:
+            out.append(PROPERTIES[name](mol))
+    return out
+
+
+def canonical_with_properties(smiles: str | None, names: Sequence[str]) -> tuple[str | None, list[float] | None]:
+    """``(canonical_smiles(smiles), compute_properties([that], names) row)``, parsing once where it can.
+
+    RDKit canonical SMILES are almost always a fixed point; when the canonical form equals the
+    input, the molecule already parsed from it is the one the canonical string would parse to, so
+    its properties are computed from it. ``(None, None)`` for an invalid input.
+    """
+    mol, _ = try_parse(smiles) if smiles else (None, None)
+    if mol is None:
+        return None, None
+    canonical = Chem.MolToSmiles(mol)
+    if canonical != smiles:
+        return canonical, _property_row(canonical, tuple(names))
+    return canonical, property_values(mol, names)
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,6 +20,14 @@ Every optimizer in :mod:`molgen.optimize` sees the objective only through an
 
 When the budget is spent, further new molecules get NaN and are not logged;
 :attr:`Oracle.exhausted` tells the optimizer to stop.
+
+Per new molecule the oracle computes only the built-in properties it needs
+(:attr:`Oracle.property_names`: the objective's, the constraints', and any an
+optimizer asks for with :meth:`Oracle.track_properties`); the other columns of
+a record are filled by :meth:`Oracle.complete_properties`, once, for the
+molecules that are reported. A caller that already has canonical SMILES or
+property values (computed in worker processes, overlapped with decoding)
+passes them in, and the oracle skips that work.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +115,7 @@ class Oracle:
             raise ConfigError("a sim>= constraint needs a start molecule; pass --start SMILES")
         self._start_fps = [chem.morgan_fingerprint(s) for s in self.starts]
         self.records: dict[str, OracleRecord] = {}
+        self._extra_properties: list[str] = []
         self.history: list[OracleRecord] = []  # charged calls, in order
         self.counts = {"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 0}
         self._t0 = time.perf_counter()
@@ -143,14 +152,50 @@ class Oracle:
         ok.sort(key=lambda r: (-r.score, r.call))
         return ok if k is None else ok[:k]
 
+    # -- properties ------------------------------------------------------------
+    @property
+    def property_names(self) -> list[str]:
+        """Built-in properties computed for every new molecule: the objective's, the constraints', the tracked ones."""
+        constrained = [c.prop for c in self.constraints if c.prop in chem.PROPERTIES]
+        wanted = [*self.objective.property_names, *constrained, *self._extra_properties]
+        return list(dict.fromkeys(n for n in wanted if n in chem.PROPERTIES))
+
+    def track_properties(self, names: Iterable[str]) -> None:
+        """Also compute these built-in properties for every new molecule (e.g. an optimizer's refit targets)."""
+        self._extra_properties.extend(n for n in names if n in chem.PROPERTIES and n not in self._extra_properties)
+
+    def complete_properties(self, records: Iterable[OracleRecord] | None = None, n_jobs: int | None = None) -> None:
+        """Fill in every built-in property the records lack (default: the scored molecules), in one batch."""
+        todo = [r for r in (self.history if records is None else records) if any(n not in r.properties for n in chem.PROPERTIES)]
+        if not todo:
+            return
+        missing = [n for n in chem.PROPERTIES if any(n not in r.properties for r in todo)]
+        frame = chem.compute_properties([r.smiles for r in todo], missing, n_jobs=n_jobs)
+        for record, values in zip(todo, frame[missing].itertuples(index=False)):
+            for name, value in zip(missing, values):
+                record.properties.setdefault(name, float(value))
+
     # -- scoring -------------------------------------------------------------
-    def __call__(self, smiles: Sequence[str | None], step: int = 0, origins: Sequence[int | None] | None = None) -> np.ndarray:
-        """Scores aligned with ``smiles``: NaN for invalid, infeasible, failed or over-budget molecules."""
+    def __call__(
+        self,
+        smiles: Sequence[str | None],
+        step: int = 0,
+        origins: Sequence[int | None] | None = None,
+        canonical: Mapping[str, str | None] | None = None,
+        properties: Mapping[str, Sequence[float] | None] | None = None,
+    ) -> np.ndarray:
+        """Scores aligned with ``smiles``: NaN for invalid, infeasible, failed or over-budget molecules.
+
+        ``canonical`` (input string -> its :func:`~molgen.chem.canonical_smiles`) and ``properties``
+        (canonical SMILES -> values of :attr:`property_names`, in that order, as
+        :func:`~molgen.chem.compute_properties` gives them) are work already done elsewhere; the
+        oracle does the rest itself.
+        """
         smiles = list(smiles)
         origins = list(origins) if origins is not None else [None] * len(smiles)
         if len(origins) != len(smiles):
             raise ConfigError("origins must be as long as smiles")
-        canon = self._canonicalize(smiles)
+        canon = self._canonicalize(smiles, canonical or {})
         new: dict[str, int | None] = {}
         for s, o in zip(canon, origins):
             if s is None:
@@ -159,12 +204,12 @@ class Oracle:
                 self.counts["duplicate"] += 1
             else:
                 new[s] = o
-        self._score_new(new, step)
+        self._score_new(new, step, properties or {})
         return np.array([self._value(s, o) for s, o in zip(canon, origins)], dtype=float)
 
-    def _canonicalize(self, smiles: list[str | None]) -> list[str | None]:
+    def _canonicalize(self, smiles: list[str | None], known: Mapping[str, str | None]) -> list[str | None]:
         # Decoders already return canonical SMILES; only strings not seen before are re-canonicalised.
-        return [s if s is None or s in self.records else chem.canonical_smiles(s) for s in smiles]
+        return [s if s is None or s in self.records else known[s] if s in known else chem.canonical_smiles(s) for s in smiles]
 
     def _value(self, smiles: str | None, origin: int | None) -> float:
         record = self.records.get(smiles) if smiles is not None else None
@@ -185,14 +230,21 @@ class Oracle:
             return None
         return int(np.argmax(chem.bulk_tanimoto(chem.morgan_fingerprint(smiles), self._start_fps)))
 
-    def _score_new(self, new: dict[str, int | None], step: int) -> None:
+    def _property_rows(self, smiles: list[str], known: Mapping[str, Sequence[float] | None]) -> list[dict[str, float]]:
+        """The :attr:`property_names` of each molecule: from ``known`` where given, else computed (in one batch)."""
+        names = self.property_names
+        todo = [s for s in smiles if known.get(s) is None]
+        computed = chem.compute_properties(todo, names) if todo and names else None
+        rows = dict(zip(todo, computed[names].itertuples(index=False))) if computed is not None else {}
+        return [{k: float(v) for k, v in zip(names, rows.get(s, known.get(s) or ()))} for s in smiles]
+
+    def _score_new(self, new: dict[str, int | None], step: int, known: Mapping[str, Sequence[float] | None]) -> None:
         if not new:
             return
         names = list(new)
-        props = chem.compute_properties(names).drop(columns="smiles")
+        columns = self.property_names
         feasible = []
-        for i, s in enumerate(names):
-            row = {k: float(v) for k, v in props.iloc[i].items()}
+        for s, row in zip(names, self._property_rows(names, known)):
             origin = new[s] if new[s] is not None else self._nearest_start(s)
             sim = self.similarity(s, origin)
             broken = self.constraints.violations(row, sim)
@@ -209,7 +261,7 @@ class Oracle:
                 feasible.append((s, origin, sim, row))
         if not feasible:
             return
-        scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in props.columns}, self.timeout)
+        scored = self.objective.score([f[0] for f in feasible], {k: [f[3][k] for f in feasible] for k in columns}, self.timeout)
         parts = scored.components or [{}] * len(feasible)
         for (s, origin, sim, row), value, error, part in zip(feasible, scored.values, scored.errors, parts):
             status = "ok" if error is None else "failed"

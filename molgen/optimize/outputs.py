@@ -42,7 +42,9 @@ def results_frame(oracle: Oracle) -> pd.DataFrame:
     """All successfully scored molecules, ranked by objective (ties: earlier call first)."""
     rows = []
     parts = list(dict.fromkeys(k for r in oracle.history for k in r.components))  # scoring-file columns, in file order
-    for rank, r in enumerate(oracle.top(), start=1):
+    ranked = oracle.top()
+    oracle.complete_properties(ranked)  # the oracle computed only the properties the run needed
+    for rank, r in enumerate(ranked, start=1):
         rows.append(
             {
                 "rank": rank,
