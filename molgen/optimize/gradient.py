@@ -69,6 +69,7 @@ design of ``n_init`` molecules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -78,6 +79,7 @@ from molgen import chem
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 from molgen.generate.decoding import DecodeOptions
+from molgen.optimize.decode_pipeline import DecodeScorer
 from molgen.optimize.explore import STOP_BUDGET, ascent_step, lead_search
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.predictor import (
@@ -267,6 +269,8 @@ def optimize_gradient(
     start_z = _encode_starts(vae, start_smiles) if start_smiles else None
     surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, predictor_data)
     run.predictor = surrogate.predictor
+    if cfg.refit and not surrogate.online:
+        oracle.track_properties(surrogate.names)  # the refits' labels, read from the oracle's records
     if start_z is not None and cfg.explore != "off" or cfg.explore == "on":
         if start_z is None:
             raise ConfigError("explore='on' needs start molecules (--start); without them use the rounds of restarts")
@@ -276,16 +280,17 @@ def optimize_gradient(
         return run
     total = cfg.rounds * cfg.n_starts * cfg.steps
     restarts = _Restarts(cfg)
-    with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar:
+    with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar, _scorer(vae, oracle, cfg) as scorer:
         for r in range(cfg.rounds):
             if oracle.exhausted:
                 break
             calls0, decoded0 = oracle.calls, run.decoded
             z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen, run.latents, restarts)
             for b in range(0, len(z0), cfg.batch_size):
-                if oracle.exhausted:
+                if oracle.exhausted or scorer.stopped:
                     break
-                _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar, gen)
+                _ascend(vae, scorer, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], r * cfg.steps, run, bar, gen)
+            scorer.flush()  # the round's last batch is scored before the round is judged
             run.rounds = r + 1
             run.round_log.append(restarts.end_round(r, oracle.calls - calls0, run.decoded - decoded0, oracle))
             if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
@@ -295,6 +300,13 @@ def optimize_gradient(
     if run.stop == STOP_ROUNDS_FINISHED:
         run.stop_detail = f"all {cfg.rounds} round(s) of {cfg.n_starts} starts x {cfg.steps} steps ran"
     return run
+
+
+def _scorer(vae, oracle: Oracle, cfg: GradientConfig) -> DecodeScorer:
+    """Decoding and scoring for the rounds: the chemistry in the RDKit worker pool when the run decodes
+    enough molecules to pay for starting it (the threshold of ``MoleculeVAE.sample_chunks``)."""
+    decodes = cfg.rounds * cfg.n_starts * (cfg.steps // cfg.decode_every + 2)
+    return DecodeScorer(vae, oracle, chem.resolve_n_jobs(None) if decodes >= 2 * chem.DEFAULT_THRESHOLD else 0)
 
 
 def _encode_starts(vae, smiles: list[str]) -> torch.Tensor:
@@ -415,18 +427,21 @@ def _elite_latents(vae, elite: list[str], latents: dict[str, np.ndarray]) -> tor
 
 
 def _ascend(
-    vae, oracle: Oracle, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar, gen
+    vae, scorer: DecodeScorer, surrogate: _Surrogate, cfg: GradientConfig, z0: torch.Tensor, origins, step0: int, run: GradientRun, bar, gen
 ) -> None:
     device = vae.device
+    oracle = scorer.oracle
     surrogate.model.to(device).eval()
     z_start = z0.to(device)
     z = z_start.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
 
-    def decode(step: int) -> None:
-        _decode_and_score(vae, oracle, surrogate, z, origins, step, run, cfg, gen)
+    def decode(step: int, check: bool = True) -> None:
+        _decode_and_score(scorer, surrogate, z, origins, step, run, cfg, gen, check)
 
-    decode(step0)
+    decode(step0, check=False)  # as before: the budget is checked after the ascent's later decodes only
+    if scorer.stopped:
+        return
     for t in range(1, cfg.steps + 1):
         ascent_step(surrogate, z, opt, cfg)
         if cfg.trust_radius > 0:
@@ -437,22 +452,27 @@ def _ascend(
         bar.advance(len(z))
         if t % cfg.decode_every == 0 or t == cfg.steps:
             decode(step0 + t)
-            if oracle.exhausted:
+            if oracle.exhausted or scorer.stopped:
                 bar.advance(len(z) * (cfg.steps - t))
                 return
 
 
 def _decode_and_score(
-    vae, oracle: Oracle, surrogate: _Surrogate, z: torch.Tensor, origins, step: int, run: GradientRun, cfg: GradientConfig, gen
+    scorer: DecodeScorer, surrogate: _Surrogate, z: torch.Tensor, origins, step: int, run: GradientRun, cfg: GradientConfig, gen, check: bool
 ) -> None:
-    z_np = z.detach().cpu().numpy()
+    """Decode ``z`` now; the oracle scores it (and :func:`_record` books it) when the scorer's next batch is in."""
+    z_np = z.detach().cpu().numpy().copy()  # a copy: Adam updates z in place before the batch is booked
     if cfg.decode_temperature > 0:
         # A fresh seed per decode call, drawn from the run's generator: same seed, same molecules.
         seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
-        smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.decode_temperature), seed=seed)
+        options = DecodeOptions(strategy="sample", temperature=cfg.decode_temperature)
     else:
-        smiles = vae.decode(z_np, DecodeOptions(strategy="greedy"))
-    oracle(smiles, step=step, origins=origins)
+        seed, options = 0, DecodeOptions(strategy="greedy")
+    scorer.submit(z_np, options, seed, step, origins, partial(_record, surrogate, z_np, origins, step, run, cfg), check)
+
+
+def _record(surrogate: _Surrogate, z_np: np.ndarray, origins, step: int, run: GradientRun, cfg: GradientConfig, smiles: list[str | None]) -> None:
+    """Book a scored batch: trajectory, the latents of new molecules (elite restarts), refit data."""
     run.decoded += len(smiles)
     run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
     if cfg.rounds > 1 and cfg.elite_fraction > 0:
