@@ -132,9 +132,12 @@ class GradientConfig(ConfigMixin):
     explore_max_rounds: int = 200
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
+    n_jobs: int = 0  # RDKit worker processes decoding and scoring beside the ascent (0: all CPUs for large runs; 1: none)
     predictor: dict[str, Any] = field(default_factory=lambda: {"epochs": 40})  # PredictorTrainingConfig overrides
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 0:
+            raise ConfigError(f"gradient n_jobs must be 0 (automatic) or a number of worker processes, got {self.n_jobs!r}")
         for name in ("n_starts", "steps", "decode_every", "rounds", "batch_size", "elite_copies", "elite_per_cluster",
                      "explore_patience", "explore_max_rounds"):
             if int(getattr(self, name)) < 1:
@@ -305,6 +308,8 @@ def optimize_gradient(
 def _scorer(vae, oracle: Oracle, cfg: GradientConfig) -> DecodeScorer:
     """Decoding and scoring for the rounds: the chemistry in the RDKit worker pool when the run decodes
     enough molecules to pay for starting it (the threshold of ``MoleculeVAE.sample_chunks``)."""
+    if cfg.n_jobs:
+        return DecodeScorer(vae, oracle, cfg.n_jobs)
     decodes = cfg.rounds * cfg.n_starts * (cfg.steps // cfg.decode_every + 2)
     return DecodeScorer(vae, oracle, chem.resolve_n_jobs(None) if decodes >= 2 * chem.DEFAULT_THRESHOLD else 0)
 
