@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> dict:
     vae = MoleculeVAE.load(args.model, device="cpu")
     predictor = load_predictor(args.predictor, latent_dim=vae.config.latent_dim)
     oracle = Oracle("qed")
-    extra = {"n_jobs": args.n_jobs} if args.n_jobs is not None else {}
+    extra = {"n_jobs": args.n_jobs} if args.n_jobs is not None and "n_jobs" in GradientConfig.__dataclass_fields__ else {}
     cfg = GradientConfig(n_starts=args.n_starts, steps=args.steps, decode_every=1, batch_size=2048, **extra)
     profile = None if args.no_profile else cProfile.Profile()
     t0, c0 = time.perf_counter(), time.process_time()

@@ -87,6 +87,7 @@ from molgen.optimize.predictor import (
     TrainedPredictor,
     fit_predictor,
 )
+from molgen.optimize.restarts import Restarts, elite_latents
 from molgen.utils.progress import progress_bar
 
 __all__ = ["GradientConfig", "GradientRun", "optimize_gradient", "STOP_ROUNDS_FINISHED"]
@@ -282,7 +283,7 @@ def optimize_gradient(
         run.predictor = surrogate.predictor
         return run
     total = cfg.rounds * cfg.n_starts * cfg.steps
-    restarts = _Restarts(cfg)
+    restarts = Restarts(cfg)
     with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar, _scorer(vae, oracle, cfg) as scorer:
         for r in range(cfg.rounds):
             if oracle.exhausted:
@@ -362,47 +363,8 @@ def _origins_for(n: int, start_z: torch.Tensor | None) -> list[int | None]:
     return [None] * n if start_z is None else [i % len(start_z) for i in range(n)]
 
 
-class _Restarts:
-    """Restart bookkeeping across rounds: the noise schedule, the fingerprints of elite candidates, the round log."""
-
-    def __init__(self, cfg: GradientConfig) -> None:
-        self.cfg = cfg
-        self.noise = cfg.start_noise
-        self.elites: list[str] = []
-        self._fps: dict[str, Any] = {}
-
-    def pick_elites(self, oracle: Oracle, k: int) -> list[str]:
-        """The ``k`` best molecules, or with ``elite_max_similarity < 1`` the best that are not near-copies of better ones."""
-        if self.cfg.elite_max_similarity >= 1:
-            return [r.smiles for r in oracle.top(k)]
-        picked: list[str] = []
-        picked_fps: list[Any] = []
-        for record in oracle.top():
-            fp = self._fps.get(record.smiles)
-            if fp is None:
-                fp = self._fps[record.smiles] = chem.morgan_fingerprint(record.smiles)
-            if picked_fps and int((chem.bulk_tanimoto(fp, picked_fps) > self.cfg.elite_max_similarity).sum()) >= self.cfg.elite_per_cluster:
-                continue
-            picked.append(record.smiles)
-            picked_fps.append(fp)
-            if len(picked) == k:
-                break
-        return picked
-
-    def end_round(self, r: int, new_calls: int, decoded: int, oracle: Oracle) -> dict[str, Any]:
-        """Log round ``r`` and set the next round's restart noise from its yield."""
-        yield_ = new_calls / decoded if decoded else 0.0
-        top = oracle.top(1)
-        entry = {"round": r, "noise": round(self.noise, 4), "elites": len(self.elites), "decoded": decoded,
-                 "new_calls": new_calls, "yield": round(yield_, 4), "best": top[0].score if top else None}
-        if self.cfg.restart_min_yield > 0 and r > 0:  # round 0 starts from the prior: its yield says nothing about restarts
-            low = yield_ < self.cfg.restart_min_yield
-            self.noise = min(self.noise * self.cfg.restart_noise_growth, self.cfg.restart_max_noise) if low else self.cfg.start_noise
-        return entry
-
-
 def _round_starts(
-    vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents, restarts: _Restarts
+    vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents, restarts: Restarts
 ) -> tuple[torch.Tensor, list[int | None]]:
     """Round 0 (and every round with seed molecules): the seeds or prior samples. Later rounds without
     seeds: noisy copies of the best molecules' latents for ``elite_fraction`` of the starts, prior for the rest."""
@@ -415,20 +377,11 @@ def _round_starts(
     n_elite = int(cfg.n_starts * cfg.elite_fraction) if round_index > 0 else 0
     restarts.elites = restarts.pick_elites(oracle, max(1, n_elite // cfg.elite_copies)) if n_elite else []
     if restarts.elites:
-        ez = _elite_latents(vae, restarts.elites, latents if cfg.elite_latent == "decoded" else {})
+        ez = elite_latents(vae, restarts.elites, latents if cfg.elite_latent == "decoded" else {})
         if len(ez):
             reps = ez.repeat((n_elite + len(ez) - 1) // len(ez), 1)[:n_elite]
             z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * restarts.noise
     return z, [None] * cfg.n_starts
-
-
-def _elite_latents(vae, elite: list[str], latents: dict[str, np.ndarray]) -> torch.Tensor:
-    """The z each elite was decoded from where known, else its encoding (molecules the model cannot write are dropped)."""
-    rows = [latents.get(s) for s in elite]
-    missing = [s for s, z in zip(elite, rows) if z is None]
-    encoded = vae.encode(missing)[0] if missing else np.zeros((0, vae.config.latent_dim), dtype=np.float32)
-    rows = [z for z in rows if z is not None] + list(encoded)
-    return torch.from_numpy(np.stack(rows).astype(np.float32)) if rows else torch.zeros(0, vae.config.latent_dim)
 
 
 def _ascend(
