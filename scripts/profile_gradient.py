@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace) -> dict:
 def _markdown(runs: list[dict], command: str) -> str:
     lines = ["# Gradient optimization throughput (issue 28)", "",
              f"`{command}` (one line per `--label`; `scripts/profile_gradient.py` explains the columns).", "",
+             f"Machine: {runs[-1]['cpus']} CPUs ({runs[-1]['cpu']}), shared with other jobs (load average in the table); torch on one thread.", "",
              "| run | starts x steps | decodes | scored | wall s | CPU s (main + workers) | load average | digest | date |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
