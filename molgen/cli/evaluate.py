@@ -11,15 +11,23 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
-from molgen.cli._common import (
-    INTDIV_HELP,
+from molgen.cli._common import PRIOR_HELP, TEMPERATURE_HELP, _read
+from molgen.cli.options import (
     MODEL_HELP,
-    PRIOR_HELP,
     REJECTS_HELP,
     SHARD_HELP,
     STRICT_HELP,
-    TEMPERATURE_HELP,
-    _read,
+    DeviceOpt,
+    IntDivOpt,
+    ModelOpt,
+    NJobsOpt,
+    RejectsOpt,
+    SeedOpt,
+    ShardOpt,
+    SmilesColumnOpt,
+    StrictOpt,
+    ThreadsOpt,
+    described,
 )
 from molgen.console import err, note, out, warn
 from molgen.errors import ConfigError, DataError
@@ -29,7 +37,7 @@ from molgen.utils.threads import set_torch_threads
 @app.command()
 def benchmark(
     output: Path = typer.Option(Path("report"), "-o", "--output", help="report folder: metrics.json, metrics.md, plots"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP + "; sampled when --generated is not given"),
+    model: described(ModelOpt, MODEL_HELP + "; sampled when --generated is not given") = None,
     generated: Optional[Path] = typer.Option(None, help="score this file of generated SMILES instead of sampling (every line counts)"),
     n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
     reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
@@ -37,18 +45,18 @@ def benchmark(
     temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_p: float = typer.Option(1.0, help="nucleus sampling threshold (1: off), as in molgen sample"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
-    seed: int = typer.Option(0),
-    n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --train (every line of --generated is a sample)"),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --train"),
+    seed: SeedOpt = 0,
+    n_jobs: NJobsOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --train (every line of --generated is a sample)") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --train") = None,
     shard: Optional[str] = typer.Option(
         None,
         help=SHARD_HELP + ": score shard i's lines of --generated (all of it if it is part i of a sharded sample job), "
         "or sample as molgen sample --shard does; -o is then the part's .npz (or a folder for it)",
     ),
-    intdiv_exact_max: int = typer.Option(100_000, help=INTDIV_HELP),
+    intdiv_exact_max: IntDivOpt = 100_000,
 ) -> None:
     """MOSES metrics of a model's samples (or of any file) against a reference set."""
     from molgen.metrics.benchmark import run_benchmark
@@ -158,7 +166,7 @@ def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: d
 def score(
     input: Path = typer.Option(..., "--input", "-i", help="molecules to score (SMILES file)"),
     output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: one row per molecule"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     samples: int = typer.Option(32, help="importance samples z ~ q(z|x) per molecule"),
     reference: Optional[str] = typer.Option(
         "train", help="in-distribution molecules that set the flag threshold: 'train' (the checkpoint's training set), a SMILES file, or 'none'"
@@ -166,14 +174,14 @@ def score(
     reference_size: int = typer.Option(1000, help="reference molecules drawn (seeded) for the threshold"),
     flag_quantile: float = typer.Option(0.01, help="flag molecules scoring below this quantile of the reference"),
     flag_on: str = typer.Option("iw_ll_per_token", help="column the flag uses: iw_ll_per_token, iw_ll or elbo"),
-    smiles_column: Optional[str] = typer.Option(None),
+    smiles_column: SmilesColumnOpt = None,
     batch_size: int = typer.Option(64, help="molecules per forward pass"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP + "; applies to --input"),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP + "; for --input"),
-    shard: Optional[str] = typer.Option(None, help=SHARD_HELP + " (shard i scores its block of the molecules read from --input)"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --input") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --input") = None,
+    shard: described(ShardOpt, SHARD_HELP + " (shard i scores its block of the molecules read from --input)") = None,
     strip_stereo: bool = typer.Option(False, help="read the molecules with stereochemistry dropped, as the global --drop-stereo (for models trained without it, e.g. on MOSES); counted"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
@@ -260,10 +268,10 @@ def merge(
     reference: Optional[list[str]] = typer.Option(None, help="benchmark parts: where each reference set is now, if it moved (same order)"),
     label: Optional[str] = typer.Option(None, help="benchmark parts: name of our row in the table (default: the shards' label)"),
     seed: int = typer.Option(0, help="benchmark parts: picks the molecules of the grid image"),
-    n_jobs: Optional[int] = typer.Option(None, help="worker processes for RDKit work (default: all CPUs)"),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    intdiv_exact_max: int = typer.Option(100_000, help=INTDIV_HELP),
+    n_jobs: NJobsOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    intdiv_exact_max: IntDivOpt = 100_000,
 ) -> None:
     """Combine the outputs of a --shard job once every shard has finished.
 

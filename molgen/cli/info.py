@@ -9,13 +9,13 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app, data_app
-from molgen.cli._common import MODEL_HELP
+from molgen.cli.options import ModelOpt
 from molgen.console import out
 
 
 @app.command()
 def info(
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     list_models: bool = typer.Option(False, "--list", help="list the pretrained models (names usable as --model and --init-from) instead"),
 ) -> None:
     """Show what a checkpoint holds: architecture, vocabulary, training data and history (--list: the pretrained models)."""

@@ -10,6 +10,8 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
+from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _read
+from molgen.cli.options import DeviceOpt, ModelOpt, QuietOpt, RejectsOpt, SeedOpt, SmilesColumnOpt, StrictOpt, ThreadsOpt, described
 from molgen.console import err, styled, warn
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
@@ -18,20 +20,6 @@ __all__ = ["predictor_app", "optimize_command"]
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.", rich_markup_mode=None)
 
-MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
-STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
-REJECTS_HELP = "write every skipped line of {what} (line number, text, reason) to this CSV"
-
-
-def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
-    """Molecules of ``path`` (skipping and counting bad lines unless ``strict``), with a one-line summary."""
-    from molgen.datasets import read_molecules
-
-    result = read_molecules(path, strict=strict, rejects_to=rejects)
-    err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
-    if not result.smiles:
-        raise DataError(f"{path} contains no valid molecule; check the file")
-    return result.smiles
 
 
 def _labels(path: Path, target: str, smiles_column: Optional[str], strict: bool = False, rejects: Optional[Path] = None):
@@ -110,22 +98,22 @@ def _smiles_column(frame, targets: list[str], path: Path) -> str:
 @predictor_app.command("train")
 def predictor_train(
     out: Path = typer.Option(..., "--out", help="folder (gets predictor.safetensors and report.json) or a .safetensors file"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     properties: str = typer.Option("qed,logp,sa,plogp", help="built-in properties to predict (RDKit labels, free)"),
     data: Optional[Path] = typer.Option(None, help="molecules to label with RDKit (default: the embedded MOSES sample)"),
     labels: Optional[Path] = typer.Option(None, help="CSV of measured values instead of RDKit labels"),
     target: Optional[str] = typer.Option(None, help="column(s) of --labels to predict, comma-separated"),
-    smiles_column: Optional[str] = typer.Option(None, help="SMILES column of --labels (default: found by name, e.g. smiles, or by content)"),
+    smiles_column: SmilesColumnOpt = None,
     limit: int = typer.Option(20000, help="use at most N molecules of --data (0: all)"),
     epochs: int = typer.Option(60),
     members: int = typer.Option(5, help="ensemble size"),
     hidden: int = typer.Option(256),
     warn_r2: float = typer.Option(0.5, help="warn when a target's held-out R^2 is below this"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--data or --labels")),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--data or --labels")),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --data or --labels") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --data or --labels") = None,
 ) -> None:
     """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
     from molgen.optimize.predictor import (
@@ -150,7 +138,7 @@ def predictor_train(
             raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
         from molgen.datasets import default_training_smiles
 
-        smiles = _read(data, strict, rejects) if data is not None else default_training_smiles()
+        smiles = _read(data, None, strict, rejects) if data is not None else default_training_smiles()
         smiles = smiles[:limit] if limit else smiles
         trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg, show_progress=True)
     path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
@@ -164,7 +152,7 @@ def predictor_train(
 def optimize_command(
     objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
     budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
     constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
@@ -183,17 +171,17 @@ def optimize_command(
     refit: bool = typer.Option(False, help="[gradient] refit the predictor on scored molecules between rounds"),
     batch_size: Optional[int] = typer.Option(None, help="points optimised (or proposed) together"),
     option: list[str] = typer.Option([], "--option", help="any method option as key=value (JSON values), repeatable"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    quiet: bool = typer.Option(False, help="no progress bar"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    quiet: QuietOpt = False,
     timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
     substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); others cost no oracle call"),
     diversity_filter: int = typer.Option(0, help="scaffold memory: after K hits on one Bemis-Murcko scaffold, more of it score zero (0: off)"),
     diversity_penalty: float = typer.Option(0.0, help="with --diversity-filter: factor on the score of a full scaffold's molecules (0: zero)"),
     pareto: bool = typer.Option(False, help="also write pareto.csv/pareto.png: the non-dominated molecules over a scoring file's 2-3 components"),
-    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --starts") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --starts") = None,
     sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
 ) -> None:
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget.
@@ -208,7 +196,7 @@ def optimize_command(
     set_torch_threads(threads)
     starts = list(start)
     if starts_file is not None:
-        starts += _read(starts_file, strict, rejects)
+        starts += _read(starts_file, None, strict, rejects)
     options = {
         k: v
         for k, v in dict(
