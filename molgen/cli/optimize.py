@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -11,7 +12,19 @@ import typer
 
 from molgen.cli._app import app
 from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _read
-from molgen.cli.options import DeviceOpt, ModelOpt, QuietOpt, RejectsOpt, SeedOpt, SmilesColumnOpt, StrictOpt, ThreadsOpt, described
+from molgen.cli.options import (
+    ConfigFile,
+    DeviceOpt,
+    ModelOpt,
+    QuietOpt,
+    RejectsOpt,
+    SeedOpt,
+    SmilesColumnOpt,
+    StrictOpt,
+    ThreadsOpt,
+    described,
+    settings_from,
+)
 from molgen.console import err, styled, warn
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
@@ -149,9 +162,47 @@ def predictor_train(
     err.print(f"predictor written to {path}")
 
 
+def _to_method(key: str):
+    """A flag that sets ``key`` in the chosen method's table (``[gradient]``, ``[bo]``); unknown keys are errors there."""
+
+    def write(data: dict, value) -> None:
+        data.setdefault(data.get("method", "gradient"), {})[key] = value
+
+    return write
+
+
+def _method_options(data: dict, items: list[str]) -> None:
+    """``--option key=value`` (a JSON value): a key of the config itself (e.g. predictor_train_size), else the method's."""
+    from molgen.optimize.request import OptimizeConfig
+
+    top = {f.name for f in dataclasses.fields(OptimizeConfig)}
+    for key, value in _parse_options(items).items():
+        (data if key in top else data.setdefault(data.get("method", "gradient"), {}))[key] = value
+
+
+def _diversity_penalty(data: dict, value: float) -> None:
+    if isinstance(data.get("diversity"), dict):  # the penalty applies only with the filter on
+        data["diversity"]["penalty"] = value
+
+
+#: optimize's flags -> their place in OptimizeConfig (molgen.optimize.request); "method" first, the method tables need it.
+_OPTIMIZE_FLAGS = {
+    "method": "method", "objective": "objective", "output": "output", "model": "model", "budget": "budget",
+    "constraint": "constraints", "start": "start", "min_similarity": "min_similarity", "max_heavy_atoms": "max_heavy_atoms",
+    "predictor": "predictor", "seed": "seed", "device": "device", "timeout": "timeout", "substructure": "substructure",
+    "pareto": "pareto", "sanity_filter": "sanity_filter",
+    "diversity_filter": lambda data, k: data.update(diversity={**data.get("diversity", {}), "bucket_size": k}) if k else None,
+    "diversity_penalty": _diversity_penalty,
+    **{name: _to_method(name) for name in ("n_starts", "steps", "lr", "decode_every", "prior_weight", "trust_radius", "rounds", "refit", "batch_size")},
+    "option": _method_options,
+}  # fmt: skip
+
+
 def optimize_command(
-    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
-    output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    objective: Optional[str] = typer.Option(None, "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
     model: ModelOpt = None,
     method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
     budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
@@ -190,30 +241,17 @@ def optimize_command(
     def f(smiles: str) -> float, or a batch, def f(smiles: list[str]) -> list[float];
     molgen reads the form from the annotation or the @molgen.optimize.per_molecule /
     @molgen.optimize.batch marker, else tries both. Example: docs/examples/objective.py.
+    With --config FILE.toml (example: configs/optimize.toml) the file gives the settings and typed flags override it.
     """
-    from molgen.optimize.api import optimize
+    from molgen.optimize.request import OptimizeConfig, run_optimize
 
+    settings = settings_from(ctx, OptimizeConfig, config, _OPTIMIZE_FLAGS)
+    if settings.output is None:
+        raise ConfigError("no output folder: pass -o FOLDER or set output in the config file")
     set_torch_threads(threads)
-    starts = list(start)
     if starts_file is not None:
-        starts += _read(starts_file, None, strict, rejects)
-    options = {
-        k: v
-        for k, v in dict(
-            n_starts=n_starts, steps=steps, lr=lr, decode_every=decode_every, prior_weight=prior_weight,
-            trust_radius=trust_radius, rounds=rounds, batch_size=batch_size, refit=refit or None,
-        ).items()
-        if v is not None
-    }
-    options.update(_parse_options(option))
-    result = optimize(
-        objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
-        min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
-        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout, sanity_filter=sanity_filter, pareto=pareto,
-        diversity={"bucket_size": diversity_filter, "penalty": diversity_penalty} if diversity_filter else None,
-        substructure=substructure,
-    )
-    _report(result, output)
+        settings.start = [*settings.start, *_read(starts_file, None, strict, rejects)]
+    _report(run_optimize(settings, show_progress=not quiet), settings.output)
 
 
 def _parse_options(items: list[str]) -> dict:
@@ -229,21 +267,12 @@ def _parse_options(items: list[str]) -> dict:
     return options
 
 
-def _report(result, output: Path) -> None:
-    oracle = result.oracle  # a weak predictor was reported when it was fitted (optimize() warns), not again here
-    top = result.top(3)
-    best = ", ".join(f"{r.objective:.4g} {r.smiles}" for r in top.itertuples()) or "nothing scored"
-    err.print(
-        f"{oracle.calls:,} oracle calls in {result.summary['seconds']:.1f} s "
-        f"(invalid {oracle.counts['invalid']:,}, repeats {oracle.counts['duplicate']:,}, infeasible {oracle.counts['infeasible']:,}, "
-        f"filtered {oracle.counts.get('filtered', 0):,}, failed {oracle.counts['failed']:,}); top: {best}"
-    )
-    stop = result.summary.get("stop") or {}
-    if stop.get("rule"):
-        err.print(f"stopped: {stop['rule']}" + (f" ({stop['detail']})" if stop.get("detail") else ""))
-    if result.summary.get("advice"):
-        styled(result.summary["advice"], "yellow")
-    err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")
+def _report(result, output) -> None:
+    """Print the run's summary (:func:`molgen.optimize.request.report_lines`)."""
+    from molgen.optimize.request import report_lines
+
+    for text, style in report_lines(result, output):
+        styled(text, style) if style else err.print(text)
 
 
 app.add_typer(predictor_app, name="predictor")

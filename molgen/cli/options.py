@@ -131,8 +131,10 @@ def settings_from(
             data, where = data[section], f"{config}: {section}"
     for name, target in flags.items():
         if typed_on_command_line(ctx, name):
+            value = ctx.params[name]
+            value = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
             if callable(target):
-                target(data, ctx.params[name])
+                target(data, value)
             else:
-                set_path(data, target, ctx.params[name])
+                set_path(data, target, value)
     return cls.from_dict(data, where=where)
