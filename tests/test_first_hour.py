@@ -254,14 +254,14 @@ def test_sample_zero_molecules_is_a_one_line_error(tmp_path, capsys):
 
 def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
     import molgen.datasets
-    from molgen.cli import evaluate as cli
+    from molgen.metrics.benchmark_run import named_training_set
 
     fake = tmp_path / "train.csv.gz"
     with gzip.open(fake, "wt") as fh:
         fh.write("SMILES\nCCO\nc1ccc2[nH]ccc2c1\n")
     monkeypatch.setattr(molgen.datasets, "moses_split", lambda name, fetch=True: fake)
-    assert cli._named_training_set("moses-train") == ["CCO", "c1ccc2[nH]ccc2c1"]
-    assert cli._named_training_set("my_train.smi") is None
+    assert named_training_set("moses-train") == ["CCO", "c1ccc2[nH]ccc2c1"]
+    assert named_training_set("my_train.smi") is None
 
 
 def test_report_table_shows_unique_at_k_only_for_samples_of_k(capsys):

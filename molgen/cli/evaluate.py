@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -18,9 +15,11 @@ from molgen.cli.options import (
     SHARD_HELP,
     STRICT_HELP,
     DeviceOpt,
+    ConfigFile,
     IntDivOpt,
     ModelOpt,
     NJobsOpt,
+    OutputOpt,
     RejectsOpt,
     SeedOpt,
     ShardOpt,
@@ -28,20 +27,30 @@ from molgen.cli.options import (
     StrictOpt,
     ThreadsOpt,
     described,
+    settings_from,
 )
-from molgen.console import err, note, out, warn
+from molgen.console import err, out, warn
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
 
 
+#: benchmark's flags -> their place in BenchmarkConfig (molgen.metrics.benchmark_run).
+_BENCHMARK_FLAGS = {
+    name: name
+    for name in ("output", "model", "generated", "n", "reference", "temperature", "top_p", "prior", "seed", "n_jobs", "device", "shard", "intdiv_exact_max")
+} | {"train_file": "train"}
+
+
 @app.command()
 def benchmark(
-    output: Path = typer.Option(Path("report"), "-o", "--output", help="report folder: metrics.json, metrics.md, plots"),
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    output: described(OutputOpt, "report folder: metrics.json, metrics.md, plots") = Path("report"),
     model: described(ModelOpt, MODEL_HELP + "; sampled when --generated is not given") = None,
     generated: Optional[Path] = typer.Option(None, help="score this file of generated SMILES instead of sampling (every line counts)"),
     n: int = typer.Option(30000, "-n", help="molecules to sample from --model"),
     reference: list[str] = typer.Option(["moses-test"], help="moses-test, moses-test-scaffolds or a SMILES file; repeat to score against several in one pass (as MOSES does with test and scaffold test)"),
-    train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty: moses-train (the cached MOSES training set) or a SMILES file (default: what the checkpoint remembers)"),
+    train_file: Optional[str] = typer.Option(None, "--train", help="training set for novelty: moses-train (the cached MOSES training set) or a SMILES file (default: what the checkpoint remembers)"),
     temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_p: float = typer.Option(1.0, help="nucleus sampling threshold (1: off), as in molgen sample"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
@@ -51,115 +60,33 @@ def benchmark(
     threads: ThreadsOpt = 0,
     strict: described(StrictOpt, STRICT_HELP + "; applies to --train (every line of --generated is a sample)") = False,
     rejects: described(RejectsOpt, REJECTS_HELP + "; for --train") = None,
-    shard: Optional[str] = typer.Option(
-        None,
-        help=SHARD_HELP + ": score shard i's lines of --generated (all of it if it is part i of a sharded sample job), "
+    shard: described(
+        ShardOpt,
+        SHARD_HELP + ": score shard i's lines of --generated (all of it if it is part i of a sharded sample job), "
         "or sample as molgen sample --shard does; -o is then the part's .npz (or a folder for it)",
-    ),
+    ) = None,
     intdiv_exact_max: IntDivOpt = 100_000,
 ) -> None:
-    """MOSES metrics of a model's samples (or of any file) against a reference set."""
-    from molgen.metrics.benchmark import run_benchmark
-    from molgen.utils.io import RunLock
-    from molgen.utils.runtime import resolve_device
-    from molgen.utils.shards import file_digest, parse_shard
+    """MOSES metrics of a model's samples (or of any file) against a reference set.
 
+    With --config FILE.toml (example: configs/benchmark.toml) the file gives the settings and typed flags override it.
+    """
+    from molgen.metrics.benchmark_run import BenchmarkConfig, run_benchmark_request
+
+    settings = settings_from(ctx, BenchmarkConfig, config, _BENCHMARK_FLAGS)
     set_torch_threads(threads)
-    intdiv_limit = _intdiv_limit(intdiv_exact_max)
-    if generated is None and n < 1:
-        raise ConfigError(f"-n must be at least 1 molecule to sample, not {n}")
-    spec = parse_shard(shard) if shard is not None else None
     train = None
-    if train_file is not None:
-        train = _named_training_set(str(train_file)) or _read(train_file, None, strict, rejects)
-    # Shards write one .npz each (atomically), so they share an output folder without a lock.
-    with RunLock(output) if spec is None else _no_lock():
-        if generated is None:
-            from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
-
-            vae = MoleculeVAE.load(model, device=device)
-            if temperature is None:
-                temperature = vae.default_temperature
-            start = time.perf_counter()
-            n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
-            samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
-            used_prior = "fitted" if vae.uses_fitted_prior(prior) else "N(0, I)"
-            err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {used_prior} prior)")
-            gen: list[str] | Path = [s or "" for s in samples]
-            if train is None:
-                train = training_smiles(vae)
-                if train is None:
-                    warn("the checkpoint's training set is not available; novelty is not computed (pass --train)", prefix="")
-            label = f"{Path(vae.meta.get('path', 'model')).stem} (T {temperature:g}, {used_prior} prior)"
-            job = dict(model=file_digest(resolve_model_path(model)), n=n, seed=seed, temperature=temperature, top_p=top_p, prior=prior) if spec else {}
-        else:
-            gen, label = generated, generated.stem
-            if spec is not None:
-                gen, job = _generated_part(generated, spec)
-                if "parts_of" in job:  # sample-3.smi -> sample: one name for the parts' row
-                    label = re.sub(r"[-_.]?\d+$", "", label) or label
-        if spec is not None:
-            _benchmark_part(gen, spec, output, reference, train, job, label, n_jobs, str(resolve_device(device)))
-            return
-        report = run_benchmark(
-            gen, train=train, out_dir=output, n_jobs=n_jobs, device=str(resolve_device(device)), seed=seed, label=label,
-            references=reference, intdiv_exact_max=intdiv_limit, show_progress=True,
-        )
-    out.print((output / "metrics.md").read_text(), highlight=False, markup=False)
-    err.print(f"scored in {report['seconds']:.1f} s; report in {output}/")
-
-
-def _named_training_set(name: str) -> list[str] | None:
-    """``moses-train``: the cached MOSES training set (canonical already, read without re-parsing); else None."""
-    if name != "moses-train":
-        return None
-    import gzip
-
-    from molgen.datasets import moses_split
-
-    with gzip.open(moses_split("train"), "rt") as fh:
-        smiles = [line.strip() for line in fh][1:]  # the first line is the header
-    note(f"novelty against the MOSES training set ({len(smiles):,} molecules)")
-    return smiles
+    if settings.train is not None and settings.train != "moses-train":  # a file: read under the input policy
+        train = _read(Path(settings.train), None, strict, rejects)
+    outcome = run_benchmark_request(settings, train=train, log=err.print)
+    if outcome.report is not None:
+        out.print((outcome.path / "metrics.md").read_text(), highlight=False, markup=False)
 
 
 def _intdiv_limit(value: int) -> int | None:
     if value < 0:
         raise ConfigError(f"--intdiv-exact-max must be 0 (every pair) or a number of molecules, got {value}")
     return value or None
-
-
-@contextmanager
-def _no_lock():
-    yield
-
-
-def _generated_part(generated: Path, spec) -> tuple[list[str], dict]:
-    """Shard ``spec``'s samples: the whole file if it is that part of a sharded sample job, else its block of lines."""
-    from molgen.metrics import load_generated
-    from molgen.utils.shards import file_digest, read_sidecar, sidecar_path
-
-    if not sidecar_path(generated).is_file():
-        return list(spec.select(load_generated(generated))), {"generated": file_digest(generated)}
-    record = read_sidecar(generated)
-    if (record["shard"], record["of"]) != (spec.index, spec.count):
-        raise ConfigError(f"{generated} is part {record['shard']}/{record['of']} of a sharded job (its .shard.json says so), not {spec}; pass the matching part")
-    if file_digest(generated) != record["sha256"]:
-        raise DataError(f"{generated} changed after its shard wrote it; run that shard again")
-    note(f"{generated} is part {spec} of a sharded {record['job'].get('command', '')} job: scoring all of it")
-    return load_generated(generated), {"parts_of": record["job"]}
-
-
-def _benchmark_part(gen, spec, output: Path, reference: list[str], train, job: dict, label: str, n_jobs: int | None, device: str) -> None:
-    from molgen.metrics.benchmark import run_benchmark_shard
-
-    path = output if output.suffix == ".npz" else output / f"{spec.file_tag()}.npz"
-    start = time.perf_counter()
-    part = run_benchmark_shard(gen, spec, path, reference, train, dict(job, command="benchmark"), label, n_jobs=n_jobs, device=device)
-    err.print(
-        f"shard {spec}: {part.n_generated:,} samples, {part.n_valid:,} valid, {len(part.smiles):,} distinct; "
-        f"statistics in {path} ({time.perf_counter() - start:.1f} s); when every shard is done: molgen merge {path.parent}/ -o REPORT"
-    )
 
 
 @app.command()
