@@ -29,7 +29,7 @@ from molgen.cli.options import (
     described,
     settings_from,
 )
-from molgen.console import err, out, warn
+from molgen.console import err, out
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
 
@@ -92,7 +92,7 @@ def _intdiv_limit(value: int) -> int | None:
 @app.command()
 def score(
     input: Path = typer.Option(..., "--input", "-i", help="molecules to score (SMILES file)"),
-    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: one row per molecule"),
+    output: described(OutputOpt, "CSV: one row per molecule") = Path("scores.csv"),
     model: ModelOpt = None,
     samples: int = typer.Option(32, help="importance samples z ~ q(z|x) per molecule"),
     reference: Optional[str] = typer.Option(
@@ -112,70 +112,43 @@ def score(
     strip_stereo: bool = typer.Option(False, help="read the molecules with stereochemistry dropped, as the global --drop-stereo (for models trained without it, e.g. on MOSES); counted"),
 ) -> None:
     """Per-molecule ELBO and importance-weighted log-likelihood; flag molecules unlike the training data."""
-    import numpy as np
+    from molgen.utils.shards import parse_shard, sidecar_path, write_sidecar
+    from molgen.vae import MoleculeVAE
+    from molgen.vae.flagging import FLAG_COLUMNS, score_and_flag
 
-    from molgen.utils.io import atomic_output
-    from molgen.utils.progress import progress_bar
-    from molgen.utils.shards import (
-        file_digest,
-        parse_shard,
-        sidecar_path,
-        write_sidecar,
-    )
-    from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
-    from molgen.vae.likelihood import flag_threshold, score_molecules
-
-    if flag_on not in ("iw_ll_per_token", "iw_ll", "elbo"):
+    if flag_on not in FLAG_COLUMNS:
         raise ConfigError(f"--flag-on must be iw_ll_per_token, iw_ll or elbo, not {flag_on!r}")
     set_torch_threads(threads)
     spec = parse_shard(shard) if shard is not None else None
     if spec is not None:
         sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
     vae = MoleculeVAE.load(model, device=device)
-    smiles = _read(input, smiles_column, strict, rejects, stereo="drop" if strip_stereo else None)
-    n_read = len(smiles)
+    stereo = "drop" if strip_stereo else None
+    smiles = _read(input, smiles_column, strict, rejects, stereo=stereo)
+    # Every shard reads the same molecules, so the blocks tile the input; the reference uses --seed itself.
+    mine = list(spec.select(smiles)) if spec is not None else smiles
+    ref = _read(Path(reference), None, False, None, stereo=stereo) if reference and reference.lower() not in ("train", "none") else reference
+    scored = score_and_flag(
+        vae, mine, ref, samples, batch_size, seed, reference_size, flag_quantile, flag_on, strip_stereo,
+        score_seed=spec.seed(seed) if spec is not None else None, show_progress=True,
+    )  # fmt: skip
+    scored.write(output)
     if spec is not None:
-        # Every shard reads the same molecules, so the blocks tile the input; the
-        # reference threshold below uses --seed itself, so it is the same in every shard.
-        smiles = list(spec.select(smiles))
-    ref: list[str] | None = None
-    if reference and reference.lower() != "none":
-        ref = training_smiles(vae) if reference == "train" else _read(Path(reference), None, False, None, stereo="drop" if strip_stereo else None)
-        if ref is None:
-            warn("the checkpoint's training set is not available; no flags (pass --reference FILE)", prefix="")
-        else:
-            ref = [ref[i] for i in np.random.default_rng(seed).permutation(len(ref))[:reference_size]]
-    total = len(smiles) + (len(ref) if ref else 0)
-    with progress_bar(total, "scoring", unit="mol") as bar:
-        threshold = None
-        if ref:
-            ref_scores = score_molecules(vae, ref, samples, batch_size, seed, progress=bar, strip_stereo=strip_stereo)
-            threshold = flag_threshold(ref_scores[flag_on], flag_quantile)
-        frame = score_molecules(
-            vae, smiles, samples, batch_size, seed if spec is None else spec.seed(seed), progress=bar, strip_stereo=strip_stereo
-        )
-    if threshold is not None:
-        # Molecules the model cannot spell (NaN score) are as far from the training data as it gets.
-        frame["flagged"] = ~(frame[flag_on] >= threshold)
-    with atomic_output(output, "w") as fh:
-        frame.to_csv(fh, index=False, float_format="%.4f")
-    if spec is not None:
-        job = dict(
-            command="score", input=file_digest(input), molecules=n_read, model=file_digest(resolve_model_path(model)), samples=samples,
-            seed=seed, reference=_reference_identity(reference), reference_size=reference_size, flag_quantile=flag_quantile, flag_on=flag_on,
-            smiles_column=smiles_column, strict=strict, batch_size=batch_size, strip_stereo=strip_stereo,
-        )  # fmt: skip
-        write_sidecar(output, spec, job, rows=len(frame), header=True, shard_seed=spec.seed(seed))
-    unscorable = int((frame["status"] != "ok").sum())
-    msg = f"scored {len(frame) - unscorable:,} molecules (K={samples}); median IW log-likelihood {frame['iw_ll'].median():.2f} nats"
-    if unscorable:
-        msg += f"; {unscorable:,} not representable by this model ({', '.join(sorted(set(frame['status']) - {'ok'}))})"
-        stereo = sum(1 for text in frame["smiles"] if "@" in str(text) or "/" in str(text) or "\\" in str(text))
-        if stereo and not strip_stereo:
-            msg += f"; {stereo:,} input(s) carry stereochemistry: --strip-stereo scores them without it"
-    if threshold is not None:
-        msg += f"; flagged {int(frame['flagged'].sum()):,} below {flag_on} {threshold:.3f} (the {flag_quantile:g} quantile of {len(ref):,} reference molecules)"
-    err.print(msg + f"; wrote {output}")
+        job = _score_job(input, len(smiles), model, samples, seed, reference, reference_size, flag_quantile, flag_on, smiles_column, strict, batch_size, strip_stereo)
+        write_sidecar(output, spec, job, rows=len(scored.frame), header=True, shard_seed=spec.seed(seed))
+    err.print(scored.summary() + f"; wrote {output}")
+
+
+def _score_job(input, n_read, model, samples, seed, reference, reference_size, flag_quantile, flag_on, smiles_column, strict, batch_size, strip_stereo) -> dict:  # noqa: PLR0913 - the job's settings, as the shards must agree on them
+    """What every shard of a score job must agree on (molgen merge checks it)."""
+    from molgen.utils.shards import file_digest
+    from molgen.vae import resolve_model_path
+
+    return dict(
+        command="score", input=file_digest(input), molecules=n_read, model=file_digest(resolve_model_path(model)), samples=samples,
+        seed=seed, reference=_reference_identity(reference), reference_size=reference_size, flag_quantile=flag_quantile, flag_on=flag_on,
+        smiles_column=smiles_column, strict=strict, batch_size=batch_size, strip_stereo=strip_stereo,
+    )  # fmt: skip
 
 
 def _reference_identity(reference: str | None) -> str | None:

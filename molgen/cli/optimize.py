@@ -172,12 +172,15 @@ def _to_method(key: str):
 
 
 def _method_options(data: dict, items: list[str]) -> None:
-    """``--option key=value`` (a JSON value): a key of the config itself (e.g. predictor_train_size), else the method's."""
+    """``--option key=value`` (a JSON value): a key of the method's table, else of the config itself (predictor_train_size)."""
     from molgen.optimize.request import OptimizeConfig
 
+    method = data.get("method", "gradient")
+    section = getattr(OptimizeConfig(), method, None)
+    own = {f.name for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else set()
     top = {f.name for f in dataclasses.fields(OptimizeConfig)}
     for key, value in _parse_options(items).items():
-        (data if key in top else data.setdefault(data.get("method", "gradient"), {}))[key] = value
+        (data if key in top and key not in own else data.setdefault(method, {}))[key] = value
 
 
 def _diversity_penalty(data: dict, value: float) -> None:
