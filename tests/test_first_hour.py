@@ -237,11 +237,12 @@ def test_semicolon_and_tab_separated_csv_are_read(tmp_path, sep):
 
 
 def test_predictor_labels_find_the_smiles_column(tmp_path):
-    from molgen.cli.optimize import _labels
+    from molgen.datasets.labels import read_labels
 
     path = tmp_path / "labels.csv"
     path.write_text("id;structure;pIC50\n1;CCO;5.5\n2;c1ccc2[nH]ccc2c1;6.0\n3;CCN;7.25\n")
-    smiles, values, names = _labels(path, "pIC50", None)
+    table = read_labels(path, "pIC50")
+    smiles, values, names = table.smiles, table.values, table.names
     assert smiles == ["CCO", "c1ccc2[nH]ccc2c1", "CCN"] and values[:, 0].tolist() == [5.5, 6.0, 7.25] and names == ["pIC50"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -26,86 +25,13 @@ from molgen.cli.options import (
     settings_from,
 )
 from molgen.console import err, styled, warn
-from molgen.errors import ConfigError, DataError
+from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
 
 __all__ = ["predictor_app", "optimize_command"]
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.", rich_markup_mode=None)
 
-
-
-def _labels(path: Path, target: str, smiles_column: Optional[str], strict: bool = False, rejects: Optional[Path] = None):
-    """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names).
-
-    A row whose SMILES RDKit rejects, or whose targets are all missing or not
-    numbers, is skipped and counted (``strict``: the first one is an error
-    naming its line); ``rejects`` gets every skipped row with the reason.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from molgen import chem
-
-    try:
-        # sep=None sniffs the delimiter: ',' ';' (Excel in many locales) or a tab.
-        frame = pd.read_csv(path, sep=None, engine="python")
-    except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:  # EOFError: a truncated gzip
-        raise DataError(f"cannot read labels from {path} ({str(exc).splitlines()[0]}); pass a CSV with a header") from None
-    columns = {str(c).lower(): c for c in frame.columns}
-    names = [t.strip() for t in target.split(",") if t.strip()]
-    if smiles_column is None:
-        smiles_column = _smiles_column(frame, names, path)
-    missing = [c for c in [smiles_column, *names] if c.lower() not in columns]
-    if missing:
-        raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
-    texts = [str(s) for s in frame[columns[smiles_column.lower()]]]
-    parsed = [chem.try_parse(s) for s in texts]  # the reason of a bad SMILES: parse, sanitize, too_large, ...
-    canon = [chem.canonical_smiles(mol) if mol is not None else None for mol, _ in parsed]
-    values = frame[[columns[n.lower()] for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    reasons = [
-        (why or "parse") if c is None else "no_value" if not np.isfinite(v).any() else ""
-        for c, (_, why), v in zip(canon, parsed, values)
-    ]
-    bad = [i for i, r in enumerate(reasons) if r]
-    if bad and strict:
-        i = bad[0]
-        raise DataError(
-            f"{path}, line {i + 2}: {reasons[i]} ({texts[i]!r}); fix or remove the row, or leave out --strict to skip bad rows"
-        )
-    if rejects is not None:
-        from molgen.utils.io import atomic_output
-
-        with atomic_output(rejects, "w") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(("line", "text", "reason"))
-            writer.writerows((i + 2, texts[i], reasons[i]) for i in bad)
-    if bad:
-        counts = {r: reasons.count(r) for r in dict.fromkeys(reasons) if r}
-        detail = ", ".join(f"{r}: {n}" for r, n in counts.items())
-        warn(f"{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})", prefix="")
-    keep = [i for i, r in enumerate(reasons) if not r]
-    return [canon[i] for i in keep], values[keep], names
-
-
-def _smiles_column(frame, targets: list[str], path: Path) -> str:
-    """The SMILES column of a labels table, as the molecule readers find it: by name, else the column whose values parse."""
-    from molgen import chem
-    from molgen.datasets import SMILES_COLUMN_NAMES
-
-    lowered = [str(c).lower() for c in frame.columns]
-    for name in SMILES_COLUMN_NAMES:
-        if name in lowered:
-            return str(frame.columns[lowered.index(name)])
-    named = [c for c, low in zip(frame.columns, lowered) if "smiles" in low]
-    if named:
-        return str(named[0])
-    head = frame.head(20)
-    candidates = [c for c in frame.columns if str(c).lower() not in {t.lower() for t in targets} and head[c].dtype == object]
-    scores = {c: sum(chem.try_parse(str(v))[0] is not None for v in head[c]) for c in candidates}
-    if not scores or max(scores.values()) == 0:
-        raise DataError(f"no SMILES column found in {path} (columns: {', '.join(map(str, frame.columns))}); pass --smiles-column NAME")
-    return str(max(scores, key=scores.get))
 
 
 @predictor_app.command("train")
@@ -129,35 +55,23 @@ def predictor_train(
     rejects: described(RejectsOpt, REJECTS_HELP + "; for --data or --labels") = None,
 ) -> None:
     """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
-    from molgen.optimize.predictor import (
-        PredictorTrainingConfig,
-        save_predictor,
-        train_label_predictor,
-        train_property_predictor,
-    )
-    from molgen.utils.io import atomic_write_text
+    from molgen.datasets.labels import read_labels
+    from molgen.optimize.predictor import PredictorTrainingConfig
+    from molgen.optimize.predictor_run import fit_and_save_predictor
     from molgen.vae import MoleculeVAE
 
+    if (labels is not None) != bool(target):
+        raise ConfigError("--labels needs --target COLUMN (the measured value to predict)" if labels is not None
+                          else "--target only applies with --labels; use --properties for RDKit properties")  # fmt: skip
     set_torch_threads(threads)
     cfg = PredictorTrainingConfig(model={"members": members, "hidden": hidden}, epochs=epochs, warn_r2=warn_r2, seed=seed)
     vae = MoleculeVAE.load(model, device=device)
-    if labels is not None:
-        if not target:
-            raise ConfigError("--labels needs --target COLUMN (the measured value to predict)")
-        smiles, values, names = _labels(labels, target, smiles_column, strict, rejects)
-        trained = train_label_predictor(vae, smiles, values, names, cfg, show_progress=True)
-    else:
-        if target:
-            raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
-        from molgen.datasets import default_training_smiles
-
-        smiles = _read(data, None, strict, rejects) if data is not None else default_training_smiles()
-        smiles = smiles[:limit] if limit else smiles
-        trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg, show_progress=True)
-    path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
-    save_predictor(path, trained)
-    report = {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train, "n_val": trained.report.n_val}
-    atomic_write_text(path.with_name("report.json"), json.dumps(report, indent=2))
+    table = read_labels(labels, target, smiles_column, strict, rejects) if labels is not None else None
+    if table is not None and table.summary():
+        warn(table.summary(), prefix="")
+    smiles = None if table is not None else _read(data, None, strict, rejects, default_ok=True)
+    names = [p.strip() for p in properties.split(",") if p.strip()]
+    trained, path = fit_and_save_predictor(vae, out, cfg, (smiles[:limit] if limit else smiles) if smiles else None, names, table, True)
     styled(trained.report.summary(), "yellow" if trained.report.weak else "green")
     err.print(f"predictor written to {path}")
 
