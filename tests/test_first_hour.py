@@ -237,11 +237,12 @@ def test_semicolon_and_tab_separated_csv_are_read(tmp_path, sep):
 
 
 def test_predictor_labels_find_the_smiles_column(tmp_path):
-    from molgen.cli.optimize import _labels
+    from molgen.datasets.labels import read_labels
 
     path = tmp_path / "labels.csv"
     path.write_text("id;structure;pIC50\n1;CCO;5.5\n2;c1ccc2[nH]ccc2c1;6.0\n3;CCN;7.25\n")
-    smiles, values, names = _labels(path, "pIC50", None)
+    table = read_labels(path, "pIC50")
+    smiles, values, names = table.smiles, table.values, table.names
     assert smiles == ["CCO", "c1ccc2[nH]ccc2c1", "CCN"] and values[:, 0].tolist() == [5.5, 6.0, 7.25] and names == ["pIC50"]
 
 
@@ -254,14 +255,14 @@ def test_sample_zero_molecules_is_a_one_line_error(tmp_path, capsys):
 
 def test_benchmark_accepts_moses_train_by_name(tmp_path, monkeypatch):
     import molgen.datasets
-    from molgen.cli import evaluate as cli
+    from molgen.metrics.benchmark_run import named_training_set
 
     fake = tmp_path / "train.csv.gz"
     with gzip.open(fake, "wt") as fh:
         fh.write("SMILES\nCCO\nc1ccc2[nH]ccc2c1\n")
     monkeypatch.setattr(molgen.datasets, "moses_split", lambda name, fetch=True: fake)
-    assert cli._named_training_set("moses-train") == ["CCO", "c1ccc2[nH]ccc2c1"]
-    assert cli._named_training_set("my_train.smi") is None
+    assert named_training_set("moses-train") == ["CCO", "c1ccc2[nH]ccc2c1"]
+    assert named_training_set("my_train.smi") is None
 
 
 def test_report_table_shows_unique_at_k_only_for_samples_of_k(capsys):

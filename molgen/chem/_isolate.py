@@ -17,8 +17,12 @@ handler would never run while RDKit is stuck inside one C++ call.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import faulthandler
 import os
 import signal
+import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -142,8 +146,6 @@ class _Runner:
 
 
 def _child(func: Callable[[list], list], items: list, conn: Connection, seconds: float | None, parent: int) -> None:
-    from molgen.chem._pool import _die_with_parent
-
     _die_with_parent(parent)
     for item in items:
         arm_alarm(seconds)
@@ -154,3 +156,26 @@ def _child(func: Callable[[list], list], items: list, conn: Connection, seconds:
         arm_alarm(None)
         conn.send(message)
     conn.close()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux), and leave Ctrl-C to the parent.
+
+    Ctrl-C reaches every process of the terminal's group; the parent stops the
+    pool and reports in one line, so workers ignore it instead of each printing
+    a traceback.
+    """
+    # The time limit kills a stuck worker with SIGALRM's default action (a handler
+    # inherited from the parent, e.g. pytest-timeout's, would need the GIL back).
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker's crash is counted and reported by the parent, not dumped as a traceback on the console.
+    faulthandler.disable()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)

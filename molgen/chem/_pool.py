@@ -30,12 +30,8 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import faulthandler
 import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Protocol, TypeVar
 
-from molgen.chem._isolate import arm_alarm, recover_chunks
+from molgen.chem._isolate import _die_with_parent, arm_alarm, recover_chunks
 from molgen.chem.guard import get_limits
 from molgen.errors import ConfigError
 from molgen.utils.threads import available_cpus
@@ -229,29 +225,6 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=pool_context(), initializer=_die_with_parent, initargs=(os.getpid(),)
     )
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: ask the kernel for SIGTERM when the parent dies (Linux), and leave Ctrl-C to the parent.
-
-    Ctrl-C reaches every process of the terminal's group; the parent stops the
-    pool and reports in one line, so workers ignore it instead of each printing
-    a traceback.
-    """
-    # The time limit kills a stuck worker with SIGALRM's default action (a handler
-    # inherited from the parent, e.g. pytest-timeout's, would need the GIL back).
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker's crash is counted and reported by the parent, not dumped as a traceback on the console.
-    faulthandler.disable()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:

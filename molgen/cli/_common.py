@@ -7,20 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from molgen.cli._app import _POLICY
+
+# The help texts live with the shared option types; the names stay importable from here.
+from molgen.cli.options import INTDIV_HELP, MODEL_HELP, REJECTS_HELP, SHARD_HELP, STRICT_HELP  # noqa: F401 - re-exported
 from molgen.console import err, note, warn
 from molgen.errors import DataError
 
-MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
-STRICT_HELP = "stop at the first invalid input line, naming it (default: skip and count bad lines)"
-REJECTS_HELP = "write every skipped input line (line number, text, reason) to this CSV"
-SHARD_HELP = "do only part i of N of the job (0-based, e.g. $SLURM_ARRAY_TASK_ID/N); combine the parts with molgen merge"
-
-
 TEMPERATURE_HELP = "softmax temperature (<1: closer to the training data, >1: more diverse); default: the model's own (molgen tune-sampling), else 1"
-INTDIV_HELP = (
-    "IntDiv over every pair of molecules up to this many distinct ones; above it, estimated from 20,000 sampled "
-    "molecules against all (linear, not quadratic, cost; the report gives the standard errors). 0: always every pair"
-)
 PRIOR_HELP = "latent prior: auto (the model's fitted prior if it has one, else N(0, I)), standard (N(0, I)) or fitted"
 
 
@@ -33,7 +26,11 @@ def _policy(**overrides: object):
 def _read(
     path: Path | None, smiles_column: str | None, strict: bool, rejects: Path | None, default_ok: bool = False, stereo: str | None = None
 ):
-    """Read molecules leniently (or strictly) under the standardisation policy; report skips and changes."""
+    """Read molecules leniently (or strictly) under the standardisation policy; report skips and changes.
+
+    The one reader of every command: ``path`` None is the embedded MOSES sample
+    when ``default_ok``, else an error; a file without a valid molecule is an error.
+    """
     from molgen.datasets import default_training_smiles, read_molecules
 
     if path is None:

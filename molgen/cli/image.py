@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
+from molgen.cli.options import SeedOpt, ThreadsOpt
 from molgen.console import err, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
@@ -92,7 +93,7 @@ def sample(
     label: Optional[int] = typer.Option(None, help="class to generate (conditional models; default: cycle through classes)"),
     output: Path = typer.Option(Path("samples.png"), "-o", "--output", help=".png grid, or .npz with uint8 images"),
     per_row: int = typer.Option(8),
-    seed: int = typer.Option(0),
+    seed: SeedOpt = 0,
 ) -> None:
     """Generate images from a trained model."""
     import numpy as np
@@ -151,7 +152,7 @@ def denoise(
     n: int = typer.Option(10, "-n", help="test images to show"),
     data: Optional[str] = typer.Option(None, help="images (default: the model's training source, test split)"),
     output: Path = typer.Option(Path("denoised.png"), "-o", "--output"),
-    seed: int = typer.Option(0),
+    seed: SeedOpt = 0,
 ) -> None:
     """Rows: original / noisy / denoised; prints PSNR of the noisy and denoised images over the whole test split."""
     from molgen.image.evaluate import psnr
@@ -206,8 +207,8 @@ def evaluate(
     iw_samples: int = typer.Option(50, help="importance samples per image for the VAE NLL bound"),
     reference_steps: int = typer.Option(600, help="training steps of the reference classifier (cached per data set)"),
     baseline_steps: int = typer.Option(400, help="training steps of the labelled-only and augmented classifiers"),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
 ) -> None:
     """All metrics that apply to the model (JSON + Markdown) and pictures: samples, reconstructions, latent PCA."""
     from molgen.image.data import load_splits

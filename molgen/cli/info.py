@@ -9,42 +9,20 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app, data_app
-from molgen.cli._common import MODEL_HELP
+from molgen.cli.options import ModelOpt
 from molgen.console import out
 
 
 @app.command()
 def info(
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     list_models: bool = typer.Option(False, "--list", help="list the pretrained models (names usable as --model and --init-from) instead"),
 ) -> None:
     """Show what a checkpoint holds: architecture, vocabulary, training data and history (--list: the pretrained models)."""
     from molgen.pretrained import describe_pretrained
-    from molgen.utils.checkpoint import read_checkpoint_meta
-    from molgen.vae import resolve_model_path
+    from molgen.vae.describe import describe_model
 
-    if list_models:
-        out.print_json(json.dumps(describe_pretrained()))
-        return
-    path = resolve_model_path(model)
-    meta = read_checkpoint_meta(path)
-    vocab = meta.get("vocab", {})
-    summary = {
-        "path": str(path),
-        "kind": meta.get("kind"),
-        "model_config": meta.get("model_config"),
-        "conditions": (meta.get("conditions") or {}).get("names"),
-        "vocabulary_size": len(vocab.get("tokens", [])) if isinstance(vocab, dict) else None,
-        "train_set": meta.get("train_set"),
-        "n_train": meta.get("n_train"),
-        "best_epoch": meta.get("best_epoch"),
-        "last_epoch": (meta.get("history") or [{}])[-1],
-        "latent_prior": meta.get("latent_prior"),
-        "sampling_temperature": (meta.get("sampling") or {}).get("temperature"),
-    }
-    if model is None:
-        summary["pretrained_models"] = {m["name"]: m["path"] for m in describe_pretrained()}
-    out.print_json(json.dumps(summary))
+    out.print_json(json.dumps(describe_pretrained() if list_models else describe_model(model)))
 
 
 @data_app.command("moses")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -10,161 +10,117 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
+from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _read
+from molgen.cli.options import (
+    ConfigFile,
+    DeviceOpt,
+    ModelOpt,
+    QuietOpt,
+    RejectsOpt,
+    SeedOpt,
+    SmilesColumnOpt,
+    StrictOpt,
+    ThreadsOpt,
+    described,
+    settings_from,
+)
 from molgen.console import err, styled, warn
-from molgen.errors import ConfigError, DataError
+from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
 
 __all__ = ["predictor_app", "optimize_command"]
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Latent property predictors (MLP ensembles on z) for optimization.", rich_markup_mode=None)
 
-MODEL_HELP = "checkpoint file, run folder or pretrained model name (default, zinc; see molgen info --list); default: default"
-STRICT_HELP = "stop at the first invalid line of {what}, naming it (default: skip and count bad lines)"
-REJECTS_HELP = "write every skipped line of {what} (line number, text, reason) to this CSV"
-
-
-def _read(path: Path, strict: bool, rejects: Optional[Path]) -> list[str]:
-    """Molecules of ``path`` (skipping and counting bad lines unless ``strict``), with a one-line summary."""
-    from molgen.datasets import read_molecules
-
-    result = read_molecules(path, strict=strict, rejects_to=rejects)
-    err.print(result.summary() + (f"; rejects in {rejects}" if rejects is not None and result.n_skipped else ""))
-    if not result.smiles:
-        raise DataError(f"{path} contains no valid molecule; check the file")
-    return result.smiles
-
-
-def _labels(path: Path, target: str, smiles_column: Optional[str], strict: bool = False, rejects: Optional[Path] = None):
-    """Read SMILES and comma-separated target columns from a CSV -> (smiles, values [N, P], names).
-
-    A row whose SMILES RDKit rejects, or whose targets are all missing or not
-    numbers, is skipped and counted (``strict``: the first one is an error
-    naming its line); ``rejects`` gets every skipped row with the reason.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from molgen import chem
-
-    try:
-        # sep=None sniffs the delimiter: ',' ';' (Excel in many locales) or a tab.
-        frame = pd.read_csv(path, sep=None, engine="python")
-    except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:  # EOFError: a truncated gzip
-        raise DataError(f"cannot read labels from {path} ({str(exc).splitlines()[0]}); pass a CSV with a header") from None
-    columns = {str(c).lower(): c for c in frame.columns}
-    names = [t.strip() for t in target.split(",") if t.strip()]
-    if smiles_column is None:
-        smiles_column = _smiles_column(frame, names, path)
-    missing = [c for c in [smiles_column, *names] if c.lower() not in columns]
-    if missing:
-        raise DataError(f"{path} has no column {missing[0]!r}; columns: {', '.join(map(str, frame.columns))}")
-    texts = [str(s) for s in frame[columns[smiles_column.lower()]]]
-    parsed = [chem.try_parse(s) for s in texts]  # the reason of a bad SMILES: parse, sanitize, too_large, ...
-    canon = [chem.canonical_smiles(mol) if mol is not None else None for mol, _ in parsed]
-    values = frame[[columns[n.lower()] for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    reasons = [
-        (why or "parse") if c is None else "no_value" if not np.isfinite(v).any() else ""
-        for c, (_, why), v in zip(canon, parsed, values)
-    ]
-    bad = [i for i, r in enumerate(reasons) if r]
-    if bad and strict:
-        i = bad[0]
-        raise DataError(
-            f"{path}, line {i + 2}: {reasons[i]} ({texts[i]!r}); fix or remove the row, or leave out --strict to skip bad rows"
-        )
-    if rejects is not None:
-        from molgen.utils.io import atomic_output
-
-        with atomic_output(rejects, "w") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(("line", "text", "reason"))
-            writer.writerows((i + 2, texts[i], reasons[i]) for i in bad)
-    if bad:
-        counts = {r: reasons.count(r) for r in dict.fromkeys(reasons) if r}
-        detail = ", ".join(f"{r}: {n}" for r, n in counts.items())
-        warn(f"{path}: {len(bad)} of {len(texts)} row(s) skipped ({detail})", prefix="")
-    keep = [i for i, r in enumerate(reasons) if not r]
-    return [canon[i] for i in keep], values[keep], names
-
-
-def _smiles_column(frame, targets: list[str], path: Path) -> str:
-    """The SMILES column of a labels table, as the molecule readers find it: by name, else the column whose values parse."""
-    from molgen import chem
-    from molgen.datasets import SMILES_COLUMN_NAMES
-
-    lowered = [str(c).lower() for c in frame.columns]
-    for name in SMILES_COLUMN_NAMES:
-        if name in lowered:
-            return str(frame.columns[lowered.index(name)])
-    named = [c for c, low in zip(frame.columns, lowered) if "smiles" in low]
-    if named:
-        return str(named[0])
-    head = frame.head(20)
-    candidates = [c for c in frame.columns if str(c).lower() not in {t.lower() for t in targets} and head[c].dtype == object]
-    scores = {c: sum(chem.try_parse(str(v))[0] is not None for v in head[c]) for c in candidates}
-    if not scores or max(scores.values()) == 0:
-        raise DataError(f"no SMILES column found in {path} (columns: {', '.join(map(str, frame.columns))}); pass --smiles-column NAME")
-    return str(max(scores, key=scores.get))
 
 
 @predictor_app.command("train")
 def predictor_train(
     out: Path = typer.Option(..., "--out", help="folder (gets predictor.safetensors and report.json) or a .safetensors file"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     properties: str = typer.Option("qed,logp,sa,plogp", help="built-in properties to predict (RDKit labels, free)"),
     data: Optional[Path] = typer.Option(None, help="molecules to label with RDKit (default: the embedded MOSES sample)"),
     labels: Optional[Path] = typer.Option(None, help="CSV of measured values instead of RDKit labels"),
     target: Optional[str] = typer.Option(None, help="column(s) of --labels to predict, comma-separated"),
-    smiles_column: Optional[str] = typer.Option(None, help="SMILES column of --labels (default: found by name, e.g. smiles, or by content)"),
+    smiles_column: SmilesColumnOpt = None,
     limit: int = typer.Option(20000, help="use at most N molecules of --data (0: all)"),
     epochs: int = typer.Option(60),
     members: int = typer.Option(5, help="ensemble size"),
     hidden: int = typer.Option(256),
     warn_r2: float = typer.Option(0.5, help="warn when a target's held-out R^2 is below this"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--data or --labels")),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--data or --labels")),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --data or --labels") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --data or --labels") = None,
 ) -> None:
     """Train an MLP ensemble that predicts properties from latent vectors; reports held-out R^2 and Spearman."""
-    from molgen.optimize.predictor import (
-        PredictorTrainingConfig,
-        save_predictor,
-        train_label_predictor,
-        train_property_predictor,
-    )
-    from molgen.utils.io import atomic_write_text
+    from molgen.datasets.labels import read_labels
+    from molgen.optimize.predictor import PredictorTrainingConfig
+    from molgen.optimize.predictor_run import fit_and_save_predictor
     from molgen.vae import MoleculeVAE
 
+    if (labels is not None) != bool(target):
+        raise ConfigError("--labels needs --target COLUMN (the measured value to predict)" if labels is not None
+                          else "--target only applies with --labels; use --properties for RDKit properties")  # fmt: skip
     set_torch_threads(threads)
     cfg = PredictorTrainingConfig(model={"members": members, "hidden": hidden}, epochs=epochs, warn_r2=warn_r2, seed=seed)
     vae = MoleculeVAE.load(model, device=device)
-    if labels is not None:
-        if not target:
-            raise ConfigError("--labels needs --target COLUMN (the measured value to predict)")
-        smiles, values, names = _labels(labels, target, smiles_column, strict, rejects)
-        trained = train_label_predictor(vae, smiles, values, names, cfg, show_progress=True)
-    else:
-        if target:
-            raise ConfigError("--target only applies with --labels; use --properties for RDKit properties")
-        from molgen.datasets import default_training_smiles
-
-        smiles = _read(data, strict, rejects) if data is not None else default_training_smiles()
-        smiles = smiles[:limit] if limit else smiles
-        trained = train_property_predictor(vae, smiles, [p.strip() for p in properties.split(",") if p.strip()], cfg, show_progress=True)
-    path = out if out.suffix == ".safetensors" else out / "predictor.safetensors"
-    save_predictor(path, trained)
-    report = {"r2": trained.report.r2, "spearman": trained.report.spearman, "n_train": trained.report.n_train, "n_val": trained.report.n_val}
-    atomic_write_text(path.with_name("report.json"), json.dumps(report, indent=2))
+    table = read_labels(labels, target, smiles_column, strict, rejects) if labels is not None else None
+    if table is not None and table.summary():
+        warn(table.summary(), prefix="")
+    smiles = None if table is not None else _read(data, None, strict, rejects, default_ok=True)
+    names = [p.strip() for p in properties.split(",") if p.strip()]
+    trained, path = fit_and_save_predictor(vae, out, cfg, (smiles[:limit] if limit else smiles) if smiles else None, names, table, True)
     styled(trained.report.summary(), "yellow" if trained.report.weak else "green")
     err.print(f"predictor written to {path}")
 
 
+def _to_method(key: str):
+    """A flag that sets ``key`` in the chosen method's table (``[gradient]``, ``[bo]``); unknown keys are errors there."""
+
+    def write(data: dict, value) -> None:
+        data.setdefault(data.get("method", "gradient"), {})[key] = value
+
+    return write
+
+
+def _method_options(data: dict, items: list[str]) -> None:
+    """``--option key=value`` (a JSON value): a key of the method's table, else of the config itself (predictor_train_size)."""
+    from molgen.optimize.request import OptimizeConfig
+
+    method = data.get("method", "gradient")
+    section = getattr(OptimizeConfig(), method, None)
+    own = {f.name for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else set()
+    top = {f.name for f in dataclasses.fields(OptimizeConfig)}
+    for key, value in _parse_options(items).items():
+        (data if key in top and key not in own else data.setdefault(method, {}))[key] = value
+
+
+def _diversity_penalty(data: dict, value: float) -> None:
+    if isinstance(data.get("diversity"), dict):  # the penalty applies only with the filter on
+        data["diversity"]["penalty"] = value
+
+
+#: optimize's flags -> their place in OptimizeConfig (molgen.optimize.request); "method" first, the method tables need it.
+_OPTIMIZE_FLAGS = {
+    "method": "method", "objective": "objective", "output": "output", "model": "model", "budget": "budget",
+    "constraint": "constraints", "start": "start", "min_similarity": "min_similarity", "max_heavy_atoms": "max_heavy_atoms",
+    "predictor": "predictor", "seed": "seed", "device": "device", "timeout": "timeout", "substructure": "substructure",
+    "pareto": "pareto", "sanity_filter": "sanity_filter",
+    "diversity_filter": lambda data, k: data.update(diversity={**data.get("diversity", {}), "bucket_size": k}) if k else None,
+    "diversity_penalty": _diversity_penalty,
+    **{name: _to_method(name) for name in ("n_starts", "steps", "lr", "decode_every", "prior_weight", "trust_radius", "rounds", "refit", "batch_size")},
+    "option": _method_options,
+}  # fmt: skip
+
+
 def optimize_command(
-    objective: str = typer.Option(..., "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
-    output: Path = typer.Option(..., "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    objective: Optional[str] = typer.Option(None, "--objective", help="e.g. qed | 'qed:1,sa:-0.3' | logp=2.5 | 'sim(SMILES)' | module:function | file.py:function | pred:NAME | pmo:TASK | scoring.toml (many components, see configs/). A user function is f(smiles: str) -> float or f(smiles: list[str]) -> list[float] (example: docs/examples/objective.py)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="folder for molecules.csv, plots, oracle_log.jsonl, summary.json"),
+    model: ModelOpt = None,
     method: str = typer.Option("gradient", help="optimizer: gradient | bo (Bayesian optimization; settings via --option, e.g. surrogate=latent, patience=20)"),
     budget: int = typer.Option(1000, help="oracle calls: new unique valid feasible molecules scored"),
     constraint: list[str] = typer.Option([], "--constraint", help="hard constraint such as mw<=450 (repeatable)"),
@@ -183,17 +139,17 @@ def optimize_command(
     refit: bool = typer.Option(False, help="[gradient] refit the predictor on scored molecules between rounds"),
     batch_size: Optional[int] = typer.Option(None, help="points optimised (or proposed) together"),
     option: list[str] = typer.Option([], "--option", help="any method option as key=value (JSON values), repeatable"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    quiet: bool = typer.Option(False, help="no progress bar"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    quiet: QuietOpt = False,
     timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
     substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); others cost no oracle call"),
     diversity_filter: int = typer.Option(0, help="scaffold memory: after K hits on one Bemis-Murcko scaffold, more of it score zero (0: off)"),
     diversity_penalty: float = typer.Option(0.0, help="with --diversity-filter: factor on the score of a full scaffold's molecules (0: zero)"),
     pareto: bool = typer.Option(False, help="also write pareto.csv/pareto.png: the non-dominated molecules over a scoring file's 2-3 components"),
-    strict: bool = typer.Option(False, help=STRICT_HELP.format(what="--starts")),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP.format(what="--starts")),
+    strict: described(StrictOpt, STRICT_HELP + "; applies to --starts") = False,
+    rejects: described(RejectsOpt, REJECTS_HELP + "; for --starts") = None,
     sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
 ) -> None:
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget.
@@ -202,30 +158,17 @@ def optimize_command(
     def f(smiles: str) -> float, or a batch, def f(smiles: list[str]) -> list[float];
     molgen reads the form from the annotation or the @molgen.optimize.per_molecule /
     @molgen.optimize.batch marker, else tries both. Example: docs/examples/objective.py.
+    With --config FILE.toml (example: configs/optimize.toml) the file gives the settings and typed flags override it.
     """
-    from molgen.optimize.api import optimize
+    from molgen.optimize.request import OptimizeConfig, run_optimize
 
+    settings = settings_from(ctx, OptimizeConfig, config, _OPTIMIZE_FLAGS)
+    if settings.output is None:
+        raise ConfigError("no output folder: pass -o FOLDER or set output in the config file")
     set_torch_threads(threads)
-    starts = list(start)
     if starts_file is not None:
-        starts += _read(starts_file, strict, rejects)
-    options = {
-        k: v
-        for k, v in dict(
-            n_starts=n_starts, steps=steps, lr=lr, decode_every=decode_every, prior_weight=prior_weight,
-            trust_radius=trust_radius, rounds=rounds, batch_size=batch_size, refit=refit or None,
-        ).items()
-        if v is not None
-    }
-    options.update(_parse_options(option))
-    result = optimize(
-        objective, model, method=method, budget=budget, constraints=constraint, start=starts or None,
-        min_similarity=min_similarity, max_heavy_atoms=max_heavy_atoms, predictor=predictor, options=options,
-        out_dir=output, seed=seed, device=device, show_progress=not quiet, timeout=timeout, sanity_filter=sanity_filter, pareto=pareto,
-        diversity={"bucket_size": diversity_filter, "penalty": diversity_penalty} if diversity_filter else None,
-        substructure=substructure,
-    )
-    _report(result, output)
+        settings.start = [*settings.start, *_read(starts_file, None, strict, rejects)]
+    _report(run_optimize(settings, show_progress=not quiet), settings.output)
 
 
 def _parse_options(items: list[str]) -> dict:
@@ -241,21 +184,12 @@ def _parse_options(items: list[str]) -> dict:
     return options
 
 
-def _report(result, output: Path) -> None:
-    oracle = result.oracle  # a weak predictor was reported when it was fitted (optimize() warns), not again here
-    top = result.top(3)
-    best = ", ".join(f"{r.objective:.4g} {r.smiles}" for r in top.itertuples()) or "nothing scored"
-    err.print(
-        f"{oracle.calls:,} oracle calls in {result.summary['seconds']:.1f} s "
-        f"(invalid {oracle.counts['invalid']:,}, repeats {oracle.counts['duplicate']:,}, infeasible {oracle.counts['infeasible']:,}, "
-        f"filtered {oracle.counts.get('filtered', 0):,}, failed {oracle.counts['failed']:,}); top: {best}"
-    )
-    stop = result.summary.get("stop") or {}
-    if stop.get("rule"):
-        err.print(f"stopped: {stop['rule']}" + (f" ({stop['detail']})" if stop.get("detail") else ""))
-    if result.summary.get("advice"):
-        styled(result.summary["advice"], "yellow")
-    err.print(f"results in {output}/ (molecules.csv, top_molecules.png, best_so_far.png, oracle_log.jsonl, summary.json)")
+def _report(result, output) -> None:
+    """Print the run's summary (:func:`molgen.optimize.request.report_lines`)."""
+    from molgen.optimize.request import report_lines
+
+    for text, style in report_lines(result, output):
+        styled(text, style) if style else err.print(text)
 
 
 app.add_typer(predictor_app, name="predictor")

@@ -78,11 +78,11 @@ def sample(
     if core_seeds is not None and not substructure:
         raise ConfigError("--core-seeds applies with --substructure SMARTS")
     if substructure or near or near_file is not None:
-        from molgen.cli.optimize import _read
+        from molgen.cli._common import _read
         from molgen.generate.design import write_design_samples
 
-        leads = list(near) + (_read(near_file, False, None) if near_file is not None else [])
-        seeds = _read(core_seeds, False, None) if core_seeds is not None else None
+        leads = list(near) + (_read(near_file, None, False, None) if near_file is not None else [])
+        seeds = _read(core_seeds, None, False, None) if core_seeds is not None else None
         vae = MoleculeVAE.load(model, device=device)
         err.print(write_design_samples(vae, output, n, substructure, leads, radius, similarity, seeds, temperature, greedy, seed))
         return

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from molgen.errors import DataError
+from molgen.metrics.set_statistics import METRICS_VERSION, SetStatistics
 
 __all__ = ["MosesStats", "read_moses_stats"]
 
@@ -133,8 +134,6 @@ def write_reference_parts(stats, digest: str, stats_digest: str, path: str | os.
     ``stats_digest`` are the sha256 of the split's ``.csv.gz`` and of its
     ``*_stats.npz``: the parts are used only with exactly those files.
     """
-    from molgen.metrics.reference import METRICS_VERSION
-
     arrays = {
         "digest": np.array(digest),
         "stats_digest": np.array(stats_digest),
@@ -164,8 +163,6 @@ def shipped_reference_statistics(split: str, digest: str, source: Path, parts: P
     is not for exactly this ``source`` (``digest``: its sha256).
     """
     import hashlib
-
-    from molgen.metrics.reference import METRICS_VERSION, SetStatistics
 
     parts = parts or reference_parts_path(split)
     wheel_file = source.parent / f"{split}_stats.npz"

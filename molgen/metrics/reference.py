@@ -23,11 +23,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -38,8 +36,8 @@ from molgen.errors import DataError
 from molgen.metrics import _features
 from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
+from molgen.metrics.set_statistics import METRICS_VERSION, SetStatistics
 from molgen.metrics.similarity import nearest_similarity
-from molgen.utils.io import load_npz_arrays
 from molgen.utils.progress import progress_bar
 
 __all__ = [
@@ -54,51 +52,10 @@ __all__ = [
     "default_cache_dir",
 ]
 
-#: Bump when a definition changes, so cached reference statistics are rebuilt.
-METRICS_VERSION = "1"
 #: Reference sets known by name, and the MOSES split each one stands for.
 REFERENCE_NAMES = {"moses-test": "test", "moses-test-scaffolds": "test_scaffolds"}
 _KL_SEED = 42
 _SMILES_HEADERS = frozenset({"smiles", "smile", "canonical_smiles"})
-
-
-@dataclass
-class SetStatistics:
-    """Statistics of one molecule set (see the module docstring)."""
-
-    n_molecules: int
-    counts: np.ndarray
-    fingerprints: np.ndarray
-    properties: np.ndarray
-    passes_filters: np.ndarray
-    fcd_mu: np.ndarray
-    fcd_sigma: np.ndarray
-    fragment_keys: np.ndarray
-    fragment_counts: np.ndarray
-    scaffold_keys: np.ndarray
-    scaffold_counts: np.ndarray
-    kl_descriptors: np.ndarray
-    kl_max_similarity: np.ndarray
-
-    def save(self, path: Path) -> None:
-        """Write the statistics to ``path`` atomically, as an ``.npz`` without pickles."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
-            np.savez(handle, **arrays)
-        # Temporary files are private (0600); a cache file gets the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)
-        os.replace(handle.name, path)
-
-    @classmethod
-    def load(cls, path: Path) -> SetStatistics:
-        """Read statistics written by :meth:`save`."""
-        names = [f.name for f in fields(cls)]
-        values = load_npz_arrays(path, names, "a molgen statistics file", "delete it; molgen computes the statistics again")
-        values["n_molecules"] = int(values["n_molecules"])
-        return cls(**values)
 
 
 def summarize(
@@ -221,9 +178,7 @@ def reference_statistics(
             warnings.warn(f"ignoring the cached reference statistics: {exc}", stacklevel=2)
     stats = None
     if isinstance(reference, str) and reference in REFERENCE_NAMES:
-        from molgen.metrics.moses_stats import (
-            shipped_reference_statistics,  # late: imports this module
-        )
+        from molgen.metrics.moses_stats import shipped_reference_statistics
 
         stats = shipped_reference_statistics(REFERENCE_NAMES[reference], digest, smiles_source)
     if stats is None:

@@ -12,7 +12,8 @@
 * :mod:`~molgen.optimize.scoring` -- scoring files (``--objective scoring.toml``): many components,
   desirability transforms (:mod:`~molgen.optimize.desirability`), weighted means;
 * :mod:`~molgen.optimize.pareto` -- the non-dominated set over 2-3 components (``--pareto``);
-* :mod:`~molgen.optimize.api` -- :func:`optimize`, the one-call entry point.
+* :mod:`~molgen.optimize.api` -- :func:`optimize`, the one-call entry point;
+* :mod:`~molgen.optimize.request` -- :class:`OptimizeConfig` (``--config optimize.toml``) and :func:`run_optimize`.
 
 Example::
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         train_label_predictor,
         train_property_predictor,
     )
+    from molgen.optimize.request import OptimizeConfig, report_lines, run_optimize
     from molgen.optimize.scoring import (
         ScoringConfig,
         ScoringObjective,
@@ -118,6 +120,9 @@ __all__ = [
     "build_scoring",
     "load_scoring",
     "load_scoring_config",
+    "OptimizeConfig",
+    "run_optimize",
+    "report_lines",
 ]
 
 # Imported on first use, so that the command line's --help does not load torch, BoTorch and scipy.
@@ -134,6 +139,7 @@ __getattr__ = lazy_exports(
         "molgen.optimize.outputs": ("OUTPUT_FILES", "results_frame", "write_outputs"),
         "molgen.optimize.desirability": ("Transform", "aggregate"),
         "molgen.optimize.pareto": ("pareto_front", "pareto_mask", "write_pareto"),
+        "molgen.optimize.request": ("OptimizeConfig", "report_lines", "run_optimize"),
         "molgen.optimize.scoring": ("ScoringConfig", "ScoringObjective", "build_scoring", "load_scoring", "load_scoring_config"),
         "molgen.optimize.predictor": (
             "PredictorReport",

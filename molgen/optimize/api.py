@@ -34,8 +34,9 @@ from molgen.optimize.gradient import (
     optimize_gradient,
     penalised_constraints,
 )
-from molgen.optimize.objectives import Objective, Term, parse_objective
+from molgen.optimize.objectives import Objective, parse_objective
 from molgen.optimize.oracle import Oracle
+from molgen.optimize.predicted import predicted_prefix
 from molgen.optimize.outputs import OUTPUT_FILES, results_frame, write_outputs
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
@@ -149,23 +150,10 @@ def optimize(
     """
     from molgen.vae import MoleculeVAE
 
-    if method not in METHODS and method in _METHOD_MODULES:
-        importlib.import_module(_METHOD_MODULES[method])
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
-    starts = [start] if isinstance(start, str) else list(start or [])
-    for s in starts:
-        chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
+    starts, scoring, objective = _check_request(objective, method, start, pareto)
     cset = build_constraints(constraints, min_similarity, max_heavy_atoms)
     memory = _scaffold_memory(diversity)
     core = CoreFilter(list(substructure)) if substructure else None
-    scoring = _scoring_config(objective)  # a scoring file is checked whole before any model loads
-    if scoring is None and pareto:
-        raise ConfigError("--pareto needs a scoring file (--objective scoring.toml) with 2-3 components to compare")
-    if pareto and not 2 <= len(scoring.pareto or scoring.components) <= 3:
-        raise ConfigError(f"--pareto compares 2 or 3 components; name them with pareto = [...] in {scoring.source}")
-    if isinstance(objective, str) and "pred:" not in objective and scoring is None:
-        objective = parse_objective(objective)  # fail on a bad spec before loading any model
     # Anything with encode/decode/config.latent_dim works (a MoleculeVAE, or a user's own model).
     vae = model if hasattr(model, "decode") and hasattr(model, "encode") else MoleculeVAE.load(model, device=device)
     trained = _resolve_predictor(predictor, vae)
@@ -173,7 +161,7 @@ def optimize(
         from molgen.optimize.scoring import build_scoring
 
         objective = build_scoring(scoring, vae)
-    objective = parse_objective(objective, prefixes=_predicted_prefix(vae, trained))
+    objective = parse_objective(objective, prefixes=predicted_prefix(vae, trained))
     seed_everything(seed)
     out = Path(out_dir) if out_dir is not None else None
     sanity = SanityFilter() if sanity_filter is True else (sanity_filter or None)
@@ -189,6 +177,31 @@ def optimize(
         summary["substructure"] = {"smarts": core.smarts, "seed_molecules": 0 if oracle.starts else len(seeds)}
     if pareto:
         summary["pareto"] = [f"{name}_desirability" for name in objective.pareto_names]
+    return _run_method(method, ctx, out, summary, min_similarity)
+
+
+def _check_request(objective, method: str, start, pareto: bool):
+    """Everything that can be checked before a model loads: -> (start molecules, scoring config or None, objective)."""
+    if method not in METHODS and method in _METHOD_MODULES:
+        importlib.import_module(_METHOD_MODULES[method])
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    starts = [start] if isinstance(start, str) else list(start or [])
+    for s in starts:
+        chem.parse_smiles(s)  # a bad start fails here with InvalidSmilesError, before any model loads
+    scoring = _scoring_config(objective)  # a scoring file is checked whole before any model loads
+    if scoring is None and pareto:
+        raise ConfigError("--pareto needs a scoring file (--objective scoring.toml) with 2-3 components to compare")
+    if pareto and not 2 <= len(scoring.pareto or scoring.components) <= 3:
+        raise ConfigError(f"--pareto compares 2 or 3 components; name them with pareto = [...] in {scoring.source}")
+    if isinstance(objective, str) and "pred:" not in objective and scoring is None:
+        objective = parse_objective(objective)  # fail on a bad spec before loading any model
+    return starts, scoring, objective
+
+
+def _run_method(method: str, ctx: MethodContext, out: Path | None, summary: dict[str, Any], min_similarity) -> OptimizationResult:
+    """Run ``method``; the outputs are written even when Ctrl-C stops it (then re-raised)."""
+    oracle = ctx.oracle
     t0 = time.perf_counter()
     try:
         summary["method_facts"] = METHODS[method](ctx)
@@ -266,31 +279,6 @@ def _resolve_predictor(predictor, vae) -> TrainedPredictor | None:
     if predictor is None or isinstance(predictor, TrainedPredictor):
         return predictor
     return load_predictor(predictor, device=vae.device, latent_dim=vae.config.latent_dim)
-
-
-def _predicted_prefix(vae, trained: TrainedPredictor | None) -> dict:
-    """``pred:NAME`` scores molecules with the predictor itself (for targets only measured, e.g. pIC50)."""
-    if trained is None:
-        return {}
-
-    def factory(name: str) -> Term:
-        if name not in trained.model.names:
-            raise ConfigError(f"the predictor has no output {name!r}; it predicts {', '.join(trained.model.names)}")
-        return Term("property", f"pred:{name}", prop=name, func=lambda smiles: _predict(vae, trained, name, smiles))
-
-    return {"pred": factory}
-
-
-def _predict(vae, trained: TrainedPredictor, name: str, smiles: list[str]) -> list[float]:
-    import torch
-
-    z, kept = vae.encode(smiles)
-    values = np.full(len(smiles), np.nan)
-    if len(kept):
-        with torch.no_grad():
-            mean = trained.model.predict(torch.from_numpy(z).to(vae.device))[0][:, trained.model.names.index(name)]
-        values[kept] = mean.cpu().numpy()
-    return list(values)
 
 
 # -- the gradient method -------------------------------------------------------

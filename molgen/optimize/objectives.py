@@ -28,14 +28,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import math
 import re
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +42,12 @@ import numpy as np
 
 from molgen import chem
 from molgen.errors import ConfigError
-from molgen.optimize.user_objective import (
+from molgen.optimize.user_objective import (  # ObjectiveTimeout: re-exported, where it used to live
     EXPECTED_SIGNATURES,
     ObjectiveSignatureError,
+    ObjectiveTimeout,  # noqa: F401
     UserObjective,
+    _deadline,
 )
 
 __all__ = [
@@ -215,31 +214,6 @@ def _call_batch(func: Callable[[list[str]], Sequence[float]], smiles: list[str],
         except Exception as exc:  # logged per molecule; the run goes on
             errors[i] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
     return values, errors
-
-
-class ObjectiveTimeout(Exception):
-    """A user objective ran past its per-molecule time limit."""
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None):
-    """Raise :class:`ObjectiveTimeout` inside the block after ``seconds`` (SIGALRM: main thread on POSIX
-    only; elsewhere no limit). Python code is interrupted at once; a long call into C returns first."""
-    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise ObjectiveTimeout(f"took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _as_floats(result, n: int) -> np.ndarray:

@@ -369,10 +369,10 @@ def _max_similarity_function(references: list[str]) -> Callable[[list[str]], lis
 def _predictor_function(vae, path: Path, output: str) -> Callable[[list[str]], list[float]]:
     if vae is None:
         raise ConfigError("a predictor component needs the model: pass vae= to build_scoring (optimize does)")
-    from molgen.optimize.api import _predict
+    from molgen.optimize.predicted import predicted_values
     from molgen.optimize.predictor import load_predictor
 
     trained = load_predictor(path, device=vae.device, latent_dim=vae.config.latent_dim)
     if output not in trained.model.names:
         raise ConfigError(f"output {output!r} is not predicted by {path}; it predicts {', '.join(trained.model.names)}")
-    return lambda batch: _predict(vae, trained, output, batch)
+    return lambda batch: predicted_values(vae, trained, output, batch)

@@ -23,8 +23,11 @@ Example (``my_scores.py``)::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -32,7 +35,7 @@ import numpy as np
 
 from molgen.errors import ConfigError
 
-__all__ = ["UserObjective", "ObjectiveSignatureError", "per_molecule", "batch", "EXPECTED_SIGNATURES"]
+__all__ = ["UserObjective", "ObjectiveSignatureError", "ObjectiveTimeout", "per_molecule", "batch", "EXPECTED_SIGNATURES"]
 
 Form = Literal["molecule", "batch"]
 EXPECTED_SIGNATURES = "def f(smiles: str) -> float (one molecule) or def f(smiles: list[str]) -> list[float] (a batch, same order)"
@@ -72,8 +75,6 @@ class UserObjective:
         return self._probe(list(smiles))
 
     def _probe(self, smiles: list[str]) -> list[float]:
-        from molgen.optimize.objectives import ObjectiveTimeout
-
         try:
             values = _vector(self.func(list(smiles)), len(smiles))
             self.form = "batch"
@@ -139,3 +140,28 @@ def _describe(exc: Exception | None) -> str:
         return "nothing"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:160]}".rstrip(": ")
+
+
+class ObjectiveTimeout(Exception):
+    """A user objective ran past its per-molecule time limit."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None):
+    """Raise :class:`ObjectiveTimeout` inside the block after ``seconds`` (SIGALRM: main thread on POSIX
+    only; elsewhere no limit). Python code is interrupted at once; a long call into C returns first."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ObjectiveTimeout(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
