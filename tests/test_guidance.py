@@ -14,7 +14,8 @@ from molgen.cli import main
 from molgen.errors import ConfigError
 from molgen.generate.decoding import DecodeOptions, decode_tokens
 from molgen.generate.guidance import GuidedDecoder, check_guidance
-from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, build_seq_vae
+from molgen.models.build import build_seq_vae
+from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.vae import MoleculeVAE
 from molgen.vae.conditioning import ConditionSpec
 

@@ -242,7 +242,7 @@ def steered_samples(
     where RDKit rejects the result).
     """
     from molgen.generate.decoding import DecodeOptions, decode_tokens
-    from molgen.vae import strings_to_smiles
+    from molgen.generate.strings import strings_to_smiles
 
     check_vocabulary(predictor, vae)
     spec = predictor.spec
@@ -254,7 +254,7 @@ def steered_samples(
     rows = np.asarray(spec.rows, dtype=np.float64)
     lo, hi = np.percentile(rows, 2, axis=0), np.percentile(rows, 98, axis=0)
     gen = torch.Generator().manual_seed(seed + 1)
-    decoder = PropertySteering(vae._decoder(1.0), predictor.to(vae.device), strength)
+    decoder = PropertySteering(vae.model, predictor.to(vae.device), strength)
     out: list[str | None] = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
