@@ -67,6 +67,7 @@ def benchmark(
     # Shards write one .npz each (atomically), so they share an output folder without a lock.
     with RunLock(output) if spec is None else _no_lock():
         if generated is None:
+            from molgen.generate.prior import uses_fitted_prior
             from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
 
             vae = MoleculeVAE.load(model, device=device)
@@ -75,7 +76,7 @@ def benchmark(
             start = time.perf_counter()
             n_here, seed_here = (spec.size(n), spec.seed(seed)) if spec is not None else (n, seed)
             samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=top_p, prior=prior)
-            used_prior = "fitted" if vae.uses_fitted_prior(prior) else "N(0, I)"
+            used_prior = "fitted" if uses_fitted_prior(vae, prior) else "N(0, I)"
             err.print(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {used_prior} prior)")
             gen: list[str] | Path = [s or "" for s in samples]
             if train is None:

@@ -105,26 +105,15 @@ def fit_prior(
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
-    from molgen.generate.prior import fit_latent_prior
-    from molgen.vae import MoleculeVAE, training_smiles
+    from molgen.generate.prior import fit_model_prior
+    from molgen.vae import MoleculeVAE
 
     set_torch_threads(threads)
-    if limit < 0:
-        raise ConfigError("--limit must be >= 0 (0: all molecules)")
     vae = MoleculeVAE.load(model, device="cpu")
     smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
-    if smiles is None:
-        smiles = training_smiles(vae)
-        if smiles is not None:
-            note(f"fitting to the model's training set ({len(smiles):,} molecules)")
-        else:
-            smiles = _read(None, None, False, None, default_ok=True)
-    smiles = _random_subset(smiles, limit, seed)
     start = time.perf_counter()
-    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed, show_progress=True)
-    if vae.meta.pop("sampling", None) is not None:
-        warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", prefix="")
-    vae.save(out)
+    with _warnings_to_console():
+        fit_model_prior(vae, smiles, components=components, limit=limit, seed=seed, show_progress=True).save(out)
     info = vae.latent_prior.info
     err.print(
         f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
@@ -147,9 +136,7 @@ def tune_sampling(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
-    from rich.table import Table
-
-    from molgen.generate.tuning import trials_record, tune_temperature
+    from molgen.generate.tuning import trials_table, tune_model_temperature
     from molgen.vae import MoleculeVAE, training_smiles
 
     set_torch_threads(threads)
@@ -163,13 +150,8 @@ def tune_sampling(
     train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
     if train is None:
         warn("the checkpoint's training set is not available; novelty is not checked (pass --train)", prefix="")
-    best, trials = tune_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
-    table = Table("temperature", "valid", "unique", "novelty", f"FCD ({n:,} vs {len(reference):,})")
-    for r in trials:
-        mark = " *" if r.temperature == best else ""
-        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
-    out.print(table)
-    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=str(validation or "embedded MOSES train 50k"), trials=trials_record(trials))
+    best, trials = tune_model_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed, validation_name=str(validation or "embedded MOSES train 50k"))
+    out.print(trials_table(trials, best, f"FCD ({n:,} vs {len(reference):,})"))
     vae.save(output)
     err.print(f"chose temperature {best:g}; wrote {output}")
 

@@ -16,7 +16,7 @@ Example::
     >>> SampleRequest(n=10, steering=Steering(candidates=4))
     Traceback (most recent call last):
     ...
-    molgen.errors.ConfigError: steering candidates > 1 needs a steering predictor (--steer) to choose among the candidates
+    molgen.errors.ConfigError: --steer-candidates above 1 needs --steer: a steering predictor chooses among the candidates
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Steering(ConfigMixin):
             raise ConfigError(f"steer_candidates must be a whole number >= 1, not {k}")
         self.candidates = int(k)
         if self.candidates > 1 and self.predictor is None:
-            raise ConfigError("steering candidates > 1 needs a steering predictor (--steer) to choose among the candidates")
+            raise ConfigError("--steer-candidates above 1 needs --steer: a steering predictor chooses among the candidates")
 
     @property
     def active(self) -> bool:
@@ -125,7 +125,7 @@ class SampleRequest(ConfigMixin):
             raise ConfigError(f"unknown prior {self.prior!r}; use one of {', '.join(PRIOR_CHOICES)}")
         check_guidance(self.guidance)
         if self.steering.active and self.condition is None:
-            raise ConfigError("steering needs a property request (--condition), e.g. \"logp=2.5\"")
+            raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
         if self.shard is not None:
             parse_shard(self.shard)
         self.decode_options(1.0)  # temperature, top-k, top-p and precision are checked here, not at the first batch

@@ -28,7 +28,7 @@ import numpy as np
 
 from molgen.errors import ConfigError, DataError
 
-__all__ = ["TemperatureTrial", "tune_temperature", "trials_record", "DEFAULT_TEMPERATURE", "sampling_temperature"]
+__all__ = ["TemperatureTrial", "tune_temperature", "tune_model_temperature", "trials_record", "trials_table", "DEFAULT_TEMPERATURE", "sampling_temperature"]
 
 DEFAULT_TEMPERATURE = 1.0
 
@@ -100,3 +100,36 @@ def tune_temperature(
 def trials_record(trials: list[TemperatureTrial]) -> list[dict]:
     """The trials as JSON-ready rows (for the checkpoint's metadata)."""
     return [asdict(r) for r in trials]
+
+
+def tune_model_temperature(
+    vae,
+    validation: Sequence[str],
+    temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    train: Sequence[str] | None = None,
+    n: int = 5000,
+    min_novelty: float = 0.9,
+    seed: int = 0,
+    validation_name: str = "validation",
+) -> tuple[float, list[TemperatureTrial]]:
+    """:func:`tune_temperature`, and the choice stored in ``vae.meta["sampling"]`` (save the model to keep it).
+
+    Example::
+
+        >>> best, trials = tune_model_temperature(vae, validation_smiles, train=train)  # doctest: +SKIP
+        >>> vae.save("tuned.safetensors")                                               # doctest: +SKIP
+    """
+    best, trials = tune_temperature(vae, validation, temperatures, train=train, n=n, min_novelty=min_novelty, seed=seed)
+    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=validation_name, trials=trials_record(trials))
+    return best, trials
+
+
+def trials_table(trials: list[TemperatureTrial], best: float, fcd_title: str = "FCD"):
+    """The trials as a rich table, the chosen temperature marked with ``*``."""
+    from rich.table import Table
+
+    table = Table("temperature", "valid", "unique", "novelty", fcd_title)
+    for r in trials:
+        mark = " *" if r.temperature == best else ""
+        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
+    return table
