@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
@@ -108,7 +108,7 @@ class SampleRequest(ConfigMixin):
     guidance: float = 1.0
     steering: Steering = field(default_factory=Steering)
     design: Design = field(default_factory=Design)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (CUDA); checked by DecodeOptions
     batch_size: int = 1024
     chunk_size: int = 16384
     n_jobs: Optional[int] = None

@@ -20,7 +20,7 @@ Example::
     >>> from molgen.vae import MoleculeVAE
     >>> vae = MoleculeVAE.load()                                             # doctest: +SKIP
     >>> steer = fit_prefix_predictor(vae, smiles, ["logp", "qed", "sa"])    # doctest: +SKIP
-    >>> vae.sample(100, condition="logp=2.5", steer=steer)                  # doctest: +SKIP
+    >>> vae.sample(100, condition="logp=2.5", steering=Steering(steer))    # doctest: +SKIP  (molgen.generate.Steering)
 
 A predictor fitted on data judges the prefixes a model writes, and still
 more those steering leads it to, less well (QED R² 0.63 on MOSES molecules,
