@@ -18,9 +18,10 @@ its mean, and it works with unconditional models too.
 Example::
 
     >>> from molgen.vae import MoleculeVAE
+    >>> from molgen.generate import Steering
     >>> vae = MoleculeVAE.load()                                             # doctest: +SKIP
     >>> steer = fit_prefix_predictor(vae, smiles, ["logp", "qed", "sa"])    # doctest: +SKIP
-    >>> vae.sample(100, condition="logp=2.5", steering=Steering(steer))    # doctest: +SKIP  (molgen.generate.Steering)
+    >>> vae.sample(100, condition="logp=2.5", steering=Steering(steer))    # doctest: +SKIP
 
 A predictor fitted on data judges the prefixes a model writes, and still
 more those steering leads it to, less well (QED R² 0.63 on MOSES molecules,
