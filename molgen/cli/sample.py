@@ -150,7 +150,7 @@ def tune_sampling(
     train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
     if train is None:
         warn("the checkpoint's training set is not available; novelty is not checked (pass --train)", prefix="")
-    best, trials = tune_model_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed, validation_name=str(validation or "embedded MOSES train 50k"))
+    best, trials = tune_model_temperature(vae, reference, validation_name=str(validation or "embedded MOSES train 50k"), temperatures=temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
     out.print(trials_table(trials, best, f"FCD ({n:,} vs {len(reference):,})"))
     vae.save(output)
     err.print(f"chose temperature {best:g}; wrote {output}")

@@ -102,25 +102,22 @@ def trials_record(trials: list[TemperatureTrial]) -> list[dict]:
     return [asdict(r) for r in trials]
 
 
-def tune_model_temperature(
-    vae,
-    validation: Sequence[str],
-    temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    train: Sequence[str] | None = None,
-    n: int = 5000,
-    min_novelty: float = 0.9,
-    seed: int = 0,
-    validation_name: str = "validation",
-) -> tuple[float, list[TemperatureTrial]]:
-    """:func:`tune_temperature`, and the choice stored in ``vae.meta["sampling"]`` (save the model to keep it).
+def tune_model_temperature(vae, validation: Sequence[str], validation_name: str = "validation", **options) -> tuple[float, list[TemperatureTrial]]:
+    """:func:`tune_temperature` (``options``: its keywords), and the choice stored in ``vae.meta["sampling"]``,
+    where sampling reads it; save the model to keep it.
 
     Example::
 
         >>> best, trials = tune_model_temperature(vae, validation_smiles, train=train)  # doctest: +SKIP
         >>> vae.save("tuned.safetensors")                                               # doctest: +SKIP
     """
-    best, trials = tune_temperature(vae, validation, temperatures, train=train, n=n, min_novelty=min_novelty, seed=seed)
-    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=validation_name, trials=trials_record(trials))
+    import inspect
+
+    settings = inspect.signature(tune_temperature).bind(vae, validation, **options)
+    settings.apply_defaults()  # the n and novelty floor actually used, recorded with the choice
+    best, trials = tune_temperature(*settings.args, **settings.kwargs)
+    used = settings.arguments
+    vae.meta["sampling"] = dict(temperature=best, min_novelty=used["min_novelty"], n=used["n"], validation=validation_name, trials=trials_record(trials))
     return best, trials
 
 
