@@ -315,6 +315,8 @@ class MoleculeVAE:
         """Greedy decodes of ``steps`` points between the posterior means of two molecules."""
         if steps < 2:
             raise ConfigError("interpolation needs at least 2 steps")
+        if method not in ("slerp", "linear"):
+            raise ConfigError(f"unknown interpolation method {method!r}; use slerp or linear")
         ends = [chem.parse_smiles(s) and chem.canonical_smiles(s) for s in (start, end)]
         z, kept = self.encode(ends)
         if len(kept) != 2:
