@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
+from rdkit import Chem
 
 from molgen.cli import app, main
 from molgen.cli.sample import SAMPLE_FLAGS
 from molgen.errors import ConfigError
-from molgen.generate import Design, SampleRequest, Steering, sample, sample_to_file, stream
+from molgen.generate import (
+    Design,
+    SampleRequest,
+    Steering,
+    sample,
+    sample_to_file,
+    stream,
+)
 from molgen.vae import MoleculeVAE
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -117,3 +126,19 @@ def test_a_request_round_trips_through_toml():
     import tomllib
 
     assert SampleRequest.from_dict(tomllib.loads(request.to_toml())) == request
+
+
+def test_near_file_and_core_seeds_reach_the_design_request(tiny_run, tmp_path, capsys):
+    leads = tmp_path / "leads.smi"
+    leads.write_text("CCOc1ccccc1\nCC(=O)Nc1ccccc1\n")
+    out = tmp_path / "near.csv"
+    common = ["--model", tiny_run, "--device", "cpu", "-n", 4, "--seed", 1]
+    code, err = _run(capsys, "sample", *common, "--near-file", leads, "--near", "c1ccccc1O", "-o", out)
+    assert code == 0, err
+    frame = pd.read_csv(out)
+    assert list(frame.columns[:2]) == ["smiles", "similarity"] and frame.similarity.is_monotonic_decreasing and "wrote" in err
+    code, err = _run(capsys, "sample", *common, "--core-seeds", leads, "-o", out)
+    assert code == 2 and "apply with a substructure" in err
+    code, err = _run(capsys, "sample", *common, "--substructure", "c1ccccc1", "--core-seeds", leads, "-o", tmp_path / "core.smi")
+    assert code == 0, err
+    assert all(Chem.MolFromSmiles(s).HasSubstructMatch(Chem.MolFromSmarts("c1ccccc1")) for s in (tmp_path / "core.smi").read_text().split())

@@ -33,8 +33,8 @@ SAMPLE_FLAGS: dict[str, Flag] = {
     "steer_strength": "steering.strength", "steer_candidates": "steering.candidates", "substructure": "design.substructure",
     "near": "design.near", "radius": "design.radius", "similarity": "design.similarity", "precision": "precision",
     "batch_size": "batch_size", "unique": "unique", "properties": "properties", "shard": "shard",
-    "near_file": lambda data, path: set_path(data, "design.near", [*data.get("design", {}).get("near", []), *_read(path, False, None)]),
-    "core_seeds": lambda data, path: set_path(data, "design.seeds", _read(path, False, None)),
+    "near_file": lambda data, path: set_path(data, "design.near", [*data.get("design", {}).get("near", []), *_read(path, None, False, None)]),
+    "core_seeds": lambda data, path: set_path(data, "design.seeds", _read(path, None, False, None)),
 }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
@@ -146,7 +146,3 @@ class SampleRequest(ConfigMixin):
         if spec is None:
             return self
         return replace(self, n=spec.size(self.n), seed=spec.seed(self.seed), shard=None)
-
-    def with_options(self, **changes: Any) -> SampleRequest:
-        """A copy with some fields changed (checked again)."""
-        return replace(self, **changes)

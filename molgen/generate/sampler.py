@@ -34,6 +34,7 @@ from molgen.generate.decoding import DecodeOptions, decode_tokens
 from molgen.generate.guidance import guided_decoder
 from molgen.generate.prior import latent_sampler
 from molgen.generate.request import SampleRequest, Steering
+from molgen.generate.steering import PropertySteering, check_vocabulary, load_prefix_predictor
 from molgen.generate.strings import decode_texts
 from molgen.utils.threads import threads_beside
 
@@ -81,8 +82,6 @@ def sampling_decoder(vae, request: SampleRequest) -> SamplingDecoder:
 
 def _steered(vae, decoder, steering: Steering, condition, n: int):
     """``decoder`` wrapped in property steering, and the normalised targets ``[n, k]`` of ``condition``."""
-    from molgen.generate.steering import PropertySteering, check_vocabulary, load_prefix_predictor
-
     predictor = steering.predictor
     predictor = load_prefix_predictor(predictor) if isinstance(predictor, (str, Path)) else predictor
     check_vocabulary(predictor, vae)
