@@ -113,7 +113,7 @@ def fit_prior(
     smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
     start = time.perf_counter()
     with _warnings_to_console():
-        fit_model_prior(vae, smiles, components=components, limit=limit, seed=seed, show_progress=True).save(out)
+        fit_model_prior(vae, smiles, components, limit, seed, show_progress=True, on_note=note).save(out)
     info = vae.latent_prior.info
     err.print(
         f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "

@@ -190,12 +190,13 @@ def latent_sampler(vae, prior: str = "auto"):
     return lambda n, generator: torch.randn(n, dim, generator=generator)
 
 
-def fit_model_prior(vae, smiles: list[str] | None, components: int = 16, limit: int = 50000, seed: int = 0, show_progress: bool = False):
+def fit_model_prior(vae, smiles: list[str] | None, components: int = 16, limit: int = 50000, seed: int = 0, show_progress: bool = False, on_note=None):
     """``vae`` with a prior fitted to ``smiles`` (None: its training set if available, else the embedded
     MOSES molecules), at most ``limit`` of them chosen at random (0: all).
 
     A temperature tuned for the old prior no longer fits: it is dropped from
     the model's metadata (``vae.meta["sampling"]``), with a warning.
+    ``on_note`` receives a line naming the molecules used when ``smiles`` is None.
     """
     import warnings
 
@@ -204,10 +205,14 @@ def fit_model_prior(vae, smiles: list[str] | None, components: int = 16, limit: 
 
     if limit < 0:
         raise ConfigError("limit must be >= 0 (0: all molecules)")
+    say = on_note or (lambda message: None)
     if smiles is None:
         smiles = training_smiles(vae)
+        if smiles is not None:
+            say(f"fitting to the model's training set ({len(smiles):,} molecules)")
     if smiles is None:
         smiles = default_training_smiles()
+        say(f"using the embedded default data: {len(smiles):,} MOSES training molecules")
     if limit and len(smiles) > limit:
         keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
         smiles = [smiles[i] for i in keep]
