@@ -41,6 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from molgen.generate import Steering
+from molgen.generate.prior import uses_fitted_prior
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "issue7"
 OUT_JSON = ROOT / "docs" / "conditional_benchmarks.json"
@@ -405,8 +408,8 @@ def eval_cond(args) -> None:
             want = spec.parse(text)
             t0 = time.process_time()
             got = cond.sample(
-                n, temperature=temperature, seed=args.seed + r, n_jobs=1, condition=text, guidance=guidance, steer=steer, steer_strength=strength,
-                steer_candidates=args.candidates,
+                n, temperature=temperature, seed=args.seed + r, n_jobs=1, condition=text, guidance=guidance,
+                steering=Steering(steer, strength, args.candidates) if steer is not None else Steering(),
             )
             cond_seconds += time.process_time() - t0
             props = _props(got)
@@ -451,7 +454,7 @@ def eval_cond(args) -> None:
                 "samples_per_request": n,
                 "decode_cpu_seconds": {"cond": round(cond_seconds, 1), "uncond": round(base_seconds, 1)},
                 "baseline_model_sha256": file_digest(DEFAULT_MODEL)[:16],
-                "baseline_sampling": {"temperature": base.default_temperature, "prior": "fitted" if base.uses_fitted_prior() else "standard"},
+                "baseline_sampling": {"temperature": base.default_temperature, "prior": "fitted" if uses_fitted_prior(base) else "standard"},
                 "rows": rows,
                 "summary": summary,
             },

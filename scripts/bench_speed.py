@@ -227,7 +227,9 @@ def _moses_sample(model, n: int, batch: int) -> tuple[list[str], float, float]:
 def _molgen_sample(vae, n: int, batch: int, n_jobs: int, precision: str = "fp32") -> tuple[list[str], float, float, float]:
     """Returns (valid SMILES, wall s, CPU s of all processes, CPU s of the decoding process alone)."""
     cpu0, main0, start = _cpu_seconds(), time.process_time(), time.perf_counter()
-    chunks = vae.sample_chunks(n, seed=0, batch_size=batch, n_jobs=n_jobs, precision=precision)
+    from molgen.generate import SampleRequest, stream
+
+    chunks = stream(vae, SampleRequest(n=n, seed=0, batch_size=batch, n_jobs=n_jobs, precision=precision))
     valid = [s for chunk in chunks for s in chunk if s]
     return valid, time.perf_counter() - start, _cpu_seconds() - cpu0, time.process_time() - main0
 

@@ -14,7 +14,9 @@ from molgen.cli import main
 from molgen.errors import ConfigError
 from molgen.generate.decoding import DecodeOptions, decode_tokens
 from molgen.generate.guidance import GuidedDecoder, check_guidance
-from molgen.models.seq_vae import SeqVAE, SeqVAEConfig, build_seq_vae
+from molgen.generate.request import Steering
+from molgen.models.build import build_seq_vae
+from molgen.models.seq_vae import SeqVAE, SeqVAEConfig
 from molgen.vae import MoleculeVAE
 from molgen.vae.conditioning import ConditionSpec
 
@@ -239,19 +241,19 @@ def test_sampling_with_steering_and_its_errors(predictor, tiny_run, cfg_run, tin
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")  # unconditional: the request goes to the predictor only
     plain = vae.sample(10, seed=1, n_jobs=1)
-    assert vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=0.0) == plain
-    assert len(vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=3.0)) == 10
+    assert vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steering=Steering(predictor, 0.0)) == plain
+    assert len(vae.sample(10, seed=1, n_jobs=1, condition="logp=2", steering=Steering(predictor, 3.0))) == 10
     cond = MoleculeVAE.load(cfg_run, device="cpu")  # guidance and steering together
     own = fit_prefix_predictor(cond, tiny_smiles[:40], ["logp"], epochs=1, hidden=8)
-    assert len(cond.sample(6, seed=1, n_jobs=1, condition="logp=2", guidance=2.0, steer=own)) == 6
+    assert len(cond.sample(6, seed=1, n_jobs=1, condition="logp=2", guidance=2.0, steering=Steering(own))) == 6
     with pytest.raises(ConfigError, match="needs a property request"):
-        vae.sample(4, steer=predictor)
+        vae.sample(4, steering=Steering(predictor))
     with pytest.raises(ConfigError, match="strength"):
-        vae.sample(4, condition="logp=2", steer=predictor, steer_strength=-1.0)
+        vae.sample(4, condition="logp=2", steering=Steering(predictor, -1.0))
     predictor.vocab_tokens = [*predictor.vocab_tokens[:-1], "[Xx]"]
     try:
         with pytest.raises(ConfigError, match="different vocabulary"):
-            vae.sample(4, condition="logp=2", steer=predictor)
+            vae.sample(4, condition="logp=2", steering=Steering(predictor))
     finally:
         predictor.vocab_tokens = list(vae.vocab.tokens)
 
@@ -288,7 +290,7 @@ def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp
     again = load_prefix_predictor(two.save(tmp_path / "two.safetensors"))
     assert again.config.layers == 2 and torch.equal(again(torch.tensor([[1, 5, 2]]))[0], two(torch.tensor([[1, 5, 2]]))[0])
     # A two-layer predictor steers like a one-layer one: states keep the batch on dimension 1.
-    assert len(vae.sample(5, seed=0, n_jobs=1, condition="qed=0.8", steer=two, steer_strength=2.0)) == 5
+    assert len(vae.sample(5, seed=0, n_jobs=1, condition="qed=0.8", steering=Steering(two, 2.0))) == 5
     shifted = fit_prefix_predictor(vae, smiles, ["qed"], epochs=1, hidden=8, properties=raw + 1.0)
     assert shifted.spec.mean[0] == pytest.approx(two.spec.mean[0] + 1.0)
     with pytest.raises(ConfigError, match=r"shape \[40, 1\]"):
@@ -357,19 +359,19 @@ def test_steering_pick_keeps_the_candidate_the_predictor_likes_best(tiny_run):
 
 def test_sampling_with_steering_candidates(predictor, tiny_run, tmp_path, capsys):
     vae = MoleculeVAE.load(tiny_run, device="cpu")
-    args = dict(seed=2, n_jobs=1, condition="logp=2", steer=predictor, steer_strength=1.0)
-    one = vae.sample(8, **args)
-    assert vae.sample(8, steer_candidates=1, **args) == one  # K=1 is plain steering
-    four = vae.sample(8, steer_candidates=4, **args)
-    assert len(four) == 8 and four == vae.sample(8, steer_candidates=4, **args) and four != one
+    args = dict(seed=2, n_jobs=1, condition="logp=2")
+    one = vae.sample(8, steering=Steering(predictor), **args)
+    assert vae.sample(8, steering=Steering(predictor, 1.0, 1), **args) == one  # K=1 is plain steering
+    four = vae.sample(8, steering=Steering(predictor, 1.0, 4), **args)
+    assert len(four) == 8 and four == vae.sample(8, steering=Steering(predictor, 1.0, 4), **args) and four != one
     # A decoding batch holds batch_size rows whatever K: 4 // 3 = one sample of 3 candidates at a time.
-    small = vae.sample(7, steer_candidates=3, batch_size=4, **args)
-    assert len(small) == 7 and small == vae.sample(7, steer_candidates=3, batch_size=4, **args)
+    small = vae.sample(7, steering=Steering(predictor, 1.0, 3), batch_size=4, **args)
+    assert len(small) == 7 and small == vae.sample(7, steering=Steering(predictor, 1.0, 3), batch_size=4, **args)
     for bad, message in ((0, "whole number >= 1"), (2.5, "whole number >= 1")):
         with pytest.raises(ConfigError, match=message):
-            vae.sample(4, steer_candidates=bad, **args)
-    with pytest.raises(ConfigError, match="needs a steering predictor"):
-        vae.sample(4, steer_candidates=3)
+            vae.sample(4, steering=Steering(predictor, 1.0, bad), **args)
+    with pytest.raises(ConfigError, match="needs --steer"):
+        vae.sample(4, steering=Steering(candidates=3))
     path = predictor.save(tmp_path / "p.safetensors")
     out = tmp_path / "k.smi"
     base = ["sample", "--model", str(tiny_run), "-n", "6", "-o", str(out), "--device", "cpu", "--condition", "logp=2"]

@@ -11,6 +11,7 @@ import torch
 
 from molgen import chem
 from molgen.errors import ConfigError
+from molgen.generate import SampleRequest, stream
 from molgen.utils import threads
 from molgen.vae import MoleculeVAE
 
@@ -54,22 +55,22 @@ def test_sampling_with_rdkit_workers_uses_the_cores_they_leave(tiny_run, monkeyp
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)
     torch.set_num_threads(2)
     seen, total = [], 0
-    for chunk in vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=2):
+    for chunk in stream(vae, SampleRequest(n=64, seed=3, batch_size=16, chunk_size=16, n_jobs=2)):
         seen.append(torch.get_num_threads())
         total += len(chunk)
     assert total == 64 and seen == [1, 1, 1, 1]
     assert torch.get_num_threads() == 2
-    chunks = vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=2)
+    chunks = stream(vae, SampleRequest(n=64, seed=3, batch_size=16, chunk_size=16, n_jobs=2))
     next(chunks)
     chunks.close()  # a consumer that stops early gets its threads back too
     assert torch.get_num_threads() == 2
     # the cap changes no sample: the same seed gives the same molecules in one process
-    pooled = [s for c in vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=2) for s in c]
-    alone = [s for c in vae.sample_chunks(64, seed=3, batch_size=16, chunk_size=16, n_jobs=1) for s in c]
+    pooled = [s for c in stream(vae, SampleRequest(n=64, seed=3, batch_size=16, chunk_size=16, n_jobs=2)) for s in c]
+    alone = [s for c in stream(vae, SampleRequest(n=64, seed=3, batch_size=16, chunk_size=16, n_jobs=1)) for s in c]
     assert pooled == alone
     # nor does the chunk size (chunks are whole batches, about n/8 of them)
-    small = list(vae.sample_chunks(256, seed=3, batch_size=16, chunk_size=16, n_jobs=2))
-    large = list(vae.sample_chunks(256, seed=3, batch_size=16, chunk_size=1000, n_jobs=2))
+    small = list(stream(vae, SampleRequest(n=256, seed=3, batch_size=16, chunk_size=16, n_jobs=2)))
+    large = list(stream(vae, SampleRequest(n=256, seed=3, batch_size=16, chunk_size=1000, n_jobs=2)))
     assert [len(c) for c in small] == [16] * 16 and [len(c) for c in large] == [32] * 8
     assert [s for c in small for s in c] == [s for c in large for s in c]
 

@@ -8,7 +8,8 @@ import torch
 
 from molgen.errors import ConfigError
 from molgen.generate.decoding import DecodeOptions, decode_tokens
-from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
+from molgen.models.build import build_seq_vae
+from molgen.models.seq_vae import SeqVAEConfig
 from molgen.models.transformer_vae import TRANSFORMER_DEFAULTS, TransformerVAE
 from molgen.vae.training import model_options
 

@@ -16,7 +16,8 @@ from molgen.chem.standardization import has_formal_charge, has_stereo
 from molgen.errors import ConfigError
 from molgen.tokenizers import Vocabulary
 from molgen.train.vocab_growth import NOISE_SCALE, extend_vocabulary, grow_state_dict
-from molgen.vae import MoleculeVAE, strings_to_smiles
+from molgen.generate.strings import strings_to_smiles
+from molgen.vae import MoleculeVAE
 from molgen.vae.training import VAETrainingConfig, _warm_start, train_vae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def test_grow_state_dict_keeps_old_rows_and_initialises_new_ones():
 def test_warm_start_grows_the_model_and_keeps_old_weights(tiny_run):
     source = MoleculeVAE.load(tiny_run, device="cpu")
     vocab = Vocabulary(source.vocab.tokens[4:] + ["[C@@H1]", "[NH3+1]"])
-    from molgen.models.seq_vae import build_seq_vae
+    from molgen.models.build import build_seq_vae
 
     vae = MoleculeVAE(build_seq_vae(source.config.__class__(**{**source.config.to_dict(), "vocab_size": len(vocab)})), vocab, None, device="cpu")
     _warm_start(vae, tiny_run / "model.safetensors", seed=0)

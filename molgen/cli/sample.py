@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -21,13 +20,28 @@ from molgen.cli._common import (
     _read,
     _warnings_to_console,
 )
+from molgen.cli.options import ConfigFile, Flag, set_path, settings_from
 from molgen.console import err, error, note, out, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
 
 
+#: Where each flag of ``molgen sample`` goes in a SampleRequest (flags typed on the command line override --config).
+SAMPLE_FLAGS: dict[str, Flag] = {
+    "n": "n", "seed": "seed", "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "greedy": "greedy",
+    "prior": "prior", "condition": "condition", "guidance": "guidance", "steer": "steering.predictor",
+    "steer_strength": "steering.strength", "steer_candidates": "steering.candidates", "substructure": "design.substructure",
+    "near": "design.near", "radius": "design.radius", "similarity": "design.similarity", "precision": "precision",
+    "batch_size": "batch_size", "unique": "unique", "properties": "properties", "shard": "shard",
+    "near_file": lambda data, path: set_path(data, "design.near", [*data.get("design", {}).get("near", []), *_read(path, None, False, None)]),
+    "core_seeds": lambda data, path: set_path(data, "design.seeds", _read(path, None, False, None)),
+}  # fmt: skip
+
+
 @app.command()
 def sample(
+    ctx: typer.Context,
+    config: ConfigFile = None,
     n: int = typer.Option(1000, "-n", help="number of molecules to draw from the prior"),
     output: Path = typer.Option(Path("samples.csv"), "-o", "--output", help=".csv (with columns) or .smi"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
@@ -60,92 +74,21 @@ def sample(
     """Generate molecules; every one is checked by RDKit (invalid ones are counted, not written).
 
     Samples are streamed to disk in chunks, so -n 1000000 runs in bounded memory. Ctrl-C keeps
-    the molecules drawn so far in OUTPUT's .partial file.
+    the molecules drawn so far in OUTPUT's .partial file. --config FILE.toml holds the sampling
+    settings (configs/sample.toml); flags typed here override it.
     """
-    from molgen.generate.guidance import check_guidance
-    from molgen.generate.table import PROPERTY_COLUMNS, grid_legend
-    from molgen.generate.writer import novelty_set, write_samples
-    from molgen.utils.progress import progress_bar
-    from molgen.utils.shards import (
-        file_digest,
-        parse_shard,
-        sidecar_path,
-        write_sidecar,
-    )
-    from molgen.vae import MoleculeVAE, resolve_model_path
+    from molgen.generate import SampleRequest, sample_to_file
+    from molgen.vae import MoleculeVAE
 
     set_torch_threads(threads)
-    if core_seeds is not None and not substructure:
-        raise ConfigError("--core-seeds applies with --substructure SMARTS")
-    if substructure or near or near_file is not None:
-        from molgen.cli._common import _read
-        from molgen.generate.design import write_design_samples
-
-        leads = list(near) + (_read(near_file, None, False, None) if near_file is not None else [])
-        seeds = _read(core_seeds, None, False, None) if core_seeds is not None else None
-        vae = MoleculeVAE.load(model, device=device)
-        err.print(write_design_samples(vae, output, n, substructure, leads, radius, similarity, seeds, temperature, greedy, seed))
-        return
-    check_guidance(guidance)
-    if n < 1:
-        raise ConfigError(f"-n must be at least 1 molecule, not {n}")
-    if steer is not None and condition is None:
-        raise ConfigError('--steer needs a property request, e.g. --condition "logp=2.5"')
-    if not (math.isfinite(steer_strength) and steer_strength >= 0):
-        raise ConfigError(f"--steer-strength must be a finite number >= 0, not {steer_strength}")
-    if steer_candidates < 1 or (steer_candidates > 1 and steer is None):
-        raise ConfigError("--steer-candidates must be >= 1, and above 1 it needs --steer (the predictor chooses among the candidates)")
-    spec = parse_shard(shard) if shard is not None else None
-    total, seed_arg = n, seed
-    if spec is not None:
-        n, seed = spec.size(total), spec.seed(seed)
-        sidecar_path(output).unlink(missing_ok=True)  # a part without its record is unfinished
+    request = settings_from(ctx, SampleRequest, config, SAMPLE_FLAGS)
     vae = MoleculeVAE.load(model, device=device)
-    check_guidance(guidance, vae.model)
-    if temperature is None:
-        temperature = vae.default_temperature
-    if vae.conditions is not None and condition is None:
-        note(f"conditional model ({', '.join(vae.conditions.names)}) without --condition: conditions drawn from its training data")
-    csv = output.suffix not in (".smi", ".txt")
-    properties = properties and csv
-    train = novelty_set(vae) if properties else None
-    if properties and train is None:
-        note("the model's training set is not available here: no novel column")
-    start = time.perf_counter()
-    with _warnings_to_console(), progress_bar(n, "sampling", unit="mol") as bar:
-        chunks = vae.sample_chunks(
-            n, temperature, top_k, greedy, seed, batch_size, condition=condition, precision=precision, guidance=guidance,
-            steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
-            properties=properties,
-        )  # fmt: skip
-        done = write_samples(chunks, output, unique=unique, properties=properties, train=train, progress=bar)
-    seconds = time.perf_counter() - start
-    if done.interrupted:
-        if done.drawn:
-            error(f"; kept the {done.written:,} molecules of the {done.drawn:,} samples drawn so far in {done.path} (written atomically); {output} was not written", prefix="interrupted")
-        else:
-            done.path.unlink(missing_ok=True)
-            error(" before the first chunk of samples was finished; nothing was written", prefix="interrupted")
+    with _warnings_to_console():
+        report = sample_to_file(vae, request, output, grid=grid, on_note=note)
+    if report.interrupted:
+        error(report.interruption(), prefix="interrupted")
         raise typer.Exit(130)
-    if spec is not None:
-        job = dict(
-            command="sample", n=total, seed=seed_arg, model=file_digest(resolve_model_path(model)), temperature=temperature,
-            top_k=top_k, top_p=top_p, prior=prior, greedy=greedy, unique=unique, condition=condition, batch_size=batch_size, csv=csv,
-            precision=precision, guidance=guidance, steer=file_digest(steer) if steer else None, steer_strength=steer_strength,
-            steer_candidates=steer_candidates, properties=properties,
-        )  # fmt: skip
-        write_sidecar(output, spec, job, rows=done.written, header=csv, sampled=n, shard_seed=seed)
-    err.print(
-        (f"shard {spec} (seed {seed}): " if spec is not None else "")
-        + f"{n:,} sampled in {seconds:.1f} s ({done.valid / max(seconds, 1e-9):,.0f} valid/s): "
-        f"valid {done.valid / max(n, 1):.4f}, unique {done.distinct / max(1, done.valid):.4f}; wrote {done.written:,} molecules to {output}"
-        + (f" with {', '.join(PROPERTY_COLUMNS)}" + (", novel" if train is not None else "") if properties else "")
-    )
-    if grid is not None and done.first:
-        from molgen.viz import molecule_grid
-
-        legends = [grid_legend(i, values) for i, (_, values) in enumerate(done.first)]
-        molecule_grid([s for s, _ in done.first], grid, legends=legends, required=False)  # the molecules are written; a missing picture only warns
+    err.print(report.summary())
 
 
 @app.command("fit-prior")
@@ -162,26 +105,15 @@ def fit_prior(
     rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
 ) -> None:
     """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
-    from molgen.generate.prior import fit_latent_prior
-    from molgen.vae import MoleculeVAE, training_smiles
+    from molgen.generate.prior import fit_model_prior
+    from molgen.vae import MoleculeVAE
 
     set_torch_threads(threads)
-    if limit < 0:
-        raise ConfigError("--limit must be >= 0 (0: all molecules)")
     vae = MoleculeVAE.load(model, device="cpu")
     smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
-    if smiles is None:
-        smiles = training_smiles(vae)
-        if smiles is not None:
-            note(f"fitting to the model's training set ({len(smiles):,} molecules)")
-        else:
-            smiles = _read(None, None, False, None, default_ok=True)
-    smiles = _random_subset(smiles, limit, seed)
     start = time.perf_counter()
-    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed, show_progress=True)
-    if vae.meta.pop("sampling", None) is not None:
-        warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", prefix="")
-    vae.save(out)
+    with _warnings_to_console():
+        fit_model_prior(vae, smiles, components, limit, seed, show_progress=True, on_note=note).save(out)
     info = vae.latent_prior.info
     err.print(
         f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
@@ -204,9 +136,7 @@ def tune_sampling(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
-    from rich.table import Table
-
-    from molgen.generate.tuning import trials_record, tune_temperature
+    from molgen.generate.tuning import trials_table, tune_model_temperature
     from molgen.vae import MoleculeVAE, training_smiles
 
     set_torch_threads(threads)
@@ -220,13 +150,8 @@ def tune_sampling(
     train = _read(train_file, None, False, None) if train_file is not None else training_smiles(vae)
     if train is None:
         warn("the checkpoint's training set is not available; novelty is not checked (pass --train)", prefix="")
-    best, trials = tune_temperature(vae, reference, temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
-    table = Table("temperature", "valid", "unique", "novelty", f"FCD ({n:,} vs {len(reference):,})")
-    for r in trials:
-        mark = " *" if r.temperature == best else ""
-        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
-    out.print(table)
-    vae.meta["sampling"] = dict(temperature=best, min_novelty=min_novelty, n=n, validation=str(validation or "embedded MOSES train 50k"), trials=trials_record(trials))
+    best, trials = tune_model_temperature(vae, reference, validation_name=str(validation or "embedded MOSES train 50k"), temperatures=temps, train=train, n=n, min_novelty=min_novelty, seed=seed)
+    out.print(trials_table(trials, best, f"FCD ({n:,} vs {len(reference):,})"))
     vae.save(output)
     err.print(f"chose temperature {best:g}; wrote {output}")
 

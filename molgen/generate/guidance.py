@@ -35,7 +35,7 @@ import torch
 from molgen.errors import ConfigError
 from molgen.generate.decoding import prepare_context, select_rows
 
-__all__ = ["GuidedDecoder", "check_guidance"]
+__all__ = ["GuidedDecoder", "check_guidance", "guided_decoder"]
 
 
 def check_guidance(guidance: float, model=None) -> float:
@@ -56,6 +56,12 @@ def check_guidance(guidance: float, model=None) -> float:
                 "against; retrain (or fine-tune with --init-from) with --condition-dropout 0.15"
             )
     return w
+
+
+def guided_decoder(model, guidance: float = 1.0):
+    """``model`` itself for ``guidance == 1`` (plain conditional decoding), else its guided view."""
+    w = check_guidance(guidance, model)
+    return model if w == 1.0 else GuidedDecoder(model, w)
 
 
 class GuidedDecoder:

@@ -18,6 +18,11 @@ Example::
     >>> vae = MoleculeVAE.load()                                      # doctest: +SKIP
     >>> vae.latent_prior = fit_latent_prior(vae, smiles, components=16)  # doctest: +SKIP
     >>> vae.sample(100, prior="fitted")                               # doctest: +SKIP
+
+or, as ``molgen fit-prior`` does it (the model's training set, or the embedded
+MOSES molecules, when ``smiles`` is None)::
+
+    >>> fit_model_prior(vae, None, components=16).save("with_prior.safetensors")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch
 
 from molgen.errors import CheckpointError, ConfigError, DataError
 
-__all__ = ["LatentPrior", "fit_latent_prior", "PriorChoice", "PRIOR_CHOICES", "TENSOR_PREFIX"]
+__all__ = ["LatentPrior", "fit_latent_prior", "fit_model_prior", "latent_sampler", "uses_fitted_prior", "PriorChoice", "PRIOR_CHOICES", "TENSOR_PREFIX"]
 
 PriorChoice = Literal["auto", "standard", "fitted"]
 PRIOR_CHOICES = ("auto", "standard", "fitted")
@@ -162,3 +167,56 @@ def _mixture(components: int, reg_covar: float, max_iter: int, seed: int):
             self.progress.advance(1)
 
     return _CountingMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter, random_state=seed)
+
+
+def uses_fitted_prior(vae, prior: str = "auto") -> bool:
+    """Whether sampling ``vae`` with this prior choice draws from its fitted prior.
+
+    ``"standard"`` draws z ~ N(0, I); ``"fitted"`` draws from the mixture stored
+    with the model; ``"auto"`` uses the fitted one when the model has it.
+    """
+    if prior not in PRIOR_CHOICES:
+        raise ConfigError(f"unknown prior {prior!r}; use one of {', '.join(PRIOR_CHOICES)}")
+    if prior == "fitted" and vae.latent_prior is None:
+        raise ConfigError("this model has no fitted latent prior; add one with `molgen fit-prior` or use --prior standard")
+    return prior != "standard" and vae.latent_prior is not None
+
+
+def latent_sampler(vae, prior: str = "auto"):
+    """``draw(n, generator) -> z [n, D]`` for a prior choice (see :func:`uses_fitted_prior`)."""
+    if uses_fitted_prior(vae, prior):
+        return vae.latent_prior.sample
+    dim = vae.config.latent_dim
+    return lambda n, generator: torch.randn(n, dim, generator=generator)
+
+
+def fit_model_prior(vae, smiles: list[str] | None, components: int = 16, limit: int = 50000, seed: int = 0, show_progress: bool = False, on_note=None):
+    """``vae`` with a prior fitted to ``smiles`` (None: its training set if available, else the embedded
+    MOSES molecules), at most ``limit`` of them chosen at random (0: all).
+
+    A temperature tuned for the old prior no longer fits: it is dropped from
+    the model's metadata (``vae.meta["sampling"]``), with a warning.
+    ``on_note`` receives a line naming the molecules used when ``smiles`` is None.
+    """
+    import warnings
+
+    from molgen.datasets import default_training_smiles
+    from molgen.vae.train_set import training_smiles
+
+    if limit < 0:
+        raise ConfigError("limit must be >= 0 (0: all molecules)")
+    say = on_note or (lambda message: None)
+    if smiles is None:
+        smiles = training_smiles(vae)
+        if smiles is not None:
+            say(f"fitting to the model's training set ({len(smiles):,} molecules)")
+    if smiles is None:
+        smiles = default_training_smiles()
+        say(f"using the embedded default data: {len(smiles):,} MOSES training molecules")
+    if limit and len(smiles) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(smiles), limit, replace=False))
+        smiles = [smiles[i] for i in keep]
+    vae.latent_prior = fit_latent_prior(vae, smiles, components=components, seed=seed, show_progress=show_progress)
+    if vae.meta.pop("sampling", None) is not None:
+        warnings.warn("the model's tuned temperature was chosen for its old prior and is dropped; run molgen tune-sampling again", stacklevel=2)
+    return vae

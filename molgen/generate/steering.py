@@ -18,9 +18,10 @@ its mean, and it works with unconditional models too.
 Example::
 
     >>> from molgen.vae import MoleculeVAE
+    >>> from molgen.generate import Steering
     >>> vae = MoleculeVAE.load()                                             # doctest: +SKIP
     >>> steer = fit_prefix_predictor(vae, smiles, ["logp", "qed", "sa"])    # doctest: +SKIP
-    >>> vae.sample(100, condition="logp=2.5", steer=steer)                  # doctest: +SKIP
+    >>> vae.sample(100, condition="logp=2.5", steering=Steering(steer))    # doctest: +SKIP
 
 A predictor fitted on data judges the prefixes a model writes, and still
 more those steering leads it to, less well (QED R² 0.63 on MOSES molecules,
@@ -242,7 +243,7 @@ def steered_samples(
     where RDKit rejects the result).
     """
     from molgen.generate.decoding import DecodeOptions, decode_tokens
-    from molgen.vae import strings_to_smiles
+    from molgen.generate.strings import strings_to_smiles
 
     check_vocabulary(predictor, vae)
     spec = predictor.spec
@@ -254,7 +255,7 @@ def steered_samples(
     rows = np.asarray(spec.rows, dtype=np.float64)
     lo, hi = np.percentile(rows, 2, axis=0), np.percentile(rows, 98, axis=0)
     gen = torch.Generator().manual_seed(seed + 1)
-    decoder = PropertySteering(vae._decoder(1.0), predictor.to(vae.device), strength)
+    decoder = PropertySteering(vae.model, predictor.to(vae.device), strength)
     out: list[str | None] = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)

@@ -153,6 +153,7 @@ def sample_with_core(
     import time
 
     from molgen.generate.decoding import DecodeOptions
+    from molgen.generate.prior import latent_sampler
 
     core = CoreFilter(smarts)
     if n < 0 or noise < 0:
@@ -163,7 +164,7 @@ def sample_with_core(
     z_seeds = vae.encode(pool)[0] if pool else np.zeros((0, vae.config.latent_dim), dtype=np.float32)
     stats = CoreSamplingStats(seeds=len(z_seeds))  # seeds the model can encode
     z_pool = torch.from_numpy(z_seeds)
-    draw_prior = vae.latent_sampler("auto")
+    draw_prior = latent_sampler(vae, "auto")
     gen = torch.Generator().manual_seed(seed)
     options = DecodeOptions(strategy="sample", temperature=vae.default_temperature if temperature is None else temperature)
     limit = max_decodes if max_decodes is not None else max(100 * n, 10_000)

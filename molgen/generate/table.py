@@ -1,7 +1,7 @@
 """Property columns of ``molgen sample``'s CSV: what users sort and filter sampled molecules by.
 
 Computed in the RDKit worker processes that already decode and check every
-sample (:meth:`molgen.vae.MoleculeVAE.sample_chunks` with ``properties=True``),
+sample (:func:`molgen.generate.sampler.stream` with ``describe=True``),
 so they overlap with decoding. Columns, in order:
 
 ``mw``, ``logp``, ``qed``, ``sa``, ``tpsa``, ``hbd``, ``hba``, ``rings`` (the
@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from molgen import chem
+from molgen.generate.strings import decode_texts
 
 __all__ = ["PROPERTY_COLUMNS", "describe_texts", "describe_molecule", "format_row", "grid_legend"]
 
@@ -48,9 +49,7 @@ def describe_molecule(smiles: str) -> tuple | None:
 
 def describe_texts(texts: Sequence[str], representation: str) -> list[tuple[str | None, tuple | None]]:
     """Decode model strings to canonical SMILES and describe each valid one; runs in worker processes."""
-    from molgen.vae.bundle import _decode_many
-
-    smiles = _decode_many(list(texts), representation)
+    smiles = decode_texts(list(texts), representation)
     return [(s, describe_molecule(s) if s else None) for s in smiles]
 
 

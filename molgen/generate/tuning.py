@@ -28,7 +28,7 @@ import numpy as np
 
 from molgen.errors import ConfigError, DataError
 
-__all__ = ["TemperatureTrial", "tune_temperature", "trials_record", "DEFAULT_TEMPERATURE", "sampling_temperature"]
+__all__ = ["TemperatureTrial", "tune_temperature", "tune_model_temperature", "trials_record", "trials_table", "DEFAULT_TEMPERATURE", "sampling_temperature"]
 
 DEFAULT_TEMPERATURE = 1.0
 
@@ -100,3 +100,33 @@ def tune_temperature(
 def trials_record(trials: list[TemperatureTrial]) -> list[dict]:
     """The trials as JSON-ready rows (for the checkpoint's metadata)."""
     return [asdict(r) for r in trials]
+
+
+def tune_model_temperature(vae, validation: Sequence[str], validation_name: str = "validation", **options) -> tuple[float, list[TemperatureTrial]]:
+    """:func:`tune_temperature` (``options``: its keywords), and the choice stored in ``vae.meta["sampling"]``,
+    where sampling reads it; save the model to keep it.
+
+    Example::
+
+        >>> best, trials = tune_model_temperature(vae, validation_smiles, train=train)  # doctest: +SKIP
+        >>> vae.save("tuned.safetensors")                                               # doctest: +SKIP
+    """
+    import inspect
+
+    settings = inspect.signature(tune_temperature).bind(vae, validation, **options)
+    settings.apply_defaults()  # the n and novelty floor actually used, recorded with the choice
+    best, trials = tune_temperature(*settings.args, **settings.kwargs)
+    used = settings.arguments
+    vae.meta["sampling"] = dict(temperature=best, min_novelty=used["min_novelty"], n=used["n"], validation=validation_name, trials=trials_record(trials))
+    return best, trials
+
+
+def trials_table(trials: list[TemperatureTrial], best: float, fcd_title: str = "FCD"):
+    """The trials as a rich table, the chosen temperature marked with ``*``."""
+    from rich.table import Table
+
+    table = Table("temperature", "valid", "unique", "novelty", fcd_title)
+    for r in trials:
+        mark = " *" if r.temperature == best else ""
+        table.add_row(f"{r.temperature:g}{mark}", f"{r.valid:.3f}", f"{r.unique:.3f}", "-" if r.novelty is None else f"{r.novelty:.3f}", f"{r.fcd:.3f}")
+    return table

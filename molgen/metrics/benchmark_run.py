@@ -123,6 +123,7 @@ def _samples(config: BenchmarkConfig, spec, train, log) -> tuple[Any, str, dict,
             if "parts_of" in job:  # sample-3.smi -> sample: one name for the parts' row
                 label = re.sub(r"[-_.]?\d+$", "", label) or label
         return gen, label, job, train
+    from molgen.generate.prior import uses_fitted_prior
     from molgen.utils.shards import file_digest
     from molgen.vae import MoleculeVAE, resolve_model_path, training_smiles
 
@@ -131,7 +132,7 @@ def _samples(config: BenchmarkConfig, spec, train, log) -> tuple[Any, str, dict,
     start = time.perf_counter()
     n_here, seed_here = (spec.size(config.n), spec.seed(config.seed)) if spec is not None else (config.n, config.seed)
     samples = vae.sample(n_here, temperature=temperature, seed=seed_here, top_p=config.top_p, prior=config.prior)
-    used_prior = "fitted" if vae.uses_fitted_prior(config.prior) else "N(0, I)"
+    used_prior = "fitted" if uses_fitted_prior(vae, config.prior) else "N(0, I)"
     log(f"sampled {n_here:,} molecules in {time.perf_counter() - start:.1f} s (temperature {temperature:g}, {used_prior} prior)")
     if train is None:
         train = training_smiles(vae)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from molgen.models.build import build_seq_vae
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
 from molgen.models.seq_vae import (
     SeqVAE,
     SeqVAEBase,
     SeqVAEConfig,
     VAEOutput,
-    build_seq_vae,
 )
 from molgen.models.transformer_vae import TransformerVAE
 

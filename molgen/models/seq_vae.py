@@ -27,7 +27,7 @@ The model owns its forward pass and loss. The decoding loop (greedy,
 temperature, top-k, early exit) lives in :mod:`molgen.generate.decoding` and drives the
 model through :meth:`SeqVAE.init_state` / :meth:`SeqVAE.step` /
 :meth:`SeqVAE.select_state`. The attention variant with the same protocol is
-:class:`molgen.models.transformer_vae.TransformerVAE`; :func:`build_seq_vae`
+:class:`molgen.models.transformer_vae.TransformerVAE`; :func:`molgen.models.build.build_seq_vae`
 picks the class from ``config.arch``.
 """
 
@@ -44,7 +44,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 
-__all__ = ["SeqVAE", "SeqVAEBase", "SeqVAEConfig", "VAEOutput", "build_seq_vae"]
+__all__ = ["SeqVAE", "SeqVAEBase", "SeqVAEConfig", "VAEOutput"]
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
@@ -404,11 +404,3 @@ def _gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tens
 #: A 0-dim float32 -1 for :func:`_gru_cell` (a CPU scalar tensor broadcasts onto any device).
 _MINUS_ONE = torch.tensor(-1.0)
 
-
-def build_seq_vae(config: SeqVAEConfig) -> SeqVAEBase:
-    """The model class that ``config.arch`` names, built from ``config``."""
-    if config.arch == "transformer":
-        from molgen.models.transformer_vae import TransformerVAE
-
-        return TransformerVAE(config)
-    return SeqVAE(config)

@@ -15,8 +15,8 @@ from molgen.vae.bundle import (
     ReconstructionResult,
     resolve_model_path,
     strings_to_smiles,
-    training_smiles,
 )
+from molgen.vae.train_set import training_smiles
 
 __all__ = [
     "MoleculeVAE",

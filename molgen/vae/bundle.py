@@ -1,4 +1,4 @@
-"""The molecular VAE as users see it: load, sample, encode, decode, reconstruct, interpolate, train.
+"""The molecular VAE as users hold it: network, vocabulary and tokenizer; load, save, encode, decode.
 
 :class:`MoleculeVAE` bundles a :class:`~molgen.models.seq_vae.SeqVAE` with its
 tokenizer and vocabulary, so whatever a CLI command does takes three lines of
@@ -7,6 +7,10 @@ Python::
     >>> from molgen.vae import MoleculeVAE
     >>> vae = MoleculeVAE.load()            # the pretrained default in data/
     >>> smiles = vae.sample(100, seed=0)    # doctest: +SKIP
+
+Sampling itself lives in :mod:`molgen.generate` (``vae.sample`` is a shortcut
+for :func:`molgen.generate.sample` with a
+:class:`~molgen.generate.SampleRequest` of the same keywords).
 
 Decoded strings are checked by RDKit and returned as canonical SMILES, or
 ``None`` where the model produced something RDKit rejects.
@@ -24,10 +28,7 @@ and, if it was trained with condition dropout, classifier-free guidance
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,14 +39,15 @@ from molgen import chem
 from molgen import pretrained as _pretrained
 from molgen.errors import CheckpointError, ConfigError
 from molgen.generate.decoding import DecodeOptions, decode_tokens, lerp, slerp
-from molgen.generate.guidance import GuidedDecoder, check_guidance
-from molgen.generate.prior import PRIOR_CHOICES, LatentPrior
+from molgen.generate.guidance import guided_decoder
+from molgen.generate.prior import LatentPrior
+from molgen.generate.strings import strings_to_smiles
 from molgen.generate.tuning import sampling_temperature
-from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig, build_seq_vae
+from molgen.models.build import build_seq_vae
+from molgen.models.seq_vae import SeqVAEBase, SeqVAEConfig
 from molgen.tokenizers import Vocabulary, get_tokenizer
 from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.runtime import resolve_device
-from molgen.utils.threads import threads_beside
 from molgen.vae.conditioning import ConditionSpec, property_matrix
 
 __all__ = [
@@ -54,7 +56,6 @@ __all__ = [
     "resolve_model_path",
     "DEFAULT_MODEL",
     "strings_to_smiles",
-    "training_smiles",
 ]
 
 DEFAULT_MODEL = _pretrained.data_dir() / _pretrained.PRETRAINED["default"][0]
@@ -70,36 +71,6 @@ def resolve_model_path(spec: str | Path | None) -> Path:
         if not path.exists():
             raise CheckpointError(f"{spec} holds no {MODEL_FILE}; is it a molgen run folder whose training finished an epoch?")
     return path
-
-
-def _decode_many(texts: list[str], representation: str) -> list[str | None]:
-    """Token strings -> canonical SMILES or None; runs in worker processes.
-
-    Stage by stage (all SELFIES, then all RDKit): 13 % less CPU than both per string.
-    """
-    if representation == "selfies":
-        import selfies as sf
-
-        texts = [_selfies_to_smiles(sf, t) for t in texts]
-    return [chem.canonical_smiles(t) if t else None for t in texts]
-
-
-def _selfies_to_smiles(sf, text: str) -> str:
-    """``sf.decoder(text)`` (``sf``: the selfies module), or ``""`` for a string it cannot decode."""
-    try:
-        return sf.decoder(text)
-    except Exception:  # selfies raises its own DecoderError and, on odd input, others
-        return ""
-
-
-def strings_to_smiles(texts: list[str], representation: str, n_jobs: int | None = None) -> list[str | None]:
-    """Decode raw model strings (SMILES or SELFIES) to canonical SMILES in a process pool."""
-    return chem.pmap_lists(partial(_decode_many, representation=representation), texts, n_jobs=n_jobs, on_failure=_invalid)
-
-
-def _invalid(text: str, reason: str) -> None:
-    """A decoded string whose worker died or timed out counts as invalid."""
-    return None
 
 
 @dataclass
@@ -205,25 +176,6 @@ class MoleculeVAE:
             raw = self.conditions.request_matrix(condition, n, seed)
         return torch.from_numpy(self.conditions.normalize(raw))
 
-    def _steering(self, decoder, steer, strength: float, condition, n: int):
-        """``decoder`` wrapped in property steering, and the normalised targets ``[n, k]`` of ``condition``."""
-        from molgen.generate.steering import (
-            PropertySteering,
-            check_vocabulary,
-            load_prefix_predictor,
-        )
-
-        if condition is None:
-            raise ConfigError("steering needs a property request (--condition), e.g. \"logp=2.5\"")
-        predictor = load_prefix_predictor(steer) if isinstance(steer, (str, Path)) else steer
-        check_vocabulary(predictor, self)
-        return PropertySteering(decoder, predictor.to(self.device), strength), predictor.targets(condition, n)
-
-    def _decoder(self, guidance: float):
-        """The model, or its classifier-free-guided view for ``guidance != 1``."""
-        w = check_guidance(guidance, self.model)
-        return self.model if w == 1.0 else GuidedDecoder(self.model, w)
-
     def own_conditions(self, smiles: list[str]) -> np.ndarray | None:
         """Raw property rows of the molecules themselves (for encoding), or ``None`` if unconditional."""
         return None if self.conditions is None else property_matrix(smiles, self.conditions.names)
@@ -324,7 +276,7 @@ class MoleculeVAE:
         z = torch.as_tensor(np.asarray(z, dtype=np.float32))
         if z.ndim != 2 or z.size(1) != self.config.latent_dim:
             raise ConfigError(f"latent vectors must have shape [n, {self.config.latent_dim}], got {list(z.shape)}")
-        decoder = self._decoder(guidance)
+        decoder = guided_decoder(self.model, guidance)
         options = options or DecodeOptions(strategy="greedy")
         cond = self.condition_tensor(condition, len(z), seed)
         h = self.model.context(z, cond)
@@ -335,166 +287,18 @@ class MoleculeVAE:
             texts.extend(self.ids_to_strings(ids))
         return strings_to_smiles(texts, self.representation, n_jobs)
 
-    def sample(
-        self,
-        n: int,
-        temperature: float | None = None,
-        top_k: int = 0,
-        greedy: bool = False,
-        seed: int = 0,
-        batch_size: int = 1024,
-        n_jobs: int | None = None,
-        condition: str | dict[str, float] | None = None,
-        precision: str = "auto",
-        guidance: float = 1.0,
-        steer=None,
-        steer_strength: float = 1.0,
-        top_p: float = 1.0,
-        prior: str = "auto",
-        steer_candidates: int = 1,
-    ) -> list[str | None]:
-        """Draw ``n`` molecules from the prior, decoded with temperature/top-k/top-p (or greedy).
+    def sample(self, n: int, **options) -> list[str | None]:
+        """``n`` molecules (canonical SMILES, ``None`` where RDKit rejects a decode): a shortcut for
+        ``molgen.generate.sample(vae, SampleRequest(n=n, **options))``; the keywords are the request's fields."""
+        from molgen.generate.request import SampleRequest
+        from molgen.generate.sampler import sample
 
-        ``prior``: ``"standard"`` draws z ~ N(0, I); ``"fitted"`` draws from the
-        Gaussian mixture stored with the model (:mod:`molgen.generate.prior`,
-        ``molgen fit-prior``); ``"auto"`` uses the fitted one when the model has it.
-        ``temperature=None`` is the model's own default
-        (:mod:`molgen.generate.tuning`, ``molgen tune-sampling``), else 1.
-
-        The same seed and batch size give the same molecules on the same device
-        and precision. A conditional model takes a ``condition`` such as
-        ``"logp=2.5,qed=0.8"`` and, if trained with condition dropout, a
-        classifier-free ``guidance`` weight (:mod:`molgen.generate.guidance`; 1 is plain
-        conditional decoding, above 1 follows the condition more closely at
-        twice the decoding cost); ``precision="bf16"`` decodes under autocast
-        (faster on CPUs with native bfloat16, see :mod:`molgen.generate.decoding`).
-        ``steer`` (a :class:`~molgen.generate.steering.PrefixPropertyPredictor` or its
-        file) steers every decoding step towards the requested properties
-        with weight ``steer_strength`` (:mod:`molgen.generate.steering`; works for
-        unconditional models too). ``steer_candidates=K`` decodes K steered
-        molecules per sample and keeps the one the same predictor, reading
-        the whole molecule, finds most likely to meet the request (K times
-        the decoding cost; no RDKit in the choice).
-        """
-        out: list[str | None] = []
-        chunks = self.sample_chunks(
-            n, temperature, top_k, greedy, seed, batch_size, n_jobs=n_jobs, condition=condition, precision=precision,
-            guidance=guidance, steer=steer, steer_strength=steer_strength, top_p=top_p, prior=prior, steer_candidates=steer_candidates,
-        )  # fmt: skip
-        for chunk in chunks:
-            out.extend(chunk)
-        return out
-
-    def sample_chunks(
-        self,
-        n: int,
-        temperature: float | None = None,
-        top_k: int = 0,
-        greedy: bool = False,
-        seed: int = 0,
-        batch_size: int = 1024,
-        chunk_size: int = 16384,
-        n_jobs: int | None = None,
-        condition: str | dict[str, float] | None = None,
-        precision: str = "auto",
-        guidance: float = 1.0,
-        steer=None,
-        steer_strength: float = 1.0,
-        top_p: float = 1.0,
-        prior: str = "auto",
-        steer_candidates: int = 1,
-        properties: bool = False,
-    ) -> Iterator[list]:
-        """Yield samples in chunks, in bounded memory, for arbitrarily large ``n``.
-
-        RDKit validation of one chunk runs in worker processes while the model
-        decodes the next, so decoding and chemistry overlap. With ``properties``
-        each item is ``(smiles, values)``: the workers also compute the columns of
-        :data:`molgen.generate.table.PROPERTY_COLUMNS` (``None`` for invalid samples).
-        """
-        if n < 0:
-            raise ConfigError("number of samples must be >= 0")
-        # About eight chunks per run (at most chunk_size, whole batches, so the molecules do
-        # not depend on it): the workers idle while the first chunk decodes and the decoder
-        # idles while they check the last one, so one big chunk would leave no overlap.
-        chunk_size = min(chunk_size, -(-n // 8))
-        chunk_size = max(batch_size, chunk_size - chunk_size % batch_size)
-        if temperature is None:
-            temperature = self.default_temperature
-        opts = DecodeOptions(
-            strategy="greedy" if greedy else "sample", temperature=temperature, top_k=top_k, top_p=top_p, precision=precision  # type: ignore[arg-type]
-        )
-        draw = self.latent_sampler(prior)
-        decoder = self._decoder(guidance)
-        targets = None
-        k = int(steer_candidates)
-        if k < 1 or k != steer_candidates:
-            raise ConfigError(f"steer_candidates must be a whole number >= 1, not {steer_candidates}")
-        if k > 1 and steer is None:
-            raise ConfigError("steer_candidates > 1 needs a steering predictor (--steer) to choose among the candidates")
-        if steer is not None:
-            decoder, targets = self._steering(decoder, steer, steer_strength, condition, n)
-        # A steered unconditional model reads the request through the predictor only.
-        cond = None if targets is not None and self.conditions is None else self.condition_tensor(condition, n, seed + 2)
-        z_gen = torch.Generator().manual_seed(seed)
-        token_gen = torch.Generator().manual_seed(seed + 1)
-        workers = chem.resolve_n_jobs(n_jobs) if n >= 2 * chem.DEFAULT_THRESHOLD else 1
-        if properties:
-            from molgen.generate.table import describe_texts
-
-            decode_many = partial(describe_texts, representation=self.representation)
-        else:
-            decode_many = partial(_decode_many, representation=self.representation)
-        pool = chem.process_pool(workers) if workers > 1 else None
-        with threads_beside(workers if pool is not None else 0), contextlib.ExitStack() as stop:
-            if pool is not None:
-                stop.callback(pool.shutdown, cancel_futures=True)
-            pending = None
-            for start in range(0, n, chunk_size):
-                texts: list[str] = []
-                end = min(n, start + chunk_size)
-                # K candidates per sample: a decoding batch holds batch_size rows whatever K (memory stays bounded).
-                step = max(1, batch_size // k)
-                for b in range(start, end, step):
-                    m = min(step, end - b)
-                    z = draw(m * k, z_gen)
-                    rows = torch.arange(b, b + m).repeat_interleave(k)  # k candidates per sample, side by side
-                    h = self.model.context(z, None if cond is None else cond[rows])
-                    if targets is not None:
-                        h = torch.cat([h, targets[rows]], dim=1)
-                    ids = decode_tokens(decoder, h.to(self.device), opts, token_gen)
-                    if k > 1:
-                        ids = ids[decoder.pick(ids, targets[rows], k)]
-                    texts.extend(self.ids_to_strings(ids))
-                if pool is None:
-                    yield decode_many(texts)
-                    continue
-                job = pool.map(decode_many, chem.split(texts, 4 * workers))
-                if pending is not None:
-                    yield [smi for part in pending for smi in part]
-                pending = job
-            if pending is not None:
-                yield [smi for part in pending for smi in part]
+        return sample(self, SampleRequest(n=n, **options))
 
     @property
     def default_temperature(self) -> float:
         """The sampling temperature stored with the model (``molgen tune-sampling``), else 1."""
         return sampling_temperature(self.meta)
-
-    def uses_fitted_prior(self, prior: str = "auto") -> bool:
-        """Whether sampling with this prior choice draws from the fitted prior (see :meth:`sample`)."""
-        if prior not in PRIOR_CHOICES:
-            raise ConfigError(f"unknown prior {prior!r}; use one of {', '.join(PRIOR_CHOICES)}")
-        if prior == "fitted" and self.latent_prior is None:
-            raise ConfigError("this model has no fitted latent prior; add one with `molgen fit-prior` or use --prior standard")
-        return prior != "standard" and self.latent_prior is not None
-
-    def latent_sampler(self, prior: str = "auto"):
-        """``draw(n, generator) -> z [n, D]`` for a prior choice (see :meth:`sample`)."""
-        if self.uses_fitted_prior(prior):
-            return self.latent_prior.sample
-        dim = self.config.latent_dim
-        return lambda n, generator: torch.randn(n, dim, generator=generator)
 
     def reconstruct(self, smiles: list[str], batch_size: int = 512) -> ReconstructionResult:
         """Encode to the posterior mean and decode greedily; exact canonical match counts as success."""
@@ -511,6 +315,8 @@ class MoleculeVAE:
         """Greedy decodes of ``steps`` points between the posterior means of two molecules."""
         if steps < 2:
             raise ConfigError("interpolation needs at least 2 steps")
+        if method not in ("slerp", "linear"):
+            raise ConfigError(f"unknown interpolation method {method!r}; use slerp or linear")
         ends = [chem.parse_smiles(s) and chem.canonical_smiles(s) for s in (start, end)]
         z, kept = self.encode(ends)
         if len(kept) != 2:
@@ -521,26 +327,3 @@ class MoleculeVAE:
         cond = None if own is None else lerp(torch.from_numpy(own[0]), torch.from_numpy(own[1]), steps).numpy()
         return self.decode(path.numpy(), condition=cond)
 
-
-def training_smiles(vae: MoleculeVAE, fetch: bool = True) -> list[str] | None:
-    """The molecules a model was trained on, as its checkpoint remembers them (for novelty).
-
-    ``moses-train`` resolves to the cached MOSES training set; a file name is
-    looked up next to the checkpoint. Returns ``None`` when the set is unknown
-    or not available locally. ``fetch``: download the MOSES sets when missing
-    (:func:`molgen.datasets.moses_split`); without it a missing set raises DataError.
-    """
-    name = vae.meta.get("train_set")
-    if not name:
-        return None
-    if name == "moses-train":
-        import gzip
-
-        from molgen.datasets import moses_split
-
-        with gzip.open(moses_split("train", fetch=fetch), "rt") as fh:
-            return [line.strip() for line in fh][1:]
-    path = Path(vae.meta.get("path", ".")).parent / name
-    if not path.exists():
-        return None
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -37,7 +37,8 @@ from molgen.datasets.token_cache import (
     token_cache_key,
 )
 from molgen.errors import ConfigError, DataError
-from molgen.models.seq_vae import SeqVAEConfig, build_seq_vae
+from molgen.models.build import build_seq_vae
+from molgen.models.seq_vae import SeqVAEConfig
 from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary, get_tokenizer
 from molgen.train import KLSchedule, TrainConfig, Trainer, TrainResult, distributed
 from molgen.train.trainer import RESUME_FILE
