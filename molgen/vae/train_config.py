@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from molgen.chem.standardization import StandardizePolicy
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 from molgen.train import KLSchedule, TrainConfig
@@ -178,25 +179,26 @@ class VAETrainingConfig(ConfigMixin):
 
 @dataclass
 class DataOptions(ConfigMixin):
-    """Where the training molecules come from."""
+    """Where the training molecules come from, and how they are read."""
 
-    path: str | None = None  # SMILES file (.smi/.csv/.tsv/.txt, optionally .gz), "moses-train", or None: the embedded MOSES sample
+    path: Path | None = None  # SMILES file (.smi/.csv/.tsv/.txt, optionally .gz), "moses-train", or None: the embedded MOSES sample
     smiles_column: str | None = None  # CSV column holding SMILES (None: auto-detected)
     limit: int = 0  # use only the first N molecules (0: all)
     strict: bool = False  # stop at the first unreadable line instead of skipping it
-    rejects: str | None = None  # write skipped lines (with the reason) to this file
+    rejects: Path | None = None  # write skipped lines (with the reason) to this file
+    standardize: StandardizePolicy = field(default_factory=StandardizePolicy)  # salts, charges, stereo, isotopes
 
 
 @dataclass
 class RunOptions(ConfigMixin):
     """How the run is executed (none of these changes what a given seed trains, except init_from)."""
 
-    out: str | None = None  # run folder to create (or continue with resume); not written to config.json
+    out: Path | None = None  # run folder to create (or continue with resume); not written to config.json
     init_from: str | None = None  # fine-tune from this checkpoint (file, run folder or pretrained name)
     resume: bool = False  # continue the run in `out` from its last checkpoint
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
     threads: int = 0  # CPU threads for torch (0: torch's default)
-    quiet: bool = False
+    quiet: bool = False  # no progress bar
 
 
 #: Keys of a run folder's config.json besides the settings themselves.
@@ -223,9 +225,8 @@ class VAETrainSettings(VAETrainingConfig):
         return super().from_dict(data, where)  # type: ignore[return-value]
 
     def record(self) -> dict[str, dict[str, Any]]:
-        """The ``data`` and ``run`` tables a run folder's config.json keeps (``out`` and ``resume`` are the folder's own)."""
-        run = {k: v for k, v in self.run.to_dict().items() if k not in ("out", "resume", "quiet")}
-        return {"data": self.data.to_dict(), "run": run}
+        """The ``run`` table a run folder's config.json keeps (``out``, ``resume`` and ``quiet`` are not the run's own)."""
+        return {"run": {k: v for k, v in self.run.to_dict().items() if k not in ("out", "resume", "quiet")}}
 
 
 def _settings_of_record(record: dict[str, Any]) -> dict[str, Any]:
