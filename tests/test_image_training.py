@@ -178,7 +178,7 @@ def test_training_state_keeps_the_fp16_loss_scale(tmp_path):
     saved = trainer.scaler.state_dict()
     again = AdversarialTrainer(_task("dcgan"), config, tmp_path, show_progress=False)
     again.scaler = torch.amp.GradScaler("cpu")
-    assert again._load_state()
+    assert again.folder.load_state(again)
     assert again.scaler.state_dict() == saved and saved["scale"] == 37.0 and saved["growth_interval"] == 7
 
 
