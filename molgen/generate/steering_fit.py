@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from molgen.generate.steering import (
     PrefixPropertyPredictor,
     check_vocabulary,
 )
+from molgen.train import TrainConfig, fit
 from molgen.utils.progress import progress_bar
 from molgen.vae.conditioning import ConditionSpec, parse_property_names, property_matrix
 
@@ -86,29 +86,36 @@ def fit_prefix_predictor(
         torch.manual_seed(seed)
         model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden, layers=layers), spec, vae.vocab.tokens)
     target = torch.from_numpy(model.spec.normalize(raw))
-    rng = np.random.default_rng(seed)
-    start = time.process_time()
-    n_batches = max(1, math.ceil(len(kept) / batch_size))
-    with progress_bar(epochs * n_batches, "training the predictor", show_progress, "batch") as bar:
-        _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar)
+    task = _PrefixTask(model, ids, lengths, target, max(1, math.ceil(len(kept) / batch_size)), np.random.default_rng(seed))
+    # Plain AdamW (its default weight decay) in fp32, no clipping and no early stopping: the loop this replaced.
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.01, grad_clip=0.0, patience=0, precision="fp32",
+        fused=False, seed=seed, max_cpu_minutes=max_cpu_seconds / 60,
+    )  # fmt: skip
+    fit(task, config, show_progress=show_progress)
     return model.eval()
 
 
-def _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar) -> None:
-    """The training loop of :func:`fit_prefix_predictor`: Gaussian NLL at every prefix, AdamW."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for batch in np.array_split(rng.permutation(len(ids)), n_batches):
-            width = int(lengths[batch].max())
-            x = ids[batch, :width]
-            mean, log_sd = model(x)
-            err = (target[batch].unsqueeze(1) - mean) * torch.exp(-log_sd)
-            nll = (0.5 * err.pow(2) + log_sd).sum(-1)
-            mask = (x != PAD).float()
-            loss = (nll * mask).sum() / mask.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            bar.advance(1, loss=loss.item())
-            if max_cpu_seconds and time.process_time() - start > max_cpu_seconds:
-                return
+class _PrefixTask:
+    """Batches of tokenised molecules for :func:`~molgen.train.fit`: Gaussian NLL of the properties at every prefix."""
+
+    def __init__(self, model: PrefixPropertyPredictor, ids, lengths, target: torch.Tensor, n_batches: int, rng) -> None:
+        self.model, self.ids, self.lengths, self.target = model, ids, lengths, target
+        self.n_batches, self.rng = n_batches, rng
+
+    def train_batches(self, epoch: int) -> list[np.ndarray]:
+        return np.array_split(self.rng.permutation(len(self.ids)), self.n_batches)
+
+    def val_batches(self) -> list:
+        return []
+
+    def step(self, batch: np.ndarray, global_step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        x = self.ids[batch, : int(self.lengths[batch].max())]
+        mean, log_sd = self.model(x)
+        err = (self.target[batch].unsqueeze(1) - mean) * torch.exp(-log_sd)
+        nll = (0.5 * err.pow(2) + log_sd).sum(-1)
+        mask = (x != PAD).float()
+        return (nll * mask).sum() / mask.sum(), {}
+
+    def describe_batch(self, batch: np.ndarray) -> str:
+        return f"{len(batch)} tokenised molecules"

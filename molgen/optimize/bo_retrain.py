@@ -13,6 +13,7 @@ from molgen.optimize.bo_space import (
     LatentBox,
     _Data,
 )
+from molgen.train import TrainConfig, fit
 
 # The bo_* modules are one package split by concern; their _private helpers are shared among them only.
 __all__ = []
@@ -36,23 +37,15 @@ class _Tuner:
         ranked = sorted(scores, key=scores.__getitem__, reverse=True)
         weights = 1.0 / (self.cfg.finetune_k * len(ranked) + torch.arange(len(ranked), dtype=torch.float64))
         draws = torch.multinomial(weights, self.cfg.finetune_steps * self.cfg.finetune_batch, replacement=True, generator=self.gen)
-        model, losses = self.vae.model, []
-        model.train()
-        try:
-            for batch in draws.view(self.cfg.finetune_steps, -1).tolist():
-                smiles = [ranked[i] for i in batch]
-                ids, lengths, kept = self.vae.tokenize(smiles)
-                if not len(ids):
-                    continue
-                cond = self.vae.own_condition_tensor([smiles[i] for i in kept])  # a conditional model learns from its own properties
-                cond = None if cond is None else cond.to(self.vae.device)
-                out = model(ids.to(self.vae.device), lengths, beta=self.beta, generator=self.gen, cond=cond)
-                self.opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                self.opt.step()
-                losses.append(out.loss.item())
-        finally:
-            model.eval()
+        task = _RetrainTask(self.vae, [[ranked[i] for i in batch] for batch in draws.view(self.cfg.finetune_steps, -1).tolist()], self.beta, self.gen)
+        if task.batches:
+            # One pass over the drawn batches; no clipping (only measured, for the NaN check) and fp32, as before.
+            config = TrainConfig(epochs=1, batch_size=self.cfg.finetune_batch, lr=self.cfg.finetune_lr, grad_clip=0.0, patience=0, precision="fp32")
+            try:
+                fit(task, config, device=self.vae.device, generator=self.gen, optimizer=self.opt)
+            finally:
+                self.vae.model.eval()
+        losses = task.losses
         return {"molecules": len(ranked), "loss_first": round(losses[0], 3) if losses else None, "loss_last": round(losses[-1], 3) if losses else None}
 
     def reencode(self, data: _Data, box: LatentBox) -> None:
@@ -64,3 +57,33 @@ class _Tuner:
         rows = [i for i, s in enumerate(data.smiles) if s in where]
         data.x[rows] = x[[where[data.smiles[i]] for i in rows]].to(data.x.dtype)
 
+
+class _RetrainTask:
+    """The drawn batches of molecules as a :func:`~molgen.train.fit` task: the VAE's loss at the KL weight it was trained with."""
+
+    def __init__(self, vae, batches: list[list[str]], beta: float, gen: torch.Generator) -> None:
+        self.vae, self.model, self.beta, self.gen = vae, vae.model, beta, gen
+        self.batches = [b for b in (self._tensors(smiles) for smiles in batches) if b is not None]
+        self.losses: list[float] = []
+
+    def _tensors(self, smiles: list[str]):
+        ids, lengths, kept = self.vae.tokenize(smiles)
+        if not len(ids):
+            return None
+        cond = self.vae.own_condition_tensor([smiles[i] for i in kept])  # a conditional model learns from its own properties
+        return ids.to(self.vae.device), lengths, None if cond is None else cond.to(self.vae.device), [smiles[i] for i in kept]
+
+    def train_batches(self, epoch: int) -> list:
+        return self.batches
+
+    def val_batches(self) -> list:
+        return []
+
+    def step(self, batch, global_step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, lengths, cond, _ = batch
+        loss = self.model(ids, lengths, beta=self.beta, generator=self.gen, cond=cond).loss
+        self.losses.append(loss.item())
+        return loss, {}
+
+    def describe_batch(self, batch) -> str:
+        return f"{len(batch[3])} molecules, first: {', '.join(batch[3][:3])}"

@@ -145,6 +145,7 @@ class Trainer:
         show_progress: bool = True,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
         callbacks: Sequence[Callback] = (),
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.task = task
         self.config = config
@@ -152,7 +153,8 @@ class Trainer:
         self.device = torch.device(device)
         self.model = task.model.to(self.device)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
-        self.optimizer = torch.optim.AdamW(
+        # A caller that trains in rounds passes its optimizer, so its moments carry over from round to round.
+        self.optimizer = optimizer or torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused_optimizer(self.device) if config.fused else None
         )
         self.amp_dtype = config.autocast_dtype(self.device)
@@ -366,15 +368,17 @@ def fit(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainResult:
     """Train ``task.model`` in memory: the Trainer's loop (NaN diagnosis, clipping, mixed precision, early stopping).
 
     Nothing is written unless a callback writes it (:class:`~molgen.train.run_folder.RunFolder`);
     :class:`~molgen.train.callbacks.KeepBest` leaves the best validated weights in the model.
+    ``optimizer`` (default: AdamW from ``config``) lets a caller that trains in rounds keep its state.
 
     >>> result = fit(task, TrainConfig(epochs=20, patience=3, precision="fp32"), [KeepBest()])  # doctest: +SKIP
     """
-    return Trainer(task, config, None, device, generator, show_progress, callbacks=callbacks).fit()
+    return Trainer(task, config, None, device, generator, show_progress, callbacks=callbacks, optimizer=optimizer).fit()
 
 
 def fused_optimizer(device: torch.device) -> bool | None:
