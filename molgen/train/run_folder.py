@@ -15,7 +15,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -24,8 +24,8 @@ from molgen.train.callbacks import Callback
 from molgen.utils.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from molgen.utils.io import atomic_write_text
 
-if TYPE_CHECKING:
-    from molgen.train.trainer import Trainer
+# Hooks receive the running molgen.train.Trainer; typed loosely so that this module does not import it (no cycle).
+_Trainer = Any
 
 __all__ = ["RunFolder", "LossCurvePlot", "RESUME_FILE", "MODEL_FILE"]
 
@@ -39,38 +39,38 @@ class RunFolder(Callback):
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
 
-    def on_fit_start(self, trainer: Trainer, resume: bool) -> None:
+    def on_fit_start(self, trainer: _Trainer, resume: bool) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume and not self.load_state(trainer):
             raise MolgenError(f"nothing to resume in {self.out} (no {RESUME_FILE}); start without --resume")
         if not resume and (self.out / RESUME_FILE).exists():
             raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
 
-    def on_step_end(self, trainer: Trainer) -> None:
+    def on_step_end(self, trainer: _Trainer) -> None:
         if trainer.global_step % trainer.config.checkpoint_every == 0:
             self.save_state(trainer)
 
-    def on_stop(self, trainer: Trainer) -> None:
+    def on_stop(self, trainer: _Trainer) -> None:
         # Keep the position inside the epoch so --resume goes on from the next batch.
         self.save_state(trainer)
         if trainer.dist.is_main and not (self.out / MODEL_FILE).exists():
             trainer.task.export(self.out / MODEL_FILE, {"history": trainer.history, "partial": True})
 
-    def on_improved(self, trainer: Trainer) -> None:
+    def on_improved(self, trainer: _Trainer) -> None:
         if trainer.dist.is_main:
             trainer.task.export(self.out / MODEL_FILE, {"history": trainer.history, "best_epoch": trainer.epoch + 1})
 
-    def on_epoch_state(self, trainer: Trainer) -> None:
+    def on_epoch_state(self, trainer: _Trainer) -> None:
         self.save_state(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: _Trainer, record: dict[str, float]) -> None:
         self.write_logs(trainer)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: _Trainer) -> None:
         self.save_state(trainer)
         self.write_logs(trainer)
 
-    def save_state(self, trainer: Trainer) -> None:
+    def save_state(self, trainer: _Trainer) -> None:
         """Everything needed to continue the run exactly, atomically (main process only)."""
         if not trainer.dist.is_main:
             return
@@ -97,7 +97,7 @@ class RunFolder(Callback):
         }
         save_checkpoint(self.out / RESUME_FILE, tensors, meta)
 
-    def load_state(self, trainer: Trainer) -> bool:
+    def load_state(self, trainer: _Trainer) -> bool:
         """Restore the state :meth:`save_state` wrote; False when there is none."""
         path = self.out / RESUME_FILE
         if not path.exists():
@@ -120,7 +120,7 @@ class RunFolder(Callback):
         trainer.epoch_sums = meta.get("epoch_sums", {})
         return True
 
-    def write_logs(self, trainer: Trainer) -> None:
+    def write_logs(self, trainer: _Trainer) -> None:
         """``metrics.jsonl`` and ``metrics.csv``: one row per epoch."""
         if not trainer.history or not trainer.dist.is_main:
             return
@@ -140,14 +140,14 @@ class LossCurvePlot(Callback):
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
 
-    def _draw(self, trainer: Trainer) -> None:
+    def _draw(self, trainer: _Trainer) -> None:
         if trainer.history and trainer.dist.is_main:
             from molgen.viz import plot_history
 
             plot_history(trainer.history, self.out / "loss_curve.png")
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: _Trainer, record: dict[str, float]) -> None:
         self._draw(trainer)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: _Trainer) -> None:
         self._draw(trainer)
