@@ -11,7 +11,14 @@ from safetensors.torch import load_file
 
 from molgen.cli import main
 from molgen.errors import ConfigError
-from molgen.vae.train_config import DataOptions, KLOptions, ModelOptions, OptimOptions, VAETrainingConfig, VAETrainSettings
+from molgen.vae.train_config import (
+    DataOptions,
+    KLOptions,
+    ModelOptions,
+    OptimOptions,
+    VAETrainingConfig,
+    VAETrainSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--latent-dim", "8", "--decoder-hidden", "32", "--encoder-hidden", "16", "--embed-dim", "16", "--decoder-layers", "1"]

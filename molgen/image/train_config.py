@@ -24,7 +24,7 @@ from molgen.errors import ConfigError
 from molgen.models.image import MODEL_NAMES
 from molgen.train import TrainConfig
 
-__all__ = ["ImageModelOptions", "ImageOptimOptions", "ImageTrainingConfig", "ImageRunOptions", "ImageTrainSettings", "default_train_settings"]
+__all__ = ["ImageModelOptions", "ImageOptimOptions", "ImageRunOptions", "ImageTrainSettings", "ImageTrainingConfig", "default_train_settings"]
 
 ADVERSARIAL_KINDS = ("image_gan", "image_sgan", "image_vaegan")
 ModelName = Literal["vae", "beta-vae", "cvae", "dae", "dcgan", "wgan-gp", "cgan", "sgan", "vaegan"]

@@ -33,7 +33,7 @@ from torch import nn
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 
-__all__ = ["LatentPredictorConfig", "LatentPredictor"]
+__all__ = ["LatentPredictor", "LatentPredictorConfig"]
 
 
 @dataclass

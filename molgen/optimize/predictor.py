@@ -37,16 +37,16 @@ from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.progress import ProgressHandle, progress_bar
 
 __all__ = [
-    "PredictorTrainingConfig",
+    "PREDICTOR_KIND",
     "PredictorModelOptions",
     "PredictorReport",
+    "PredictorTrainingConfig",
     "TrainedPredictor",
     "fit_predictor",
-    "train_property_predictor",
-    "train_label_predictor",
-    "save_predictor",
     "load_predictor",
-    "PREDICTOR_KIND",
+    "save_predictor",
+    "train_label_predictor",
+    "train_property_predictor",
 ]
 
 PREDICTOR_KIND = "latent_predictor"

@@ -22,7 +22,7 @@ from typing import Any
 # Hooks receive the running molgen.train.Trainer; typed loosely so that this module does not import it (no cycle).
 _Trainer = Any
 
-__all__ = ["Callback", "KeepBest", "EpochHook"]
+__all__ = ["Callback", "EpochHook", "KeepBest"]
 
 
 class Callback:

@@ -21,13 +21,18 @@ import torch
 
 from molgen.errors import MolgenError
 from molgen.train.callbacks import Callback
-from molgen.utils.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from molgen.utils.checkpoint import (
+    flatten_state,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_state,
+)
 from molgen.utils.io import atomic_write_text
 
 # Hooks receive the running molgen.train.Trainer; typed loosely so that this module does not import it (no cycle).
 _Trainer = Any
 
-__all__ = ["RunFolder", "LossCurvePlot", "RESUME_FILE", "MODEL_FILE"]
+__all__ = ["MODEL_FILE", "RESUME_FILE", "LossCurvePlot", "RunFolder"]
 
 RESUME_FILE = "last.safetensors"
 MODEL_FILE = "model.safetensors"

@@ -36,7 +36,7 @@ from molgen.train.run_folder import RESUME_FILE, LossCurvePlot, RunFolder
 from molgen.utils.progress import progress_bar
 from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
-__all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult", "fit", "RESUME_FILE"]
+__all__ = ["RESUME_FILE", "TrainConfig", "TrainResult", "TrainTask", "Trainer", "TrainingDivergedError", "fit"]
 
 
 class TrainingDivergedError(MolgenError):

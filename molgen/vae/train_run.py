@@ -22,7 +22,7 @@ from molgen.vae.bundle import MODEL_FILE, MoleculeVAE
 from molgen.vae.train_config import DataOptions, VAETrainSettings
 from molgen.vae.training import train_vae
 
-__all__ = ["VAETrainSettings", "read_training_smiles", "train_from_settings", "summary_line"]
+__all__ = ["VAETrainSettings", "read_training_smiles", "summary_line", "train_from_settings"]
 
 #: ``data.path`` naming the full MOSES training set (from the MOSES cache) instead of a file.
 MOSES_TRAIN = "moses-train"
