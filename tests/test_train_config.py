@@ -52,6 +52,8 @@ def test_training_again_from_a_runs_config_json_gives_the_same_weights(tmp_path,
     c = load_file(tmp_path / "c" / "model.safetensors")
     assert json.loads((tmp_path / "c" / "config.json").read_text())["config"]["train"]["seed"] == 4
     assert any(a[k].numpy().tobytes() != c[k].numpy().tobytes() for k in a)
+    # Resuming needs only the folder: the data come from its config.json (a finished run has nothing left to do).
+    _train(capsys, "train", "--out", tmp_path / "a", "--resume", "--quiet")
 
 
 def test_the_example_config_runs_with_tiny_overrides(tmp_path, mols, capsys):

@@ -55,7 +55,11 @@ def train_from_settings(settings: VAETrainSettings) -> tuple[MoleculeVAE, TrainR
     if run.out is None:
         raise ConfigError("no run folder: give --out DIR (or run.out in the config file)")
     set_torch_threads(run.threads)
-    smiles, known = read_training_smiles(settings.data)
+    data = settings.data
+    if run.resume and data == DataOptions():
+        # Resuming without naming the data: the molecules the run recorded (checked against its digest later).
+        data = VAETrainSettings.from_file(Path(run.out) / "config.json").data if (Path(run.out) / "config.json").exists() else data
+    smiles, known = read_training_smiles(data)
     return train_vae(
         smiles,
         run.out,
@@ -64,7 +68,7 @@ def train_from_settings(settings: VAETrainSettings) -> tuple[MoleculeVAE, TrainR
         resume=run.resume,
         show_progress=not run.quiet,
         train_set_name=known,
-        data_summary=settings.data.to_dict(),
+        data_summary=data.to_dict(),
         init_from=None if run.resume else run.init_from,
         record=settings.record(),
     )
