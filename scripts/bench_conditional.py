@@ -176,7 +176,8 @@ def fit_steer(args) -> None:
     samples of each kind.
     """
     from molgen.datasets import default_test_smiles, default_training_smiles
-    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
 
     vae = _load_model(args.name)
     init = None if args.init == "none" else load_prefix_predictor(args.init)

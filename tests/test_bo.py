@@ -20,7 +20,9 @@ from conftest import build_untrained_tiny_vae
 
 from molgen.errors import ConfigError
 from molgen.optimize import optimize
-from molgen.optimize.bo import BOConfig, LatentBox, _Data, _Region, _update
+from molgen.optimize.bo_config import BOConfig
+from molgen.optimize.bo_space import LatentBox, _Data, _Region
+from molgen.optimize.bo_region import _update
 from molgen.viz import can_draw_molecules
 
 # The chain toy needs the latent surrogate (chains longer than five carbons share one Morgan
@@ -164,7 +166,7 @@ def tiny(tmp_path_factory):
 
 
 def test_rank_transform_keeps_order_ties_and_normal_scale():
-    from molgen.optimize.bo import _copula
+    from molgen.optimize.bo_gp import _copula
 
     y = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.1, 0.5, 2.0, 1e6], dtype=torch.float64)
     q = _copula(y)
@@ -238,7 +240,7 @@ def test_a_slow_molecule_times_out_and_the_run_continues(tmp_path):
 
 
 def test_gp_fit_warm_starts_from_the_previous_hyperparameters():
-    from molgen.optimize.bo import _fit_gp, _hypers
+    from molgen.optimize.bo_gp import _fit_gp, _hypers
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(40, 3, generator=gen, dtype=torch.float64)
@@ -255,7 +257,7 @@ def test_gp_fit_warm_starts_from_the_previous_hyperparameters():
     data = _Data(3)
     data.add(x[:3].float(), [0.1, 0.5, 0.2], ["C", "CC", "CCC"])
     region = _Region(0.8, center=1, best=0.5, hypers=_hypers(fitted))
-    from molgen.optimize.bo import _restart
+    from molgen.optimize.bo_region import _restart
 
     _restart(region, data, BOConfig(**TOY_OPTIONS), set())
     assert region.hypers is None
@@ -265,7 +267,7 @@ def test_a_flat_objective_fits_without_warnings():
     """Every batch of an objective that scores everything alike (valsartan_smarts) used to print a botorch warning."""
     import warnings
 
-    from molgen.optimize.bo import _fit_gp
+    from molgen.optimize.bo_gp import _fit_gp
 
     x = torch.rand(30, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     _fit_gp(x, x[:, 0], iters=1)  # import botorch first: its own import-time deprecation notices are not ours
@@ -315,7 +317,7 @@ def test_tanimoto_kernel_matches_rdkit_and_hand_values():
     from rdkit import DataStructs
 
     from molgen.chem.fingerprints import fingerprint_array, morgan_fingerprint
-    from molgen.optimize.bo import _tanimoto_kernel_class
+    from molgen.optimize.bo_gp import _tanimoto_kernel_class
 
     kernel = _tanimoto_kernel_class()()
     a = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
@@ -331,7 +333,8 @@ def test_tanimoto_kernel_matches_rdkit_and_hand_values():
 
 def test_tanimoto_gp_ranks_a_near_copy_of_the_best_molecule_first():
     from molgen.chem.fingerprints import fingerprint_array
-    from molgen.optimize.bo import _fit_gp, _Molecules, _tanimoto_kernel
+    from molgen.optimize.bo_gp import _fit_gp, _tanimoto_kernel
+    from molgen.optimize.bo_space import _Molecules
 
     molecules = _Molecules()
     scored = {"CCOC(=O)c1ccccc1": 1.0, "CCOC(=O)c1ccccc1Cl": 0.9, "CCCCCCCC": 0.0, "OCCO": 0.0, "c1ccncc1": 0.1, "CCN(CC)CC": 0.0}
@@ -377,7 +380,7 @@ def _recon_loss(vae, smiles: str) -> float:
 
 
 def test_weighted_retraining_teaches_a_private_copy_the_best_molecules(tiny):
-    from molgen.optimize.bo import _Tuner
+    from molgen.optimize.bo_retrain import _Tuner
 
     smiles = ["CCOC(=O)c1ccccc1", "CCCCCCCC", "OCCO", "c1ccncc1", "CC(C)O", "CCN"]
     data = _Data(4)

@@ -219,7 +219,9 @@ def test_latent_dropout_needs_a_conditional_model():
 
 
 def test_bo_retrains_a_conditional_model_on_its_own_properties(cond_run):
-    from molgen.optimize.bo import BOConfig, _Data, _Tuner
+    from molgen.optimize.bo_config import BOConfig
+    from molgen.optimize.bo_space import _Data
+    from molgen.optimize.bo_retrain import _Tuner
     from molgen.vae import MoleculeVAE
 
     vae = MoleculeVAE.load(cond_run, device="cpu")

@@ -186,7 +186,7 @@ def test_warm_start_adds_the_null_flag_to_a_conditional_model(cfg_run, tmp_path,
 
 @pytest.fixture(scope="module")
 def predictor(tiny_run, tiny_smiles):
-    from molgen.generate.steering import fit_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
 
     return fit_prefix_predictor(MoleculeVAE.load(tiny_run, device="cpu"), tiny_smiles[:120], ["logp", "qed"], epochs=1, hidden=16)
 
@@ -207,7 +207,7 @@ def test_prefix_predictor_round_trips_and_builds_targets(predictor, tmp_path):
 
 
 def test_prefix_predictor_training_continues_from_init(tiny_run, tiny_smiles):
-    from molgen.generate.steering import fit_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     first = fit_prefix_predictor(vae, tiny_smiles[:40], ["qed"], epochs=1, hidden=8)
@@ -237,7 +237,7 @@ def test_steering_adds_the_predictors_log_likelihood_and_keeps_rows_aligned(pred
 
 
 def test_sampling_with_steering_and_its_errors(predictor, tiny_run, cfg_run, tiny_smiles):
-    from molgen.generate.steering import fit_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")  # unconditional: the request goes to the predictor only
     plain = vae.sample(10, seed=1, n_jobs=1)
@@ -278,7 +278,8 @@ def test_cli_fit_steering_and_sample_with_it(tiny_run, tmp_path, capsys):
 
 
 def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp_path):
-    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
     from molgen.vae.conditioning import property_matrix
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
@@ -298,7 +299,8 @@ def test_prefix_predictor_layers_and_given_properties(tiny_run, tiny_smiles, tmp
 
 
 def test_steered_samples_for_a_dagger_round(predictor, tiny_run, cfg_run, tiny_smiles):
-    from molgen.generate.steering import fit_prefix_predictor, steered_samples
+    from molgen.generate.steering import steered_samples
+    from molgen.generate.steering_fit import fit_prefix_predictor
 
     vae = MoleculeVAE.load(tiny_run, device="cpu")
     first = steered_samples(vae, predictor, 7, strength=2.0, seed=3, batch_size=4)

@@ -178,5 +178,49 @@ def test_training_state_keeps_the_fp16_loss_scale(tmp_path):
     saved = trainer.scaler.state_dict()
     again = AdversarialTrainer(_task("dcgan"), config, tmp_path, show_progress=False)
     again.scaler = torch.amp.GradScaler("cpu")
-    assert again._load_state()
+    assert again.folder.load_state(again)
     assert again.scaler.state_dict() == saved and saved["scale"] == 37.0 and saved["growth_interval"] == 7
+
+
+def test_image_train_config_file_and_repeating_a_run(tmp_path, tiny_data, capsys):
+    from pathlib import Path
+
+    from molgen.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = ["--data", str(tiny_data), "--epochs", "1", "--batch-size", "16", "--hidden", "4", "--latent-dim", "4", "--device", "cpu", "--quiet"]
+    assert main(["image", "train", "--config", str(root / "configs" / "image_train.toml"), "--out", str(tmp_path / "a"), *tiny]) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert record["config"]["model_options"] == {"latent_dim": 4, "hidden": 4}
+    assert record["config"]["train"]["lr"] == 1e-3 and record["run"] == {"device": "cpu", "threads": 0}
+    assert main(["image", "train", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    a, b = load_image_model(tmp_path / "a")[0], load_image_model(tmp_path / "b")[0]
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_image_settings_are_typed_and_flag_defaults_match():
+    import typer
+
+    from molgen.cli._app import app
+    from molgen.cli.image import IMAGE_TRAIN_FLAGS
+    from molgen.image.train_config import ImageTrainSettings, ModelName
+    from molgen.models.image import MODEL_NAMES
+
+    assert set(ModelName.__args__) == set(MODEL_NAMES)
+    config = ImageTrainingConfig(model="dcgan", train={"epochs": 1})
+    assert (config.train.lr, config.train.patience, config.train.grad_clip) == (2e-4, 0, 10.0)
+    assert ImageTrainingConfig(model="dae", model_options={"latent_dim": 8}).model_options.code_dim == 8
+    with pytest.raises(ConfigError, match="model_options: unknown key 'latent'"):
+        ImageTrainingConfig.from_dict({"model_options": {"latent": 3}})
+    with pytest.raises(ConfigError, match="model must be one of"):
+        ImageTrainingConfig.from_dict({"model": "gan"})
+    image = typer.main.get_command(app).commands["image"]  # type: ignore[attr-defined]
+    defaults = ImageTrainSettings().to_dict()
+    for param in image.commands["train"].params:
+        if param.name in IMAGE_TRAIN_FLAGS:
+            value = defaults
+            for key in IMAGE_TRAIN_FLAGS[param.name].split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            if param.name == "lr":
+                value = None  # resolved per model; the flag's None means the same
+            assert param.default == value or (param.default == [] and value == []), param.name

@@ -258,7 +258,7 @@ def test_cosine_schedule_anneals_the_learning_rate_over_the_run(tmp_path, tiny_s
     assert n >= 6
     expected = [3e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * k / n))) for k in range(n)]
     assert seen == pytest.approx(expected)
-    with pytest.raises(Exception, match="lr schedule"):
+    with pytest.raises(Exception, match="lr.schedule"):
         _config(lr_schedule="linear")
 
 

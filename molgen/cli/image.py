@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
-from molgen.cli.options import SeedOpt, ThreadsOpt
+from molgen.cli.options import ConfigFile, SeedOpt, ThreadsOpt, settings_from
 from molgen.console import err, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
@@ -37,15 +37,27 @@ def _test_images(meta: dict, data: Optional[str]):
     return load_splits(data or meta.get("data", {}).get("source", "mnist5k")).test
 
 
+#: Where each ``image train`` flag goes in :class:`~molgen.image.train_config.ImageTrainSettings`.
+IMAGE_TRAIN_FLAGS = {
+    "model": "model", "data": "data", "labelled": "labelled", "exclude_class": "exclude_classes", "limit": "limit",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr", "seed": "train.seed", "max_minutes": "train.max_minutes",
+    "latent_dim": "model_options.latent_dim", "hidden": "model_options.hidden", "beta": "model_options.beta", "recon": "model_options.recon",
+    "noise": "model_options.noise", "noise_kind": "model_options.noise_kind", "out_dir": "run.out", "device": "run.device",
+    "resume": "run.resume", "threads": "run.threads", "quiet": "run.quiet",
+}  # fmt: skip
+
+
 @image_app.command()
 def train(
-    model: str = typer.Option(..., "--model", help="vae, beta-vae, cvae, dae, dcgan, wgan-gp, cgan, sgan or vaegan"),
-    out_dir: Path = typer.Option(..., "--out", help="run folder to create (or continue with --resume)"),
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    model: str = typer.Option("vae", "--model", help="vae, beta-vae, cvae, dae, dcgan, wgan-gp, cgan, sgan or vaegan"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder to create (or continue with --resume); required unless the config file gives run.out"),
     data: str = typer.Option("mnist5k", help=DATA_OPT),
     epochs: int = typer.Option(20),
     batch_size: int = typer.Option(64),
-    lr: float = typer.Option(0.0, help="learning rate (0: 1e-3 for autoencoders, 2e-4 for GANs, 3e-3 for sgan)"),
-    latent_dim: Optional[int] = typer.Option(None, help="latent size (default per model)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate (default: 1e-3 for autoencoders, 2e-4 for GANs, 3e-3 for sgan)"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent size (default per model; the code size of dae)"),
     hidden: Optional[int] = typer.Option(None, help="channels of the first conv layer (default 32)"),
     beta: Optional[float] = typer.Option(None, help="VAE KL weight (beta-vae default 4)"),
     recon: Optional[str] = typer.Option(None, help="VAE reconstruction loss: bce or mse"),
@@ -61,28 +73,17 @@ def train(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
-    """Train an image model; the run folder gets the model, logs, loss curves, samples.png and samples.gif."""
-    from molgen.image.training import (
-        ImageTrainingConfig,
-        default_train_settings,
-        train_image_model,
-    )
+    """Train an image model; the run folder gets the model, logs, loss curves, samples.png and samples.gif.
 
-    set_torch_threads(threads)
-    settings = default_train_settings(model)
-    options = {"latent_dim": latent_dim, "hidden": hidden, "beta": beta, "recon": recon, "noise": noise, "noise_kind": noise_kind}
-    options = {k: v for k, v in options.items() if v is not None}
-    if "latent_dim" in options and model == "dae":
-        options["code_dim"] = options.pop("latent_dim")
-    config = ImageTrainingConfig(
-        model=model, data=data, model_options=options, labelled=labelled, exclude_classes=list(exclude_class), limit=limit,
-        train={**settings, "epochs": epochs, "batch_size": batch_size, "lr": lr or settings["lr"], "seed": seed,
-               "max_minutes": max_minutes},
-    )
-    trained, result = train_image_model(config, out_dir, device=device, resume=resume, show_progress=not quiet)
+    --config FILE reads the settings from a TOML file (configs/image_train.toml) or a run's config.json.
+    """
+    from molgen.image.training import ImageTrainSettings, train_image_from_settings
+
+    settings = settings_from(ctx, ImageTrainSettings, config, IMAGE_TRAIN_FLAGS)
+    _, result = train_image_from_settings(settings)
     err.print(
-        f"trained {model}: {result.epochs_run} epoch(s), {result.steps} steps in {result.seconds / 60:.1f} min "
-        f"(stopped: {result.stopped_because}); model: {out_dir / 'model.safetensors'}"
+        f"trained {settings.model}: {result.epochs_run} epoch(s), {result.steps} steps in {result.seconds / 60:.1f} min "
+        f"(stopped: {result.stopped_because}); model: {settings.run.out / 'model.safetensors'}"
     )
 
 

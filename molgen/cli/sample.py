@@ -176,7 +176,8 @@ def fit_steering(
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
 ) -> None:
     """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
-    from molgen.generate.steering import fit_prefix_predictor, load_prefix_predictor
+    from molgen.generate.steering import load_prefix_predictor
+    from molgen.generate.steering_fit import fit_prefix_predictor
     from molgen.generate.steering import steered_samples as steered
     from molgen.vae import MoleculeVAE
 

@@ -1,4 +1,4 @@
-"""``molgen train``: a sequence VAE on the user's molecules."""
+"""``molgen train``: a sequence VAE on the user's molecules (settings from flags and/or ``--config FILE``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,32 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
-from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _read
-from molgen.console import err, note
-from molgen.utils.threads import set_torch_threads
+from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _policy
+from molgen.cli.options import ConfigFile, set_path, settings_from
+
+#: Where each flag goes in :class:`~molgen.vae.train_config.VAETrainSettings`.
+TRAIN_FLAGS = {
+    "data": "data.path", "smiles_column": "data.smiles_column", "limit": "data.limit", "strict": "data.strict", "rejects": "data.rejects",
+    "out_dir": "run.out", "init_from": "run.init_from", "resume": "run.resume", "device": "run.device", "threads": "run.threads",
+    "quiet": "run.quiet", "representation": "representation", "max_length": "max_length", "val_fraction": "val_fraction",
+    "free_bits": "free_bits", "word_dropout": "word_dropout", "condition_dropout": "condition_dropout", "latent_dropout": "latent_dropout",
+    "condition_on": lambda d, v: set_path(d, "conditions", [p.strip() for p in v.split(",") if p.strip()]),
+    "arch": "model.arch", "latent_dim": "model.latent_dim", "decoder_hidden": "model.decoder_hidden",
+    "decoder_layers": "model.decoder_layers", "encoder_hidden": "model.encoder_hidden", "encoder_layers": "model.encoder_layers",
+    "embed_dim": "model.embed_dim", "n_heads": "model.n_heads", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "lr": "train.lr", "lr_schedule": "train.lr_schedule", "seed": "train.seed", "max_minutes": "train.max_minutes",
+    "max_cpu_minutes": "train.max_cpu_minutes", "patience": "train.patience", "checkpoint_every": "train.checkpoint_every",
+    "precision": "train.precision", "compile_model": "train.compile", "beta": "kl.beta", "kl_schedule": "kl.kind",
+    "kl_warmup": "kl.warmup_steps",
+}  # fmt: skip
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
+    config: ConfigFile = None,
     data: Optional[Path] = typer.Option(None, "--data", help="SMILES file (.smi/.csv/.tsv/.txt, optionally .gz); default: embedded MOSES sample"),
-    out_dir: Path = typer.Option(..., "--out", help="run folder to create (or continue with --resume)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder to create (or continue with --resume); required unless the config file gives run.out"),
     representation: Optional[str] = typer.Option(None, help="smiles or selfies (default: selfies, or the --init-from checkpoint's)"),
     smiles_column: Optional[str] = typer.Option(None, help="CSV column holding SMILES (auto-detected by default)"),
     epochs: int = typer.Option(10, help="maximum number of epochs"),
@@ -36,7 +53,7 @@ def train(
     latent_dropout: float = typer.Option(0.0, "--latent-dropout", help="fraction of molecules decoded from a prior draw instead of their code, so the decoder learns the properties from the conditions; at 0.5 the decoder ignored z (a conditional language model; docs/conditional_benchmarks.md)"),
     beta: float = typer.Option(0.5, help="final KL weight"),
     kl_schedule: str = typer.Option("linear", help="constant, linear or cyclical"),
-    kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical)"),
+    kl_warmup: int = typer.Option(2000, help="steps of the KL ramp (per cycle for cyclical, whose period is twice this)"),
     free_bits: float = typer.Option(0.0, help="KL floor per latent dimension, nats"),
     word_dropout: float = typer.Option(0.1, help="fraction of decoder inputs replaced by <unk>"),
     max_length: Optional[int] = typer.Option(None, help="longest molecule in tokens; longer ones are skipped and counted (default 100, or the --init-from checkpoint's)"),
@@ -57,66 +74,16 @@ def train(
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
-    """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set)."""
-    from molgen.vae.conditioning import parse_property_names
-    from molgen.vae.init_from import inherit_architecture
-    from molgen.vae.training import VAETrainingConfig, train_vae
+    """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set).
 
-    set_torch_threads(threads)
-    train_set_name = None
-    if data is not None and str(data) in ("moses-train",):
-        from molgen.datasets import moses_split
+    --config FILE reads the settings from a TOML file (configs/train.toml) or a run's config.json, which repeats that run.
+    """
+    from molgen.chem.standardization import StandardizePolicy
+    from molgen.console import err
+    from molgen.vae.train_run import VAETrainSettings, summary_line, train_from_settings
 
-        train_set_name, data = str(data), moses_split("train")
-    smiles = _read(data, smiles_column, strict, rejects, default_ok=True)
-    if limit:
-        smiles = smiles[:limit]
-    shape = inherit_architecture(
-        None if resume else init_from, arch, representation, max_length, latent_dim=latent_dim, decoder_hidden=decoder_hidden,
-        decoder_layers=decoder_layers, encoder_hidden=encoder_hidden, encoder_layers=encoder_layers, embed_dim=embed_dim, n_heads=n_heads,
-    )  # fmt: skip
-    if shape.inherited:
-        note(f"architecture from {init_from}: {shape.describe()}")
-    config = VAETrainingConfig(
-        representation=shape.representation,
-        model=shape.model,
-        conditions=parse_property_names(condition_on) if condition_on is not None else [],
-        condition_dropout=condition_dropout,
-        latent_dropout=latent_dropout,
-        train=dict(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            seed=seed,
-            max_minutes=max_minutes,
-            max_cpu_minutes=max_cpu_minutes,
-            patience=patience,
-            checkpoint_every=checkpoint_every,
-            precision=precision,
-            compile=compile_model,
-        ),
-        kl=dict(kind=kl_schedule, beta=beta, warmup_steps=kl_warmup, period=max(1, kl_warmup * 2)),
-        free_bits=free_bits,
-        word_dropout=word_dropout,
-        val_fraction=val_fraction,
-        max_length=shape.max_length,
-    )
-    source = {"data": str(data) if data else "embedded:moses_train_50k"}
-    vae, result = train_vae(
-        smiles,
-        out_dir,
-        config,
-        device=device,
-        resume=resume,
-        show_progress=not quiet,
-        data_summary=source,
-        train_set_name=train_set_name,
-        init_from=init_from,
-    )
-    err.print(
-        f"trained {result.epochs_run} epoch(s), {result.steps} steps in {result.seconds / 60:.1f} min "
-        f"(stopped: {result.stopped_because}); best validation loss {result.best_val_loss:.3f}; model: {out_dir / 'model.safetensors'}"
-    )
-
-
+    settings = settings_from(ctx, VAETrainSettings, config, TRAIN_FLAGS)
+    if _policy() != StandardizePolicy():  # the global --keep-salts/--neutralize/... options typed before the command
+        settings.data.standardize = _policy()
+    vae, result = train_from_settings(settings)
+    err.print(summary_line(result, settings.run.out))

@@ -40,7 +40,6 @@ columns of the context, so they stay aligned with the rows the loop keeps.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,15 +51,13 @@ from molgen.config import ConfigMixin
 from molgen.errors import CheckpointError, ConfigError
 from molgen.generate.decoding import prepare_context, select_rows
 from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
-from molgen.utils.progress import progress_bar
-from molgen.vae.conditioning import ConditionSpec, parse_property_names, property_matrix
+from molgen.vae.conditioning import ConditionSpec
 
 __all__ = [
     "PrefixPredictorConfig",
     "PrefixPropertyPredictor",
     "PropertySteering",
     "check_vocabulary",
-    "fit_prefix_predictor",
     "load_prefix_predictor",
     "steered_samples",
 ]
@@ -142,87 +139,6 @@ def load_prefix_predictor(path: str | Path) -> PrefixPropertyPredictor:
     except (KeyError, ConfigError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path} does not match the prefix predictor layout ({str(exc).splitlines()[0]})") from None
     return model.eval()
-
-
-def fit_prefix_predictor(
-    vae,
-    smiles: list[str],
-    names: str | list[str] = ("logp", "qed", "sa"),
-    epochs: int = 3,
-    batch_size: int = 256,
-    lr: float = 2e-3,
-    seed: int = 0,
-    max_cpu_seconds: float = 0.0,
-    hidden: int = 128,
-    init: PrefixPropertyPredictor | None = None,
-    layers: int = 1,
-    properties: np.ndarray | None = None,
-    show_progress: bool = False,
-) -> PrefixPropertyPredictor:
-    """Train a prefix predictor for ``vae``'s vocabulary on ``smiles`` (Gaussian NLL at every prefix).
-
-    Properties are normalised like the conditional model's when ``vae`` is
-    conditioned on the same names, else with the statistics of ``smiles``.
-    ``max_cpu_seconds`` (0: none) stops early on CPU time of this process.
-    ``hidden`` and ``layers`` size the GRU (steering evaluates it for every
-    candidate token, so its cost grows with both). ``init`` continues
-    training that predictor (its names, sizes and
-    normalisation), e.g. on the model's own samples, whose chemistry a
-    predictor fitted on data alone sees too rarely to judge. ``properties``
-    (raw values ``[N, k]`` in the order of ``names``) skips computing them.
-    ``show_progress`` prints progress lines (rate, ETA) for the labels and the training.
-    """
-    if init is not None:
-        names = list(init.config.names)
-    names = parse_property_names(names)
-    if properties is not None and np.shape(properties) != (len(smiles), len(names)):
-        raise ConfigError(f"properties must have shape [{len(smiles)}, {len(names)}], got {list(np.shape(properties))}")
-    if properties is None:
-        with progress_bar(len(smiles), "RDKit labels", show_progress, "mol") as bar:
-            raw = property_matrix(smiles, names, progress=bar)
-    else:
-        raw = np.asarray(properties, dtype=np.float64)
-    ok = np.isfinite(raw).all(1)
-    good = [s for s, keep in zip(smiles, ok) if keep]
-    ids, lengths, kept = vae.tokenize(good)
-    if len(kept) == 0:
-        raise ConfigError("no training molecule could be tokenised with this model's vocabulary")
-    raw = raw[ok][kept]
-    if init is not None:
-        check_vocabulary(init, vae)
-        model = init.train()
-    else:
-        same = vae.conditions is not None and vae.conditions.names == names
-        spec = vae.conditions if same else ConditionSpec.fit(names, raw, seed)
-        torch.manual_seed(seed)
-        model = PrefixPropertyPredictor(PrefixPredictorConfig(vocab_size=len(vae.vocab), names=names, hidden=hidden, layers=layers), spec, vae.vocab.tokens)
-    target = torch.from_numpy(model.spec.normalize(raw))
-    rng = np.random.default_rng(seed)
-    start = time.process_time()
-    n_batches = max(1, math.ceil(len(kept) / batch_size))
-    with progress_bar(epochs * n_batches, "training the predictor", show_progress, "batch") as bar:
-        _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar)
-    return model.eval()
-
-
-def _fit_epochs(model, ids, lengths, target, epochs, n_batches, lr, rng, max_cpu_seconds, start, bar) -> None:
-    """The training loop of :func:`fit_prefix_predictor`: Gaussian NLL at every prefix, AdamW."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for batch in np.array_split(rng.permutation(len(ids)), n_batches):
-            width = int(lengths[batch].max())
-            x = ids[batch, :width]
-            mean, log_sd = model(x)
-            err = (target[batch].unsqueeze(1) - mean) * torch.exp(-log_sd)
-            nll = (0.5 * err.pow(2) + log_sd).sum(-1)
-            mask = (x != PAD).float()
-            loss = (nll * mask).sum() / mask.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            bar.advance(1, loss=loss.item())
-            if max_cpu_seconds and time.process_time() - start > max_cpu_seconds:
-                return
 
 
 def steered_samples(

@@ -13,13 +13,18 @@ data summary), ``model.safetensors`` (self-describing image checkpoint),
 decoded after every epoch).
 
 >>> model, result = train_image_model(ImageTrainingConfig(model="vae", train={"epochs": 1}), "runs/vae")  # doctest: +SKIP
+
+or, like ``molgen image train --config configs/image_train.toml``:
+
+>>> settings = ImageTrainSettings.from_file("configs/image_train.toml")  # doctest: +SKIP
+>>> model, result = train_image_from_settings(settings)                  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +33,9 @@ import torch
 from torch import nn
 
 from molgen.errors import ConfigError, DataError
+from molgen.image.train_config import ADVERSARIAL_KINDS, ImageTrainingConfig, ImageTrainSettings, default_train_settings
 from molgen.image.data import ImageSet, load_splits
-from molgen.models.image import MODEL_NAMES, build_model, save_image_model
+from molgen.models.image import build_model, save_image_model
 from molgen.models.image.dae import DenoisingAE
 from molgen.models.image.gan import GAN
 from molgen.models.image.sgan import SemiSupervisedGAN
@@ -39,60 +45,7 @@ from molgen.train.adversarial import AdversarialTrainer
 from molgen.utils.io import RunLock, atomic_write_text
 from molgen.utils.runtime import environment_info, resolve_device, seed_everything
 
-__all__ = ["ImageTrainingConfig", "train_image_model", "default_train_settings", "labelled_subset", "ImageTask", "AdversarialImageTask", "to_tensors"]
-
-ADVERSARIAL_KINDS = ("image_gan", "image_sgan", "image_vaegan")
-
-
-@dataclass
-class ImageTrainingConfig:
-    """Everything that defines an image run."""
-
-    model: str = "vae"
-    data: str = "mnist5k"
-    model_options: dict[str, Any] = field(default_factory=dict)  # overrides of the family's config
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
-    val_fraction: float = 0.05
-    labelled: int = 100  # semi-supervised GAN: labelled training images, balanced over classes
-    exclude_classes: list[int] = field(default_factory=list)  # left out of training (anomaly detection)
-    limit: int = 0  # use only N training images, drawn at random with the seed (0: all)
-
-    def __post_init__(self) -> None:
-        if self.model not in MODEL_NAMES:
-            raise ConfigError(f"unknown image model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError("val_fraction must be in [0, 1)")
-        if self.labelled < 0 or self.limit < 0:
-            raise ConfigError("labelled and limit must be >= 0")
-        TrainConfig.from_dict(self.train)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImageTrainingConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown image training config keys: {sorted(unknown)}")
-        return cls(**data)
-
-
-def default_train_settings(model: str) -> dict[str, float]:
-    """Learning rate, early-stopping patience and gradient clip that ``molgen image train`` uses for ``model``.
-
-    >>> default_train_settings("dcgan")["lr"], default_train_settings("vae")["lr"]
-    (0.0002, 0.001)
-    """
-    if model not in MODEL_NAMES:
-        raise ConfigError(f"unknown image model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    if model == "sgan":
-        # Salimans et al.'s MNIST setting for their weight-normalised discriminator (Adam, beta1 0.5).
-        return {"lr": 3e-3, "patience": 0, "grad_clip": 10.0}
-    if MODEL_NAMES[model][0] in ADVERSARIAL_KINDS:
-        # Radford et al.'s 2e-4; no early stopping: GAN losses do not track sample quality.
-        return {"lr": 2e-4, "patience": 0, "grad_clip": 10.0}
-    return {"lr": 1e-3, "patience": 5, "grad_clip": 5.0}
-
+__all__ = ["ImageTrainingConfig", "ImageTrainSettings", "train_image_model", "train_image_from_settings", "default_train_settings", "labelled_subset", "ImageTask", "AdversarialImageTask", "to_tensors"]
 
 def to_tensors(data: ImageSet, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Pixels in [0, 1] and labels as tensors on ``device``."""
@@ -303,11 +256,13 @@ def train_image_model(
     resume: bool = False,
     show_progress: bool = True,
     monitor: Callable[[nn.Module, dict[str, float]], None] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, TrainResult]:
     """Train ``config.model`` on ``config.data`` into ``out_dir``; returns the exported model and why training stopped.
 
     ``monitor(model, record)`` runs after every epoch (e.g. to score samples as training goes); it
-    must leave the model's mode and the global random state as it found them.
+    must leave the model's mode and the global random state as it found them. ``record``'s tables
+    go into ``config.json`` beside the config.
     """
     out = Path(out_dir)
     with RunLock(out):
@@ -315,15 +270,13 @@ def train_image_model(
             if not (out / "config.json").exists():
                 raise DataError(f"nothing to resume in {out} (no config.json); start without --resume")
             config = ImageTrainingConfig.from_dict(json.loads((out / "config.json").read_text())["config"])
-        # Image models are benchmarked in fp32 (docs/image_benchmarks.md); bf16 stays opt-in here
-        # ("precision" in the train overrides) until it is measured for them.
-        tcfg = TrainConfig.from_dict({"precision": "fp32", **config.train})
+        tcfg = config.train.trainer_config()
         dev = resolve_device(device)
         generator = seed_everything(tcfg.seed)
         splits, train_index, val_index = _prepare_data(config, tcfg.seed)
         train, val = splits.train.subset(train_index), splits.train.subset(val_index)
         torch.manual_seed(tcfg.seed)
-        model = build_model(config.model, train.shape, splits.train.num_classes, **config.model_options).to(dev)
+        model = build_model(config.model, train.shape, splits.train.num_classes, **config.model_options.overrides()).to(dev)
         x, y = to_tensors(train, dev)
         x_val, y_val = to_tensors(val, dev)
         batches = dict(x=x, y=y, x_val=x_val, y_val=y_val, batch_size=tcfg.batch_size, seed=tcfg.seed)
@@ -337,9 +290,22 @@ def train_image_model(
         if not resume:
             run_info = {"config": config.to_dict(), "model_config": model.config.to_dict(), "seed": tcfg.seed,
                         "environment": environment_info(dev), "data": meta["data"],
-                        "parameters": sum(p.numel() for p in model.parameters())}
+                        "parameters": sum(p.numel() for p in model.parameters()), **(record or {})}
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / "config.json", json.dumps(run_info, indent=2))
         trainer = _make_trainer(model, batches, meta, labelled, tcfg, out, dev, generator, show_progress, monitor)
         result = trainer.fit(resume=resume)
         return _final_pictures(trainer, out, dev, tcfg.seed), result
+
+
+def train_image_from_settings(settings: ImageTrainSettings) -> tuple[nn.Module, TrainResult]:
+    """Train the run ``settings`` describe into ``settings.run.out`` (what ``molgen image train`` does)."""
+    from molgen.utils.threads import set_torch_threads
+
+    run = settings.run
+    if run.out is None:
+        raise ConfigError("no run folder: give --out DIR (or run.out in the config file)")
+    set_torch_threads(run.threads)
+    return train_image_model(
+        settings.training_config(), run.out, device=run.device, resume=run.resume, show_progress=not run.quiet, record=settings.record()
+    )

@@ -25,19 +25,19 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 
-__all__ = ["LatentPredictorConfig", "LatentPredictor"]
+__all__ = ["LatentPredictor", "LatentPredictorConfig"]
 
 
 @dataclass
-class LatentPredictorConfig:
+class LatentPredictorConfig(ConfigMixin):
     """Architecture of a :class:`LatentPredictor`; unknown keys are rejected by :meth:`from_dict`."""
 
     latent_dim: int
@@ -57,16 +57,6 @@ class LatentPredictorConfig:
                 raise ConfigError(f"predictor {name} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("predictor dropout must be in [0, 1)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatentPredictorConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown predictor config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class _EnsembleLinear(nn.Module):

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,31 +32,46 @@ from molgen import chem
 from molgen.config import ConfigMixin
 from molgen.errors import CheckpointError, ConfigError, DataError
 from molgen.models.predictor import LatentPredictor, LatentPredictorConfig
+from molgen.train import Callback, KeepBest, TrainConfig, fit
 from molgen.utils.checkpoint import load_checkpoint, save_checkpoint
 from molgen.utils.progress import ProgressHandle, progress_bar
 
 __all__ = [
-    "PredictorTrainingConfig",
+    "PREDICTOR_KIND",
+    "PredictorModelOptions",
     "PredictorReport",
+    "PredictorTrainingConfig",
     "TrainedPredictor",
     "fit_predictor",
-    "train_property_predictor",
-    "train_label_predictor",
-    "save_predictor",
     "load_predictor",
-    "PREDICTOR_KIND",
+    "save_predictor",
+    "train_label_predictor",
+    "train_property_predictor",
 ]
 
 PREDICTOR_KIND = "latent_predictor"
 
 
 @dataclass
+class PredictorModelOptions(ConfigMixin):
+    """Sizes of the ensemble (:class:`~molgen.models.predictor.LatentPredictorConfig`); ``None``: its default."""
+
+    hidden: int | None = None
+    layers: int | None = None
+    members: int | None = None
+    dropout: float | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
 class PredictorTrainingConfig(ConfigMixin):
-    """How a predictor is fitted; ``model`` holds LatentPredictorConfig overrides (hidden, layers, members, dropout)."""
+    """How a predictor is fitted: ensemble sizes in ``model``, then the optimisation."""
 
     _config_label = "predictor training keys"
 
-    model: dict[str, Any] = field(default_factory=dict)
+    model: PredictorModelOptions = field(default_factory=PredictorModelOptions)
     epochs: int = 60
     batch_size: int = 256
     lr: float = 1e-3
@@ -68,11 +82,15 @@ class PredictorTrainingConfig(ConfigMixin):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # Python callers and older checkpoints give the sizes as a plain table
+            self.model = PredictorModelOptions.from_dict(self.model, "model")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("predictor epochs and batch_size must be >= 1")
         if not 0 < self.val_fraction < 1:
             raise ConfigError("predictor val_fraction must be in (0, 1)")
 
+    def to_dict(self) -> dict[str, Any]:
+        return dict(super().to_dict(), model=self.model.overrides())
 
 
 @dataclass
@@ -129,7 +147,7 @@ def fit_predictor(
     n_val = max(2, int(round(len(z) * cfg.val_fraction)))
     val_idx, train_idx = order[:n_val], order[n_val:]
     torch.manual_seed(cfg.seed)
-    model = LatentPredictor(LatentPredictorConfig(latent_dim=z.shape[1], names=list(names), **cfg.model)).to(device)
+    model = LatentPredictor(LatentPredictorConfig(latent_dim=z.shape[1], names=list(names), **cfg.model.overrides())).to(device)
     zt, yt = torch.from_numpy(z).to(device), torch.from_numpy(y).to(device)
     model.set_target_scale(yt[train_idx].mean(0), yt[train_idx].std(0))
     with progress_bar(cfg.epochs, "training the predictor", show_progress, "epoch") as bar:
@@ -139,34 +157,53 @@ def fit_predictor(
     return TrainedPredictor(model, report)
 
 
+class _PredictorTask:
+    """Ensemble batches for :func:`~molgen.train.fit`: each member sees its own shuffle of the training rows."""
+
+    def __init__(self, model: LatentPredictor, z: torch.Tensor, y_std: torch.Tensor, train_idx, val_idx, batch_size: int, rng) -> None:
+        self.model, self.z, self.y_std = model, z, y_std
+        self.train_idx, self.val_idx = train_idx, val_idx
+        self.batch_size, self.rng = batch_size, rng
+
+    def train_batches(self, epoch: int) -> list[torch.Tensor]:
+        # Own shuffles per member decorrelate the ensemble further.
+        perms = np.stack([self.rng.permutation(self.train_idx) for _ in range(self.model.config.members)])
+        starts = range(0, len(self.train_idx), self.batch_size)
+        return [torch.from_numpy(perms[:, s : s + self.batch_size]).to(self.z.device) for s in starts]
+
+    def val_batches(self) -> list[None]:
+        return [None]  # one batch: every held-out row, scored by the ensemble mean
+
+    def step(self, batch: torch.Tensor | None, global_step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        if batch is None:
+            idx = torch.from_numpy(self.val_idx).to(self.z.device)
+            return (self.model(self.z[idx]).mean(0) - self.y_std[idx]).pow(2).mean(), {}
+        return (_forward_members(self.model, self.z[batch]) - self.y_std[batch]).pow(2).mean(), {}
+
+    def describe_batch(self, batch: torch.Tensor | None) -> str:
+        return "the held-out latents" if batch is None else f"{batch.shape[1]} latent rows per member"
+
+
+class _EpochBar(Callback):
+    """One progress step per epoch, with the held-out loss."""
+
+    def __init__(self, bar: ProgressHandle) -> None:
+        self.bar = bar
+
+    def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
+        self.bar.advance(1, val_loss=record["val_loss"])
+
+
 def _train(model: LatentPredictor, z, y, train_idx, val_idx, cfg: PredictorTrainingConfig, rng, bar: ProgressHandle) -> int:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    """Adam on the standardised targets, keeping the epoch with the best held-out loss; returns the epochs run."""
     y_std = (y - model.y_mean) / model.y_std
-    best, best_state, stale, epoch = float("inf"), None, 0, 0
-    members = model.config.members
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        # Each member sees its own shuffle of the data, which decorrelates the ensemble further.
-        perms = np.stack([rng.permutation(train_idx) for _ in range(members)])
-        for start in range(0, len(train_idx), cfg.batch_size):
-            idx = torch.from_numpy(perms[:, start : start + cfg.batch_size]).to(z.device)
-            x = z[idx]  # [members, b, D]
-            out = _forward_members(model, x)
-            loss = (out - y_std[idx]).pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        val = _val_loss(model, z[val_idx], y_std[val_idx])
-        bar.advance(1, val_loss=val)
-        if val < best - 1e-5:
-            best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    return epoch
+    task = _PredictorTask(model, z, y_std, train_idx, val_idx, cfg.batch_size, rng)
+    # No clipping (0: only measured, for the NaN check), plain AdamW in fp32: the loop this replaced.
+    config = TrainConfig(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=0.0,
+        patience=cfg.patience, min_delta=1e-5, precision="fp32", fused=False, seed=cfg.seed,
+    )  # fmt: skip
+    return fit(task, config, [KeepBest(), _EpochBar(bar)], device=z.device).epochs_run
 
 
 def _forward_members(model: LatentPredictor, x: torch.Tensor) -> torch.Tensor:
@@ -176,12 +213,6 @@ def _forward_members(model: LatentPredictor, x: torch.Tensor) -> torch.Tensor:
         if i < len(model.linears) - 1:
             x = model.drop(model.act(x))
     return x
-
-
-@torch.no_grad()
-def _val_loss(model: LatentPredictor, z: torch.Tensor, y_std: torch.Tensor) -> float:
-    model.eval()
-    return float((model(z).mean(0) - y_std).pow(2).mean())
 
 
 @torch.no_grad()

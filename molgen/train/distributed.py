@@ -35,12 +35,12 @@ from molgen.errors import ConfigError
 
 __all__ = [
     "DistInfo",
-    "init_distributed",
-    "current",
     "any_true",
-    "mean_over_ranks",
     "barrier",
     "check_in_sync",
+    "current",
+    "init_distributed",
+    "mean_over_ranks",
     "shutdown",
 ]
 

@@ -16,9 +16,6 @@ with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
 import signal
 import threading
@@ -34,19 +31,12 @@ from torch import nn
 from molgen.config import ConfigMixin
 from molgen.errors import ConfigError, MolgenError
 from molgen.train import distributed
-from molgen.utils.checkpoint import (
-    flatten_state,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten_state,
-)
-from molgen.utils.io import atomic_write_text
+from molgen.train.callbacks import Callback, EpochHook
+from molgen.train.run_folder import RESUME_FILE, LossCurvePlot, RunFolder
 from molgen.utils.progress import progress_bar
 from molgen.utils.runtime import PRECISIONS, autocast, autocast_dtype
 
-__all__ = ["TrainConfig", "TrainTask", "Trainer", "TrainingDivergedError", "TrainResult"]
-
-RESUME_FILE = "last.safetensors"
+__all__ = ["RESUME_FILE", "TrainConfig", "TrainResult", "TrainTask", "Trainer", "TrainingDivergedError", "fit"]
 
 
 class TrainingDivergedError(MolgenError):
@@ -79,6 +69,10 @@ class TrainConfig(ConfigMixin):
     # kernels; the first steps pay the compilation). Checkpoints are the same either way.
     compile: bool = False
     seed: int = 0
+    # An epoch counts as an improvement when its validation loss is below the best by more than this.
+    min_delta: float = 0.0
+    # False: AdamW's plain per-tensor update instead of the fused single-kernel one (fused_optimizer).
+    fused: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -131,7 +125,11 @@ class TrainResult:
 
 
 class Trainer:
-    """Train ``task.model`` into the run folder ``out_dir``.
+    """The training loop: ``task.model`` trained in memory, everything around it done by callbacks.
+
+    With ``out_dir`` the run folder is written (:class:`~molgen.train.run_folder.RunFolder` and
+    :class:`~molgen.train.run_folder.LossCurvePlot` come first among the callbacks); without it
+    nothing touches the disk unless a callback does. :func:`fit` is the short way to call it.
 
     >>> trainer = Trainer(task, TrainConfig(epochs=2), "runs/a")  # doctest: +SKIP
     >>> result = trainer.fit(resume=False)                        # doctest: +SKIP
@@ -141,20 +139,23 @@ class Trainer:
         self,
         task: TrainTask,
         config: TrainConfig,
-        out_dir: str | Path,
+        out_dir: str | Path | None = None,
         device: torch.device | str = "cpu",
         generator: torch.Generator | None = None,
         show_progress: bool = True,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+        callbacks: Sequence[Callback] = (),
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.task = task
         self.config = config
-        self.out = Path(out_dir)
+        self.out = Path(out_dir) if out_dir is not None else None
         self.device = torch.device(device)
         self.model = task.model.to(self.device)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused_optimizer(self.device)
+        # A caller that trains in rounds passes its optimizer, so its moments carry over from round to round.
+        self.optimizer = optimizer or torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused_optimizer(self.device) if config.fused else None
         )
         self.amp_dtype = config.autocast_dtype(self.device)
         # fp16 needs loss scaling against underflow; bf16 has fp32's exponent range.
@@ -174,7 +175,11 @@ class Trainer:
         if config.compile:
             self._forward = torch.compile(self._ddp or self.model, dynamic=True)
         self.show_progress = show_progress and self.dist.is_main
-        self.on_epoch_end = on_epoch_end
+        self.folder = RunFolder(self.out) if self.out is not None else None
+        own = [self.folder, LossCurvePlot(self.out)] if self.folder is not None else []
+        self.callbacks: list[Callback] = [*own, *callbacks]
+        if on_epoch_end is not None:
+            self.callbacks.append(EpochHook(on_epoch_end))
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -185,57 +190,14 @@ class Trainer:
         self.epoch_sums: dict[str, float] = {}
         self._terminated = False
 
-    # -- state -----------------------------------------------------------------
-    def _save_state(self) -> None:
-        if not self.dist.is_main:
-            return
-        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "optim")
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(opt_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.generator"] = self.generator.get_state()
-        if self.device.type == "cuda":  # dropout and other draws on the GPU use its own generator
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {
-            "kind": "training-state",
-            "optimizer": opt_skeleton,
-            "global_step": self.global_step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "best_val": self.best_val if math.isfinite(self.best_val) else None,
-            "bad_epochs": self.bad_epochs,
-            "history": self.history,
-            "epoch_sums": self.epoch_sums,
-            "train_config": self.config.to_dict(),
-            # fp16 AMP's loss scale and growth counter: a resumed run skips the same steps
-            "grad_scaler": self.scaler.state_dict(),
-        }
-        save_checkpoint(self.out / RESUME_FILE, tensors, meta)
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
-    def _load_state(self) -> bool:
-        path = self.out / RESUME_FILE
-        if not path.exists():
-            return False
-        tensors, meta = load_checkpoint(path)
-        if meta.get("kind") != "training-state":
-            raise MolgenError(f"{path} is not a training state; remove it or start without --resume")
-        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(unflatten_state(meta["optimizer"], tensors))
-        torch.set_rng_state(tensors["rng.torch"])
-        self.generator.set_state(tensors["rng.generator"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        if meta.get("grad_scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(meta["grad_scaler"])
-        self.global_step = meta["global_step"]
-        self.epoch = meta["epoch"]
-        self.batch_in_epoch = meta["batch_in_epoch"]
-        self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
-        self.bad_epochs = meta["bad_epochs"]
-        self.history = meta["history"]
-        self.epoch_sums = meta.get("epoch_sums", {})
-        return True
+    def _save_state(self) -> None:
+        """Write the resumable state now (run folder only)."""
+        if self.folder is not None:
+            self.folder.save_state(self)
 
     # -- loop ------------------------------------------------------------------
     def _train_step(self, batch: Any) -> dict[str, float]:
@@ -256,7 +218,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        norm = self._clip()
         if not torch.isfinite(norm) and not self.scaler.is_enabled():
             # Under fp16 AMP the scaler skips such steps itself and lowers its scale.
             self.optimizer.zero_grad(set_to_none=True)
@@ -266,6 +228,13 @@ class Trainer:
         self.global_step += 1
         logs = dict(logs, loss=float(loss.item()), grad_norm=float(norm.item()))
         return logs
+
+    def _clip(self) -> torch.Tensor:
+        """Clip the gradients to ``grad_clip`` (0: measure only) and return their norm before clipping."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.config.grad_clip > 0:
+            return torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        return torch.nn.utils.get_total_norm([p.grad for p in params])
 
     def _autocast(self) -> torch.autocast:
         return autocast(self.device, self.amp_dtype)
@@ -292,12 +261,8 @@ class Trainer:
         return {k: v / count for k, v in totals.items()} if count else {}
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Run (or continue) training; returns why and when it stopped."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume and not self._load_state():
-            raise MolgenError(f"nothing to resume in {self.out} (no {RESUME_FILE}); start without --resume")
-        if not resume and (self.out / RESUME_FILE).exists():
-            raise MolgenError(f"{self.out} already holds a training run; pass --resume to continue it or choose a new --out")
+        """Run (or, with a run folder, continue) training; returns why and when it stopped."""
+        self._call("on_fit_start", resume)
         start, cpu_start = time.monotonic(), time.process_time()
         with _graceful_sigterm(self):
             return self._fit(start, cpu_start)
@@ -308,60 +273,61 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.lr * cfg.lr_decay**self.epoch
         while self.epoch < cfg.epochs:
-            batches = self.task.train_batches(self.epoch)
-            sums = self.epoch_sums
-            with progress_bar(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=self.show_progress) as bar:
-                bar.advance(self.batch_in_epoch)
-                for i in range(self.batch_in_epoch, len(batches)):
-                    if cfg.lr_schedule == "cosine":
-                        self._anneal(self._progress(start, cpu_start, i, len(batches)))
-                    logs = self._train_step(batches[i])
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    self.batch_in_epoch = i + 1
-                    bar.advance(1, loss=logs["loss"], **{k: logs[k] for k in ("recon", "kl", "beta") if k in logs})
-                    if self.global_step % cfg.checkpoint_every == 0:
-                        self._save_state()
-                    if distributed.any_true(self._out_of_time(start, cpu_start) or self._terminated, self.device):
-                        stopped = "terminated" if self._terminated else "time budget"
-                        break
+            stopped = self._run_epoch(start, cpu_start)
             if stopped == "terminated":
-                # Keep the position inside the epoch so --resume goes on from the next batch.
-                self._save_state()
-                if self.dist.is_main and not (self.out / "model.safetensors").exists():
-                    self.task.export(self.out / "model.safetensors", {"history": self.history, "partial": True})
+                self._call("on_stop")
                 break
-            n = max(1, self.batch_in_epoch)
-            record = {"epoch": self.epoch + 1, "step": self.global_step}
-            train_means = distributed.mean_over_ranks({k: v / n for k, v in sums.items()}, self.device)
-            record.update({f"train_{k}": v for k, v in train_means.items()})
-            val_means = distributed.mean_over_ranks(self._validate(), self.device)
-            record.update({f"val_{k}": v for k, v in val_means.items()})
-            distributed.check_in_sync(self.model, self.device)
-            record["lr"] = self.optimizer.param_groups[0]["lr"]
-            record["seconds"] = time.monotonic() - start
+            record = self._epoch_record(start)
             self.history.append(record)
             val = record.get("val_loss", record.get("train_loss", math.inf))
-            if val < self.best_val:
+            if val < self.best_val - cfg.min_delta:
                 self.best_val, self.bad_epochs = val, 0
-                if self.dist.is_main:
-                    self.task.export(self.out / "model.safetensors", {"history": self.history, "best_epoch": self.epoch + 1})
+                self._call("on_improved")
             else:
                 self.bad_epochs += 1
-            if stopped == "time budget":
-                self._finish_epoch_state()
-                break
             self._finish_epoch_state()
-            self._write_logs()
-            if self.on_epoch_end:
-                self.on_epoch_end(record)
+            if stopped == "time budget":
+                break
+            self._call("on_epoch_end", record)
             if cfg.patience and self.bad_epochs >= cfg.patience:
                 stopped = "early stopping"
                 break
-        self._save_state()
-        self._write_logs()
+        self._call("on_fit_end")
         distributed.barrier()  # rank 0's files are complete before any rank reads them
         return TrainResult(len(self.history), self.global_step, self.best_val, stopped, time.monotonic() - start)
+
+    def _run_epoch(self, start: float, cpu_start: float) -> str:
+        """The rest of the current epoch's batches; returns "epochs", or why it stopped early."""
+        cfg = self.config
+        batches = self.task.train_batches(self.epoch)
+        sums = self.epoch_sums
+        with progress_bar(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=self.show_progress) as bar:
+            bar.advance(self.batch_in_epoch)
+            for i in range(self.batch_in_epoch, len(batches)):
+                if cfg.lr_schedule == "cosine":
+                    self._anneal(self._progress(start, cpu_start, i, len(batches)))
+                logs = self._train_step(batches[i])
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                self.batch_in_epoch = i + 1
+                bar.advance(1, loss=logs["loss"], **{k: logs[k] for k in ("recon", "kl", "beta") if k in logs})
+                self._call("on_step_end")
+                if distributed.any_true(self._out_of_time(start, cpu_start) or self._terminated, self.device):
+                    return "terminated" if self._terminated else "time budget"
+        return "epochs"
+
+    def _epoch_record(self, start: float) -> dict[str, float]:
+        """The epoch's log: train means, validation means, learning rate, seconds since the start."""
+        n = max(1, self.batch_in_epoch)
+        record = {"epoch": self.epoch + 1, "step": self.global_step}
+        train_means = distributed.mean_over_ranks({k: v / n for k, v in self.epoch_sums.items()}, self.device)
+        record.update({f"train_{k}": v for k, v in train_means.items()})
+        val_means = distributed.mean_over_ranks(self._validate(), self.device)
+        record.update({f"val_{k}": v for k, v in val_means.items()})
+        distributed.check_in_sync(self.model, self.device)
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["seconds"] = time.monotonic() - start
+        return record
 
     def _progress(self, start: float, cpu_start: float, batch: int, n_batches: int) -> float:
         """How far this run is through its horizon, 0 to 1: the largest of the step, wall and CPU fractions."""
@@ -392,21 +358,27 @@ class Trainer:
         self.epoch_sums = {}
         for g in self.optimizer.param_groups:
             g["lr"] *= self.config.lr_decay
-        self._save_state()
+        self._call("on_epoch_state")
 
-    def _write_logs(self) -> None:
-        if not self.history or not self.dist.is_main:
-            return
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
-        keys = sorted({k for r in self.history for k in r}, key=lambda k: (k not in ("epoch", "step"), k))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
-        from molgen.viz import plot_history
 
-        plot_history(self.history, self.out / "loss_curve.png")
+def fit(
+    task: TrainTask,
+    config: TrainConfig,
+    callbacks: Sequence[Callback] = (),
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    show_progress: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> TrainResult:
+    """Train ``task.model`` in memory: the Trainer's loop (NaN diagnosis, clipping, mixed precision, early stopping).
+
+    Nothing is written unless a callback writes it (:class:`~molgen.train.run_folder.RunFolder`);
+    :class:`~molgen.train.callbacks.KeepBest` leaves the best validated weights in the model.
+    ``optimizer`` (default: AdamW from ``config``) lets a caller that trains in rounds keep its state.
+
+    >>> result = fit(task, TrainConfig(epochs=20, patience=3, precision="fp32"), [KeepBest()])  # doctest: +SKIP
+    """
+    return Trainer(task, config, None, device, generator, show_progress, callbacks=callbacks, optimizer=optimizer).fit()
 
 
 def fused_optimizer(device: torch.device) -> bool | None:

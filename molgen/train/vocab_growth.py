@@ -36,7 +36,7 @@ import torch
 from molgen.errors import ConfigError
 from molgen.tokenizers import SPECIAL_TOKENS, Vocabulary
 
-__all__ = ["extend_vocabulary", "grow_state_dict", "TOKEN_ROW_PARAMETERS", "NOISE_SCALE"]
+__all__ = ["NOISE_SCALE", "TOKEN_ROW_PARAMETERS", "extend_vocabulary", "grow_state_dict"]
 
 # Parameters with one row per token id (the same names in the GRU and the transformer VAE).
 TOKEN_ROW_PARAMETERS: tuple[str, ...] = ("embedding.weight", "output.weight", "output.bias")

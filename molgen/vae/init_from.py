@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InheritedArchitecture", "inherit_architecture", "SIZE_OPTIONS"]
+from molgen.errors import ConfigError
+
+__all__ = ["SIZE_OPTIONS", "InheritedArchitecture", "inherit_architecture", "model_options"]
 
 #: Model options a checkpoint can supply (keys of ``SeqVAEConfig`` that ``model_options`` accepts).
 SIZE_OPTIONS = ("latent_dim", "decoder_hidden", "decoder_layers", "encoder_hidden", "encoder_layers", "embed_dim", "n_heads")
@@ -56,7 +58,6 @@ def inherit_architecture(
     """
     from molgen.utils.checkpoint import read_checkpoint_meta
     from molgen.vae import resolve_model_path
-    from molgen.vae.training import model_options
 
     unknown = set(sizes) - set(SIZE_OPTIONS)
     if unknown:
@@ -83,3 +84,16 @@ def inherit_architecture(
         inherited += ["max_length"] if "max_length" in source else []
     arch = arch or "gru"
     return InheritedArchitecture(arch, representation, max_length, model_options(arch, **sizes), inherited)
+
+
+def model_options(arch: str = "gru", **sizes: int | None) -> dict[str, Any]:
+    """:class:`SeqVAEConfig` overrides for ``arch``: the sizes given (``None``: default) over that architecture's defaults."""
+    from molgen.models.transformer_vae import TRANSFORMER_DEFAULTS
+
+    if arch not in ("gru", "transformer"):
+        raise ConfigError(f"unknown architecture {arch!r}; choose gru or transformer")
+    given = {k: v for k, v in sizes.items() if v is not None}
+    if arch == "gru" and "n_heads" in given:
+        raise ConfigError("--n-heads applies to --arch transformer only")
+    base: dict[str, Any] = dict(TRANSFORMER_DEFAULTS) if arch == "transformer" else {}
+    return {"arch": arch, **base, **given}
