@@ -53,7 +53,9 @@ EXTRA = {
     "fit-steering": "--limit 100 --epochs 1 --hidden 16",
     "score": "--samples 2 --reference-size 20",
     "optimize": "--option n_init=8 --option n_candidates=64 --option finetune_every=0 --quiet",
+    "optimize gradient": "--option n_starts=8 --option steps=4 --option rounds=2 --quiet",
     "benchmark": "--n-jobs 1",
+    "predictor train": "--epochs 2 --members 2 --hidden 16 --limit 200",
     "image train": "--limit 200 --quiet --threads 1",
     "image evaluate": "--n-samples 100 --iw-samples 2 --reference-steps 20 --baseline-steps 20 --threads 1",
 }
@@ -94,6 +96,8 @@ def small(command: str) -> list[str]:
     if args[0] != "molgen":
         raise ValueError(f"not a molgen command: {command}")
     sub = " ".join(args[1:3]) if " ".join(args[1:3]) in EXTRA else args[1]  # "image train" before "image"
+    if sub == "optimize" and not _has(args, "--method", "bo"):  # the gradient method (the default) has other options
+        sub = "optimize gradient"
     extra = shlex.split(EXTRA.get(sub, ""))
     given = set(args)
     i, kept = 0, []
@@ -108,6 +112,10 @@ def small(command: str) -> list[str]:
     if sub == "train" and "--arch" in args:
         kept += ["--n-heads", "2"]
     return args + kept
+
+
+def _has(args: list[str], option: str, value: str) -> bool:
+    return any(a == option and b == value for a, b in zip(args, args[1:]))
 
 
 def _without(args: list[str], options: tuple[str, ...]) -> list[str]:

@@ -41,6 +41,9 @@ def _inputs(folder: Path) -> None:
     for name, smiles in files.items():
         (folder / name).write_text("\n".join(smiles) + "\n")
     (folder / "my_docking.py").write_text(DOCKING)
+    # A stand-in assay for `predictor train --labels assay.csv --target activity`: any number per molecule will do.
+    rows = [f"{s},{len(s) / 10:.2f}" for s in train[:200]]
+    (folder / "assay.csv").write_text("smiles,activity\n" + "\n".join(rows) + "\n")
 
 
 def _run(python: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
