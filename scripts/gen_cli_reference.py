@@ -45,6 +45,8 @@ def _root_command():
 
 def _walk(command, path: list[str], parent=None):
     """Yield (path, help text, subcommand names) for ``command`` and everything below it, depth first."""
+    if getattr(command, "rich_markup_mode", None) is not None:
+        command.rich_markup_mode = None  # typer's rich help prints to the console; the plain click help is the text
     ctx = command.context_class(command, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
     text = command.get_help(ctx).rstrip() + "\n"
     names = []

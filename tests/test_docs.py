@@ -120,3 +120,30 @@ def test_named_docs_files_exist(page):
     named = set(re.findall(r"`(docs/[\w./-]+\.(?:json|png|csv|md))`", page.read_text()))
     missing = sorted(n for n in named if not (ROOT / n).exists())
     assert not missing, missing
+
+
+def test_generator_walks_any_typer_app_in_plain_text_even_with_rich_help():
+    """The restructured CLI may turn typer's rich help on; the reference must still be plain, complete text."""
+    import typer
+
+    toy = typer.Typer(rich_markup_mode="rich", help="Toy app.")
+    group = typer.Typer(help="A group.")
+    toy.add_typer(group, name="grp")
+
+    @toy.command("run")
+    def run(n: int = typer.Option(3, "-n", help="how many")):
+        """Run it."""
+
+    @group.command("inner")
+    def inner():
+        """Inner command."""
+
+    @group.command("secret", hidden=True)
+    def secret():
+        """Not listed."""
+
+    entries = list(_generator()._walk(typer.main.get_command(toy), ["toy"]))
+    assert [p for p, _, _ in entries] == [["toy"], ["toy", "run"], ["toy", "grp"], ["toy", "grp", "inner"]]
+    run_help = entries[1][1]
+    assert run_help.startswith("Usage: toy run [OPTIONS]") and "how many" in run_help and "[default: 3]" in run_help
+    assert "╭" not in "".join(text for _, text, _ in entries)  # no rich boxes
