@@ -12,8 +12,10 @@ needs are applied at import time here (``scripts/moses_reference.py``), and
 ``VAE.sample`` gets a bool instead of a uint8 end-of-sequence mask (indexing
 with uint8 masks is an error in current torch). The wheel's files are untouched.
 
-Subcommands (each appends its results to ``docs/bench_speed.json``; ``report``
-turns that file into the Markdown section of ``docs/benchmarks.md``):
+Subcommands (each appends its results to ``docs/bench_speed.json``; ``first-run``
+also rewrites its table between the ``first-run`` markers of ``docs/benchmarks.md``,
+the page of measurement details; the headline figures are copied by hand into
+``docs/results.md``):
 
     python scripts/bench_speed.py moses-train --minutes 45 --out runs/moses45
     python scripts/bench_speed.py quality --molgen runs/speed45 --moses runs/moses45 -n 30000

@@ -25,7 +25,7 @@ a fitted latent prior and a tuned sampling temperature (see below):
     cp runs/prior6/tuned.safetensors data/default_model.safetensors
 
 Runs 7, 8 (on a GPU: ``--batch-size 512 --device cuda``) and 10 continued it the
-same way; their commands and scores are in docs/benchmarks.md ("Default model").
+same way; their commands and scores are in docs/changelog.md ("The default model, run by run").
 The latest, run 10:
 
     python scripts/train_default_model.py --init-from data/default_model.safetensors --kl-warmup 0 \

@@ -1,7 +1,8 @@
-"""Every shell command of README.md, made small, for tests/test_readme.py.
+"""Every shell command of README.md and the guides under docs/, made small, for tests/test_readme.py.
 
-:func:`readme_commands` pulls the command lines out of the README's shell
-blocks; :func:`small` rewrites one with the substitutions below (sample
+:func:`readme_commands` pulls the command lines out of the shell blocks of
+README.md and then of each page in :data:`GUIDES`, in that order (later
+pages use what earlier commands made, e.g. the README's ``runs/a``); :func:`small` rewrites one with the substitutions below (sample
 sizes, epochs, budgets) so that the whole README runs in minutes; commands
 that cannot run on a test machine are listed in :data:`SKIPPED` with the
 reason. A README command that is neither run nor skipped fails the test.
@@ -13,7 +14,10 @@ import re
 import shlex
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: The guides whose commands run after the README's, in this order.
+GUIDES = [ROOT / "docs" / f"guide_{name}.md" for name in ("training", "chemistry", "sampling", "optimization", "benchmark", "scale", "images")]
 
 #: Command prefixes not run, and why.
 SKIPPED = {
@@ -49,13 +53,18 @@ EXTRA = {
     "fit-steering": "--limit 100 --epochs 1 --hidden 16",
     "score": "--samples 2 --reference-size 20",
     "optimize": "--option n_init=8 --option n_candidates=64 --option finetune_every=0 --quiet",
+    "optimize gradient": "--option n_starts=8 --option steps=4 --option rounds=2 --quiet",
     "benchmark": "--n-jobs 1",
+    "predictor train": "--epochs 2 --members 2 --hidden 16 --limit 200",
+    "image train": "--limit 200 --quiet --threads 1",
+    "image evaluate": "--n-samples 100 --iw-samples 2 --reference-steps 20 --baseline-steps 20 --threads 1",
 }
 
 
 def readme_commands(text: str | None = None) -> list[str]:
-    """The command lines of the README's shell code blocks (``bash`` or unlabelled), comments removed."""
-    text = README.read_text() if text is None else text
+    """The command lines of the shell code blocks (``bash`` or unlabelled) of README.md and the guides, comments removed."""
+    if text is None:
+        return [c for page in (README, *GUIDES) for c in readme_commands(page.read_text())]
     commands, block, lang = [], False, ""
     pending = ""
     for line in text.splitlines():
@@ -86,7 +95,9 @@ def small(command: str) -> list[str]:
     args = shlex.split(command)
     if args[0] != "molgen":
         raise ValueError(f"not a molgen command: {command}")
-    sub = args[1]
+    sub = " ".join(args[1:3]) if " ".join(args[1:3]) in EXTRA else args[1]  # "image train" before "image"
+    if sub == "optimize" and not _has(args, "--method", "bo"):  # the gradient method (the default) has other options
+        sub = "optimize gradient"
     extra = shlex.split(EXTRA.get(sub, ""))
     given = set(args)
     i, kept = 0, []
@@ -101,6 +112,10 @@ def small(command: str) -> list[str]:
     if sub == "train" and "--arch" in args:
         kept += ["--n-heads", "2"]
     return args + kept
+
+
+def _has(args: list[str], option: str, value: str) -> bool:
+    return any(a == option and b == value for a, b in zip(args, args[1:]))
 
 
 def _without(args: list[str], options: tuple[str, ...]) -> list[str]:

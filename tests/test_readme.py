@@ -41,6 +41,13 @@ def _inputs(folder: Path) -> None:
     for name, smiles in files.items():
         (folder / name).write_text("\n".join(smiles) + "\n")
     (folder / "my_docking.py").write_text(DOCKING)
+    # A stand-in assay for `predictor train --labels assay.csv --target activity`: any number per molecule will do.
+    rows = [f"{s},{len(s) / 10:.2f}" for s in train[:200]]
+    (folder / "assay.csv").write_text("smiles,activity\n" + "\n".join(rows) + "\n")
+    # The guides point at the example scoring files in configs/, which a user copies next to their work.
+    (folder / "configs").mkdir(exist_ok=True)
+    for example in (ROOT / "configs").glob("*.toml"):
+        (folder / "configs" / example.name).write_text(example.read_text())
 
 
 def _run(python: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
