@@ -9,7 +9,13 @@ from pathlib import Path
 from molgen.cli._app import _POLICY
 
 # The help texts live with the shared option types; the names stay importable from here.
-from molgen.cli.options import INTDIV_HELP, MODEL_HELP, REJECTS_HELP, SHARD_HELP, STRICT_HELP  # noqa: F401 - re-exported
+from molgen.cli.options import (  # noqa: F401 - re-exported
+    INTDIV_HELP,
+    MODEL_HELP,
+    REJECTS_HELP,
+    SHARD_HELP,
+    STRICT_HELP,
+)
 from molgen.console import err, note, warn
 from molgen.errors import DataError
 

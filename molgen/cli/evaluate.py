@@ -14,8 +14,8 @@ from molgen.cli.options import (
     REJECTS_HELP,
     SHARD_HELP,
     STRICT_HELP,
-    DeviceOpt,
     ConfigFile,
+    DeviceOpt,
     IntDivOpt,
     ModelOpt,
     NJobsOpt,
@@ -32,7 +32,6 @@ from molgen.cli.options import (
 from molgen.console import err, out
 from molgen.errors import ConfigError, DataError
 from molgen.utils.threads import set_torch_threads
-
 
 #: benchmark's flags -> their place in BenchmarkConfig (molgen.metrics.benchmark_run).
 _BENCHMARK_FLAGS = {

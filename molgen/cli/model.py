@@ -9,11 +9,16 @@ import typer
 
 from molgen.cli._app import app
 from molgen.cli._common import (
-    MODEL_HELP,
-    REJECTS_HELP,
-    STRICT_HELP,
     _read,
     _write_molecules,
+)
+from molgen.cli.options import (
+    DeviceOpt,
+    ModelOpt,
+    RejectsOpt,
+    SeedOpt,
+    SmilesColumnOpt,
+    StrictOpt,
 )
 from molgen.console import err, out
 from molgen.errors import DataError
@@ -23,13 +28,13 @@ from molgen.errors import DataError
 def encode(
     input: Path = typer.Option(..., "--input", "-i", help="SMILES file"),
     output: Path = typer.Option(Path("z.npy"), "-o", "--output", help=".npy of latent vectors (posterior means)"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
-    smiles_column: Optional[str] = typer.Option(None),
+    model: ModelOpt = None,
+    smiles_column: SmilesColumnOpt = None,
     sample_posterior: bool = typer.Option(False, "--sample", help="sample z ~ q(z|x) instead of the mean"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    strict: bool = typer.Option(False, help=STRICT_HELP),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    strict: StrictOpt = False,
+    rejects: RejectsOpt = None,
 ) -> None:
     """Encode molecules to latent vectors; writes Z.npy and Z.smi (the molecules, row by row)."""
     import numpy as np
@@ -51,11 +56,11 @@ def encode(
 def decode(
     latents: Path = typer.Option(..., "--latents", help=".npy array [n, latent_dim]"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="write SMILES here (default: print)"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     temperature: float = typer.Option(1.0),
     sample_tokens: bool = typer.Option(False, "--sample", help="sample tokens instead of greedy decoding"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Decode latent vectors to molecules (greedy by default)."""
     import numpy as np
@@ -84,13 +89,13 @@ def decode(
 @app.command()
 def reconstruct(
     input: Path = typer.Option(..., "--input", "-i"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV of input, reconstruction, match"),
-    smiles_column: Optional[str] = typer.Option(None),
-    device: str = typer.Option("auto"),
-    strict: bool = typer.Option(False, help=STRICT_HELP),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+    smiles_column: SmilesColumnOpt = None,
+    device: DeviceOpt = "auto",
+    strict: StrictOpt = False,
+    rejects: RejectsOpt = None,
 ) -> None:
     """Reconstruction accuracy: encode to the mean, decode greedily, compare canonical SMILES."""
     from molgen.vae import MoleculeVAE
@@ -113,8 +118,8 @@ def interpolate(
     steps: int = typer.Option(10),
     method: str = typer.Option("slerp", help="slerp or linear"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG grid of the path"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
-    device: str = typer.Option("auto"),
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Decode the path between two molecules in latent space."""
     from molgen.vae import MoleculeVAE

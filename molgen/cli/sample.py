@@ -12,19 +12,28 @@ from molgen.cli._app import app
 from molgen.cli._common import (
     MODEL_HELP,
     PRIOR_HELP,
-    REJECTS_HELP,
     SHARD_HELP,
-    STRICT_HELP,
     TEMPERATURE_HELP,
     _random_subset,
     _read,
     _warnings_to_console,
 )
-from molgen.cli.options import ConfigFile, Flag, set_path, settings_from
+from molgen.cli.options import (
+    ConfigFile,
+    DeviceOpt,
+    Flag,
+    ModelOpt,
+    RejectsOpt,
+    SeedOpt,
+    SmilesColumnOpt,
+    StrictOpt,
+    ThreadsOpt,
+    set_path,
+    settings_from,
+)
 from molgen.console import err, error, note, out, warn
 from molgen.errors import ConfigError
 from molgen.utils.threads import set_torch_threads
-
 
 #: Where each flag of ``molgen sample`` goes in a SampleRequest (flags typed on the command line override --config).
 SAMPLE_FLAGS: dict[str, Flag] = {
@@ -44,16 +53,16 @@ def sample(
     config: ConfigFile = None,
     n: int = typer.Option(1000, "-n", help="number of molecules to draw from the prior"),
     output: Path = typer.Option(Path("samples.csv"), "-o", "--output", help=".csv (with columns) or .smi"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     temperature: Optional[float] = typer.Option(None, help=TEMPERATURE_HELP),
     top_k: int = typer.Option(0, help="sample among the k most likely tokens (0: all)"),
     top_p: float = typer.Option(1.0, help="nucleus sampling: sample among the most likely tokens that make up this much probability (1: all)"),
     prior: str = typer.Option("auto", help=PRIOR_HELP),
     greedy: bool = typer.Option(False, help="argmax decoding instead of sampling"),
     unique: bool = typer.Option(False, help="keep only the first occurrence of each molecule"),
-    seed: int = typer.Option(0),
+    seed: SeedOpt = 0,
     batch_size: int = typer.Option(1024),
-    device: str = typer.Option("auto"),
+    device: DeviceOpt = "auto",
     grid: Optional[Path] = typer.Option(None, help="also draw the first 30 molecules into this PNG"),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default); capped at the cores the RDKit workers leave free while they run"),
     condition: Optional[str] = typer.Option(None, "--condition", help='property request for a conditional model, e.g. "logp=2.5,qed=0.8"'),
@@ -94,15 +103,15 @@ def sample(
 @app.command("fit-prior")
 def fit_prior(
     out: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its fitted prior (.safetensors)"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     data: Optional[Path] = typer.Option(None, help="molecules whose codes the prior is fitted to (default: the model's training set if the checkpoint names one that is available, else the embedded 50k MOSES training molecules)"),
-    smiles_column: Optional[str] = typer.Option(None),
+    smiles_column: SmilesColumnOpt = None,
     components: int = typer.Option(16, help="Gaussians in the mixture"),
     limit: int = typer.Option(50000, help="fit to a random subset of this many molecules (0: all)"),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
-    strict: bool = typer.Option(False, help=STRICT_HELP),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
+    strict: StrictOpt = False,
+    rejects: RejectsOpt = None,
 ) -> None:
     """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
     from molgen.generate.prior import fit_model_prior
@@ -124,16 +133,16 @@ def fit_prior(
 @app.command("tune-sampling")
 def tune_sampling(
     output: Path = typer.Option(..., "--out", "-o", help="model file to write: the model with its chosen temperature (.safetensors)"),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     validation: Optional[Path] = typer.Option(None, help="molecules to compare samples with (FCD); never the test set you will benchmark on (default: the embedded 50k MOSES training molecules)"),
-    smiles_column: Optional[str] = typer.Option(None),
+    smiles_column: SmilesColumnOpt = None,
     train_file: Optional[Path] = typer.Option(None, "--train", help="training set for novelty (default: what the checkpoint remembers)"),
     temperatures: str = typer.Option("0.5,0.6,0.7,0.8,0.9,1.0", help="comma-separated candidates"),
     n: int = typer.Option(5000, "-n", help="samples per temperature"),
     min_novelty: float = typer.Option(0.9, help="keep only temperatures whose samples are at least this novel"),
     limit: int = typer.Option(20000, help="use a random subset of this many validation molecules (0: all)"),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Choose the model's default sampling temperature: lowest FCD to validation molecules at a novelty floor."""
     from molgen.generate.tuning import trials_table, tune_model_temperature
@@ -161,7 +170,7 @@ def fit_steering(
     out: Path = typer.Option(..., "--out", "-o", help="predictor file to write (.safetensors), used by sample --steer"),
     model: Optional[Path] = typer.Option(None, help=MODEL_HELP + " (the predictor reads this model's tokens)"),
     data: Optional[Path] = typer.Option(None, help="training molecules (default: the embedded 50k MOSES training molecules)"),
-    smiles_column: Optional[str] = typer.Option(None),
+    smiles_column: SmilesColumnOpt = None,
     properties: str = typer.Option("logp,qed,sa", help="properties to predict, from molgen.chem.PROPERTIES"),
     epochs: int = typer.Option(8),
     limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
@@ -172,13 +181,13 @@ def fit_steering(
     init: Optional[Path] = typer.Option(None, help="continue training this predictor (its properties and normalisation)"),
     hidden: int = typer.Option(128, help="GRU width of a new predictor (steering cost grows with it)"),
     layers: int = typer.Option(1, help="GRU layers of a new predictor"),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Train a prefix property predictor (FUDGE) that steers sampling towards requested properties."""
     from molgen.generate.steering import load_prefix_predictor
-    from molgen.generate.steering_fit import fit_prefix_predictor
     from molgen.generate.steering import steered_samples as steered
+    from molgen.generate.steering_fit import fit_prefix_predictor
     from molgen.vae import MoleculeVAE
 
     set_torch_threads(threads)

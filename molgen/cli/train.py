@@ -8,8 +8,19 @@ from typing import Optional
 import typer
 
 from molgen.cli._app import app
-from molgen.cli._common import REJECTS_HELP, STRICT_HELP, _policy
-from molgen.cli.options import ConfigFile, set_path, settings_from
+from molgen.cli._common import _policy
+from molgen.cli.options import (
+    ConfigFile,
+    DeviceOpt,
+    QuietOpt,
+    RejectsOpt,
+    SeedOpt,
+    SmilesColumnOpt,
+    StrictOpt,
+    ThreadsOpt,
+    set_path,
+    settings_from,
+)
 
 #: Where each flag goes in :class:`~molgen.vae.train_config.VAETrainSettings`.
 TRAIN_FLAGS = {
@@ -35,7 +46,7 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="SMILES file (.smi/.csv/.tsv/.txt, optionally .gz); default: embedded MOSES sample"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder to create (or continue with --resume); required unless the config file gives run.out"),
     representation: Optional[str] = typer.Option(None, help="smiles or selfies (default: selfies, or the --init-from checkpoint's)"),
-    smiles_column: Optional[str] = typer.Option(None, help="CSV column holding SMILES (auto-detected by default)"),
+    smiles_column: SmilesColumnOpt = None,
     epochs: int = typer.Option(10, help="maximum number of epochs"),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(1e-3, help="AdamW learning rate"),
@@ -63,16 +74,16 @@ def train(
     patience: int = typer.Option(5, help="early-stopping patience in epochs (0 disables)"),
     checkpoint_every: int = typer.Option(500, help="steps between resumable checkpoints"),
     limit: int = typer.Option(0, help="use only the first N molecules (0: all)"),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
-    strict: bool = typer.Option(False, help=STRICT_HELP),
-    rejects: Optional[Path] = typer.Option(None, help=REJECTS_HELP),
+    strict: StrictOpt = False,
+    rejects: RejectsOpt = None,
     init_from: Optional[str] = typer.Option(None, help="fine-tune: start from this checkpoint's weights, and its architecture and representation unless given; a file, run folder or pretrained name (default, zinc, drug-like; molgen info --list); its vocabulary grows by any new tokens of --data, nothing is dropped"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default)"),
+    threads: ThreadsOpt = 0,
     precision: str = typer.Option("auto", help="auto (fp16 mixed precision on CUDA, bf16 autocast on CPUs with AVX512-BF16/AMX, else fp32), fp32, bf16 or fp16 (CUDA)"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass (mostly for GPUs: fuses small kernels; the first steps pay the compilation)"),
-    quiet: bool = typer.Option(False, help="no progress bar"),
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a sequence VAE on your molecules (--data moses-train uses the cached MOSES training set).
 

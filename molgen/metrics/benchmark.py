@@ -335,24 +335,12 @@ def _plot_properties(result: Evaluation, path: Path) -> None:
         ref = result.reference.properties[:, column]
         gen = result.generated.properties[:, column]
         bins = np.histogram_bin_edges(np.concatenate([ref, gen]), bins=50)
-        ref_label = f"reference (n={result.reference.n_molecules:,})"
-        gen_label = f"generated (n={result.generated.n_molecules:,} valid)"
-        ax.hist(
-            ref,
-            bins=bins,
-            weights=result.reference.counts,
-            density=True,
-            alpha=0.5,
-            label=ref_label,
+        sides = (
+            (ref, result.reference.counts, f"reference (n={result.reference.n_molecules:,})"),
+            (gen, result.generated.counts, f"generated (n={result.generated.n_molecules:,} valid)"),
         )
-        ax.hist(
-            gen,
-            bins=bins,
-            weights=result.generated.counts,
-            density=True,
-            alpha=0.5,
-            label=gen_label,
-        )
+        for values, counts, label in sides:
+            ax.hist(values, bins=bins, weights=counts, density=True, alpha=0.5, label=label)
         ax.set_title(title)
     axes[0].legend()
     fig.tight_layout()
