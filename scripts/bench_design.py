@@ -59,7 +59,7 @@ def diversity(args) -> None:
         for k in (0, args.bucket_size):
             t0, c0 = time.perf_counter(), _cpu()
             result = optimize("qed", model=args.model, method=args.method, budget=args.budget, seed=seed, diversity=k or None,
-                              out_dir=Path(args.out) / f"{args.method}_k{k}_s{seed}")  # fmt: skip
+                              start=args.start, out_dir=Path(args.out) / f"{args.method}_k{k}_s{seed}")  # fmt: skip
             top = result.frame.head(100)
             raw = top["objective_unfiltered"] if "objective_unfiltered" in top else top["objective"]
             rows.append({
@@ -69,7 +69,8 @@ def diversity(args) -> None:
                 "best_qed": float(result.frame["qed"].max()), "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_cpu() - c0, 1),
             })  # fmt: skip
             print(rows[-1], flush=True)
-    _save(f"diversity_{args.method}", {"budget": args.budget, "method": args.method, "rows": rows})
+    name = f"diversity_{args.method}" + ("_lead" if args.start else "")
+    _save(name, {"budget": args.budget, "method": args.method, "start": args.start, "rows": rows})
 
 
 CORES = {"sulfonamide": "S(=O)(=O)N", "indole": "c1ccc2[nH]ccc2c1", "quinazoline": "c1ccc2ncncc2c1"}
@@ -187,6 +188,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--bucket-size", type=int, default=1)
     p.add_argument("--method", default="bo")
+    p.add_argument("--start", default=None, help="a lead: the QED run improves it (a search that stays near one chemotype)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--model", default=None)
     p.add_argument("--out", default="runs/design/diversity")

@@ -90,6 +90,18 @@ def test_optimize_with_a_core_scores_only_molecules_that_have_it(untrained_tiny_
     assert result.summary["substructure"]["seed_molecules"] > 0
 
 
+def test_gradient_with_a_core_restarts_from_its_best_molecules_until_the_budget_is_spent(untrained_tiny_vae):
+    # The core's seed molecules are starting points, not leads: rounds of restarts (half from the best molecules
+    # found) run until the budget is spent, instead of a lead search around every seed or one fixed round.
+    options = {"predictor_train_size": 300, "steps": 4, "decode_every": 2, "decode_temperature": 1.0, "predictor": {"epochs": 5}}
+    result = optimize("qed", model=untrained_tiny_vae, method="gradient", budget=30, substructure=["[OX2H]"], options=options, seed=0)
+    facts = result.summary["method_facts"]
+    assert result.oracle.calls == 30 and result.summary["stop"]["rule"] == "budget spent"
+    assert all(CoreFilter(["[OX2H]"]).matches(s) for s in result.frame.smiles)
+    assert facts["rounds"] >= 2 and facts["round_log"][1]["elites"] >= 1
+    assert not result.oracle.starts  # no leads: nothing is measured by similarity to a seed
+
+
 def test_cli_sample_with_a_core(untrained_tiny_vae, tmp_path):
     from typer.testing import CliRunner
 

@@ -129,3 +129,42 @@ def test_explore_options_are_checked():
 def test_explore_on_needs_a_start(vae, predictor):
     with pytest.raises(ConfigError, match="start molecules"):
         optimize("logp", vae, budget=10, predictor=predictor, options={**FAST, "explore": "on"})
+
+
+@pytest.fixture(scope="module")
+def shipped_vae():
+    from molgen.vae import MoleculeVAE
+
+    return MoleculeVAE.load(None, device="cpu")
+
+
+def test_prefixes_are_the_first_tokens_of_the_lead_written_from_some_root(shipped_vae):
+    from rdkit import Chem
+
+    from molgen.optimize.explore import _prefixes
+
+    lead = "CC(=O)Nc1ccc(O)cc1"
+    oracle = SimpleNamespace(starts=[lead], top=lambda: [])
+    origins = [0] * 40 + [None] * 10
+    prefix = _prefixes(shipped_vae, oracle, origins, 0.5, torch.Generator().manual_seed(0))
+    mol = Chem.MolFromSmiles(lead)
+    rooted = [Chem.MolToSmiles(mol, rootedAtAtom=r) for r in range(mol.GetNumAtoms())]
+    ids, lengths, _ = shipped_vae.tokenize(rooted)
+    writings = [ids[j, 1 : int(lengths[j]) - 1].tolist() for j in range(len(rooted))]
+    forced = [(row[row != 0]).tolist() for row in prefix]
+    assert all(not f for f in forced[40:])  # rows without a lead decode freely
+    used = [f for f in forced[:40] if f]
+    assert 10 <= len(used) <= 30  # about half the lead's rows, as asked
+    for f in used:  # each is the first 30-90 % of the tokens of one way of writing the lead
+        assert any(w[: len(f)] == f and 0.3 * len(w) - 1 <= len(f) <= 0.9 * len(w) for w in writings)
+    assert len({tuple(f) for f in used}) > 5  # from several roots and lengths
+    assert _prefixes(shipped_vae, oracle, origins, 0.0, torch.Generator()) is None
+
+
+def test_lead_search_with_prefixes_stays_above_the_floor(shipped_vae):
+    lead = "CC(=O)Nc1ccc(O)cc1"
+    result = optimize("qed", shipped_vae, budget=15, start=lead, min_similarity=0.5, seed=0,
+                      options={**FAST, "predictor_train_size": 300, "predictor": {"epochs": 5}, "explore_prefix": 1.0})  # fmt: skip
+    frame = result.frame
+    assert len(frame) == result.oracle.calls > 0 and frame.smiles.is_unique
+    assert (frame.similarity_to_start >= 0.5).all()

@@ -116,6 +116,25 @@ def test_finished_rows_leave_in_buckets_and_every_row_is_decoded_exactly():
     assert model.calls == sorted(model.calls, reverse=True) and len(model.calls) == 9
 
 
+def test_a_forced_prefix_starts_its_row_and_the_model_writes_the_rest():
+    stops = [(7 * i) % 9 for i in range(300)]  # rows finish at different steps, so the batch shrinks under the prefix
+    model = _AlwaysEos(stops)
+    prefix = torch.zeros(300, 4, dtype=torch.long)
+    prefix[::3, :3] = torch.tensor([6, 7, 4])  # every third row is forced to start 6 7 4; the rest decode freely
+    prefix[1::3, :1] = 7
+    ids = decode_tokens(model, torch.arange(300.0).unsqueeze(1), DecodeOptions(strategy="greedy"), prefix=prefix)
+    free = decode_tokens(_AlwaysEos(stops), torch.arange(300.0).unsqueeze(1), DecodeOptions(strategy="greedy"))
+    for i, stop in enumerate(stops):
+        forced = {0: [6, 7, 4], 1: [7], 2: []}[i % 3]
+        # The forced tokens replace the model's first choices (even an EOS it would have written), then it goes on.
+        expected = forced + [5] * max(stop - len(forced), 0) + [2]
+        assert ids[i].tolist() == expected + [0] * (10 - len(expected)), i
+        if not forced:
+            assert torch.equal(ids[i], free[i])
+    with pytest.raises(ValueError, match="prefix must be token ids"):
+        decode_tokens(model, torch.zeros(3, 1), DecodeOptions(strategy="greedy"), prefix=torch.zeros(2, 4, dtype=torch.long))
+
+
 def test_sampling_is_reproducible_and_top1_is_greedy():
     model = _model()
     z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))

@@ -111,16 +111,22 @@ def decode_tokens(
     z: torch.Tensor,
     options: DecodeOptions | None = None,
     generator: torch.Generator | None = None,
+    prefix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Decode latent vectors ``[B, D]`` into token ids ``[B, L]`` (no BOS; EOS then PAD).
 
     Sequences that have emitted EOS leave the working batch immediately; the
     loop ends when none is left or ``max_length`` tokens were produced.
+    ``prefix`` (token ids ``[B, P]``, no BOS, PAD after each row's prefix) forces
+    each row's first tokens: the model writes the rest, conditioned on them
+    and on ``z`` (a partial molecule completed by the decoder).
     """
     opts = options or DecodeOptions()
+    if prefix is not None and (prefix.ndim != 2 or prefix.size(0) != z.size(0)):
+        raise ValueError(f"prefix must be token ids [{z.size(0)}, P], got {list(prefix.shape)}")
     # auto decodes in fp32 on CUDA: the GPU is rarely the bottleneck of sampling.
     with autocast(z.device, autocast_dtype(opts.precision, z.device)):
-        return _decode_loop(model, z, opts, generator)
+        return _decode_loop(model, z, opts, generator, None if prefix is None else prefix.to(z.device))
 
 
 #: Finished sequences leave the working batch in steps of this many rows (powers
@@ -136,7 +142,7 @@ def _bucket(n_alive: int, current: int) -> int:
     return min(size, current)
 
 
-def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> torch.Tensor:
+def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.Generator | None, prefix=None) -> torch.Tensor:
     max_len = opts.max_length or model.config.max_length
     batch = z.size(0)
     out = torch.full((batch, max_len), PAD, dtype=torch.long, device=z.device)
@@ -149,6 +155,9 @@ def _decode_loop(model, z: torch.Tensor, opts: DecodeOptions, generator: torch.G
         logits, state = model.step(tokens, state, z_active)
         # Rows that already ended ride along until the batch shrinks; they write PAD.
         tokens = _choose(logits, opts, generator).masked_fill_(finished, PAD)
+        if prefix is not None and t < prefix.size(1):
+            forced = prefix[active, t]
+            tokens = torch.where(forced != PAD, forced, tokens)
         out[active, t] = tokens
         finished |= tokens == EOS
         n_alive = int((~finished).sum())

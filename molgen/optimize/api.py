@@ -299,7 +299,10 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
         if trained.report.weak:
             warnings.warn(trained.report.summary(), stacklevel=2)
         ctx.info["predictor"] = {"names": trained.model.names, "report": trained.report.summary(), "weak": trained.report.weak}
-    run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, ctx.starts or None, data, ctx.seed, ctx.show_progress)
+    # Leads (--start) are searched around; a core's seed molecules only replace the prior as starting points.
+    leads = ctx.starts if ctx.oracle.starts else None
+    design = None if leads else (ctx.starts or None)
+    run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, leads, data, ctx.seed, ctx.show_progress, design_smiles=design)
     return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log,
             "stop": {"rule": run.stop, "detail": run.stop_detail}}
 

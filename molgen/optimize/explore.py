@@ -19,6 +19,13 @@ are given (``explore="auto"``) and runs rounds until a stopping rule fires:
   ``explore_min_novelty``), up to ``explore_max_noise``, and shrinks after a
   round with more than twice that novelty; each start draws its own scale
   within a factor 3 of the schedule's (log-uniform);
+* **completing prefixes**: a share ``explore_prefix`` of the decodes is forced
+  to start with the first 30-90 % of the tokens of the lead, or of a feasible
+  molecule found from it, written from a randomly chosen root atom, and the
+  decoder writes the rest from the row's ``z``: the molecule keeps one part of
+  the lead and varies another, which is where the molecules above a high
+  similarity floor are (a latent step alone mostly changes everything a
+  little, or nothing);
 * **a trust radius that grows while feasibility holds**: every ascent is
   projected into a ball around its lead's encoding; the radius grows after a
   round whose new molecules were at least a quarter feasible and shrinks
@@ -41,7 +48,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from rdkit import Chem
 
+from molgen import chem
 from molgen.generate.decoding import DecodeOptions
 
 __all__ = ["lead_search", "ascent_step", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
@@ -185,7 +194,8 @@ def _project(z: torch.Tensor, center: torch.Tensor, radius: float) -> torch.Tens
 def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
     z_np = z.detach().cpu().numpy()
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))  # from the run's generator: same seed, same molecules
-    smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed)
+    prefix = _prefixes(vae, oracle, origins, cfg.explore_prefix, gen)
+    smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed, prefix=prefix)
     oracle(smiles, step=step, origins=origins)
     run.decoded += len(smiles)
     run.trajectory.extend((o, step, s) for o, s in zip(origins, smiles) if s)
@@ -194,6 +204,39 @@ def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cf
             run.latents[s] = z_np[i].copy()
     if cfg.refit:
         surrogate.add(z_np, smiles)
+
+
+_PREFIX_SHARE = (0.3, 0.9)  # a forced prefix is this share of its molecule's tokens, drawn uniformly
+_PREFIX_POOL = 16  # the best feasible molecules of a lead whose prefixes are completed, besides the lead's own
+
+
+def _prefixes(vae, oracle, origins, share: float, gen: torch.Generator) -> torch.Tensor | None:
+    """Forced prefixes ``[B, P]`` (PAD where a row decodes freely) for a share of the rows, or None."""
+    if share <= 0 or not oracle.starts or not hasattr(vae, "tokenize"):
+        return None
+    chosen = (torch.rand(len(origins), generator=gen) < share).tolist()
+    found: dict[int, list[str]] = {}
+    for record in oracle.top():
+        if record.origin is not None and len(found.setdefault(record.origin, [])) < _PREFIX_POOL:
+            found[record.origin].append(record.smiles)
+    rows, texts = [], []
+    for i, (use, origin) in enumerate(zip(chosen, origins)):
+        if use and origin is not None:
+            pool = [oracle.starts[origin]] + found.get(origin, [])
+            mol = chem.parse_smiles(pool[int(torch.randint(len(pool), (1,), generator=gen))])
+            root = int(torch.randint(mol.GetNumAtoms(), (1,), generator=gen))
+            rows.append(i)
+            texts.append(Chem.MolToSmiles(mol, rootedAtAtom=root))
+    ids, lengths, kept = vae.tokenize(texts) if texts else (None, None, [])
+    if not kept:
+        return None
+    prefix = torch.zeros(len(origins), ids.size(1), dtype=torch.long)
+    low, high = _PREFIX_SHARE
+    for j, k in enumerate(kept):
+        n_tokens = int(lengths[j]) - 2  # without BOS and EOS
+        keep = int(n_tokens * (low + (high - low) * float(torch.rand(1, generator=gen))))
+        prefix[rows[k], :keep] = ids[j, 1 : 1 + keep]
+    return prefix
 
 
 def stop_facts(run) -> dict[str, Any]:

@@ -80,14 +80,14 @@ from molgen.config import ConfigMixin
 from molgen.errors import ConfigError
 from molgen.generate.decoding import DecodeOptions
 from molgen.optimize.decode_pipeline import DecodeScorer
-from molgen.optimize.explore import STOP_BUDGET, ascent_step, lead_search
+from molgen.optimize.explore import STOP_BUDGET, STOP_STALLED, ascent_step, lead_search
 from molgen.optimize.oracle import Oracle
 from molgen.optimize.predictor import (
     PredictorTrainingConfig,
     TrainedPredictor,
     fit_predictor,
 )
-from molgen.optimize.restarts import Restarts, elite_latents
+from molgen.optimize.restarts import Restarts, design_rounds, encode_design, initial_design, origins_for, round_starts
 from molgen.utils.progress import progress_bar
 
 __all__ = ["GradientConfig", "GradientRun", "optimize_gradient", "STOP_ROUNDS_FINISHED"]
@@ -131,6 +131,7 @@ class GradientConfig(ConfigMixin):
     explore_min_novelty: float = 0.1  # a round with fewer new molecules per decode raises the noise
     explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
     explore_max_rounds: int = 200
+    explore_prefix: float = 0.5  # share of decodes that complete a prefix of the lead or of a molecule found near it
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     n_jobs: int = 0  # RDKit worker processes decoding and scoring beside the ascent (0: all CPUs for large runs; 1: none)
@@ -159,6 +160,8 @@ class GradientConfig(ConfigMixin):
             raise ConfigError("explore_temperature, explore_noise and explore_max_noise must be > 0 and explore_growth >= 1")
         if not 0 <= self.explore_min_novelty <= 1:
             raise ConfigError("explore_min_novelty must be in [0, 1]")
+        if not 0 <= self.explore_prefix <= 1:
+            raise ConfigError("explore_prefix must be in [0, 1]")
         if self.restart_noise_growth < 1 or self.restart_max_noise < 0:
             raise ConfigError("restart_noise_growth must be >= 1 and restart_max_noise >= 0")
         PredictorTrainingConfig.from_dict(self.predictor)
@@ -255,6 +258,7 @@ def optimize_gradient(
     predictor_data: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     show_progress: bool = False,
+    design_smiles: list[str] | None = None,
 ) -> GradientRun:
     """Run gradient-based latent optimization until the rounds end or the oracle's budget is spent.
 
@@ -266,12 +270,18 @@ def optimize_gradient(
         start_smiles: seed molecules (each reached molecule remembers its start,
             for similarity constraints); None starts from prior samples.
         predictor_data: the ``(z, y)`` the predictor was fitted on, kept for refits.
+        design_smiles: molecules to start from in place of prior samples, without being leads (e.g. training
+            molecules with a required core): rounds of restarts then run until the budget is spent, each
+            round's starts half noisy copies of the best molecules found, half noisy copies of these.
     """
     cfg = config or GradientConfig()
     gen = torch.Generator().manual_seed(seed)
     run = GradientRun(trajectory=[], reports=[])
     start_z = _encode_starts(vae, start_smiles) if start_smiles else None
-    surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, predictor_data)
+    design_z = encode_design(vae, design_smiles) if design_smiles and start_z is None else None
+    if design_z is not None:
+        cfg = design_rounds(cfg, oracle.budget)
+    surrogate = _make_surrogate(vae, oracle, predictor, cfg, start_z if design_z is None else design_z, gen, run, predictor_data)
     run.predictor = surrogate.predictor
     if cfg.refit and not surrogate.online:
         oracle.track_properties(surrogate.names)  # the refits' labels, read from the oracle's records
@@ -282,14 +292,15 @@ def optimize_gradient(
             lead_search(vae, oracle, surrogate, cfg, start_z, gen, run, bar)
         run.predictor = surrogate.predictor
         return run
-    total = cfg.rounds * cfg.n_starts * cfg.steps
-    restarts = Restarts(cfg)
+    # Rounds from design molecules run until the budget is spent: their bar counts z-steps of a budget's worth.
+    total = cfg.rounds * cfg.n_starts * cfg.steps if design_z is None else None
+    restarts, stalled = Restarts(cfg), 0
     with progress_bar(total, "gradient", enabled=show_progress, unit="z-steps") as bar, _scorer(vae, oracle, cfg) as scorer:
         for r in range(cfg.rounds):
             if oracle.exhausted:
                 break
             calls0, decoded0 = oracle.calls, run.decoded
-            z0, origins = _round_starts(vae, oracle, cfg, start_z, r, gen, run.latents, restarts)
+            z0, origins = round_starts(vae, oracle, cfg, start_z, r, gen, run.latents, restarts, design_z)
             for b in range(0, len(z0), cfg.batch_size):
                 if oracle.exhausted or scorer.stopped:
                     break
@@ -297,6 +308,10 @@ def optimize_gradient(
             scorer.flush()  # the round's last batch is scored before the round is judged
             run.rounds = r + 1
             run.round_log.append(restarts.end_round(r, oracle.calls - calls0, run.decoded - decoded0, oracle))
+            stalled = stalled + 1 if oracle.calls == calls0 else 0
+            if design_z is not None and stalled >= cfg.explore_patience:
+                run.stop, run.stop_detail = STOP_STALLED, f"{stalled} rounds in a row found no new feasible molecule"
+                return run
             if cfg.refit and r + 1 < cfg.rounds and not oracle.exhausted:
                 run.reports.append({"round": r + 1, **surrogate.refit(PredictorTrainingConfig.from_dict({**cfg.predictor, "seed": seed + r + 1}))})
                 run.predictor = surrogate.predictor
@@ -313,6 +328,10 @@ def _scorer(vae, oracle: Oracle, cfg: GradientConfig) -> DecodeScorer:
         return DecodeScorer(vae, oracle, cfg.n_jobs)
     decodes = cfg.rounds * cfg.n_starts * (cfg.steps // cfg.decode_every + 2)
     return DecodeScorer(vae, oracle, chem.resolve_n_jobs(None) if decodes >= 2 * chem.DEFAULT_THRESHOLD else 0)
+
+
+
+
 
 
 def _encode_starts(vae, smiles: list[str]) -> torch.Tensor:
@@ -336,9 +355,9 @@ def _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, data) -> _Su
             )
         return _Surrogate(oracle, predictor, online=False, data=data, constraint_weight=cfg.constraint_weight)
     # Objective not made of built-in properties: score an initial design, fit on the scores.
-    z = _initial_design(vae, cfg.n_init, start_z, cfg.start_noise, gen)
+    z = initial_design(vae, cfg.n_init, start_z, cfg.start_noise, gen)
     smiles = vae.decode(z)
-    oracle(smiles, step=0, origins=_origins_for(len(z), start_z))
+    oracle(smiles, step=0, origins=origins_for(len(z), start_z))
     run.decoded += len(z)
     zs, ys = _labelled(oracle, z.numpy(), smiles, ["objective"], online=True)
     if len(zs) < 10:
@@ -350,38 +369,10 @@ def _make_surrogate(vae, oracle, predictor, cfg, start_z, gen, run, data) -> _Su
     return _Surrogate(oracle, fitted, online=True, data=(zs, ys))
 
 
-def _initial_design(vae, n: int, start_z: torch.Tensor | None, noise: float, gen: torch.Generator) -> torch.Tensor:
-    if start_z is None:
-        return torch.randn(n, vae.config.latent_dim, generator=gen)
-    reps = start_z.repeat((n + len(start_z) - 1) // len(start_z), 1)[:n]
-    jitter = torch.randn(reps.shape, generator=gen) * noise
-    jitter[: len(start_z)] = 0  # each start itself is in the design
-    return reps + jitter
 
 
-def _origins_for(n: int, start_z: torch.Tensor | None) -> list[int | None]:
-    return [None] * n if start_z is None else [i % len(start_z) for i in range(n)]
 
 
-def _round_starts(
-    vae, oracle: Oracle, cfg: GradientConfig, start_z, round_index: int, gen, latents, restarts: Restarts
-) -> tuple[torch.Tensor, list[int | None]]:
-    """Round 0 (and every round with seed molecules): the seeds or prior samples. Later rounds without
-    seeds: noisy copies of the best molecules' latents for ``elite_fraction`` of the starts, prior for the rest."""
-    if start_z is not None:
-        z = _initial_design(vae, cfg.n_starts, start_z, cfg.start_noise, gen)
-        if round_index > 0:  # the exact seeds were already ascended from in round 0
-            z[: len(start_z)] += torch.randn(z[: len(start_z)].shape, generator=gen) * cfg.start_noise
-        return z, _origins_for(cfg.n_starts, start_z)
-    z = torch.randn(cfg.n_starts, vae.config.latent_dim, generator=gen)
-    n_elite = int(cfg.n_starts * cfg.elite_fraction) if round_index > 0 else 0
-    restarts.elites = restarts.pick_elites(oracle, max(1, n_elite // cfg.elite_copies)) if n_elite else []
-    if restarts.elites:
-        ez = elite_latents(vae, restarts.elites, latents if cfg.elite_latent == "decoded" else {})
-        if len(ez):
-            reps = ez.repeat((n_elite + len(ez) - 1) // len(ez), 1)[:n_elite]
-            z[:n_elite] = reps + torch.randn(reps.shape, generator=gen) * restarts.noise
-    return z, [None] * cfg.n_starts
 
 
 def _ascend(

@@ -265,8 +265,12 @@ class MoleculeVAE:
         n_jobs: int | None = None,
         condition: str | dict[str, float] | np.ndarray | None = None,
         guidance: float = 1.0,
+        prefix: torch.Tensor | None = None,
     ) -> list[str | None]:
         """Decode latent vectors to canonical SMILES (``None`` where RDKit rejects the result).
+
+        ``prefix``: token ids ``[n, P]`` each row's decode must start with (see
+        :func:`~molgen.generate.decoding.decode_tokens`).
 
         ``condition`` (conditional models only): a request such as
         ``"logp=2.5"``, raw property rows ``[n, k]``, or ``None`` for vectors
@@ -283,7 +287,8 @@ class MoleculeVAE:
         gen = torch.Generator().manual_seed(seed)
         texts: list[str] = []
         for start in range(0, len(z), batch_size):
-            ids = decode_tokens(decoder, h[start : start + batch_size].to(self.device), options, gen)
+            rows = None if prefix is None else prefix[start : start + batch_size]
+            ids = decode_tokens(decoder, h[start : start + batch_size].to(self.device), options, gen, rows)
             texts.extend(self.ids_to_strings(ids))
         return strings_to_smiles(texts, self.representation, n_jobs)
 
