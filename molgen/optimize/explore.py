@@ -19,7 +19,7 @@ are given (``explore="auto"``) and runs rounds until a stopping rule fires:
   ``explore_min_novelty``), up to ``explore_max_noise``, and shrinks after a
   round with more than twice that novelty; each start draws its own scale
   within a factor 3 of the schedule's (log-uniform);
-* **completing prefixes**: a share ``explore_prefix`` of the decodes is forced
+* **completing prefixes** (off by default): a share ``explore_prefix`` of the decodes is forced
   to start with the first 30-90 % of the tokens of the lead, or of a feasible
   molecule found from it, written from a randomly chosen root atom, and the
   decoder writes the rest from the row's ``z``: the molecule keeps one part of

@@ -131,7 +131,7 @@ class GradientConfig(ConfigMixin):
     explore_min_novelty: float = 0.1  # a round with fewer new molecules per decode raises the noise
     explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
     explore_max_rounds: int = 200
-    explore_prefix: float = 0.5  # share of decodes that complete a prefix of the lead or of a molecule found near it
+    explore_prefix: float = 0.0  # share of decodes that complete a prefix of the lead or of a molecule found near it (0: off)
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     n_jobs: int = 0  # RDKit worker processes decoding and scoring beside the ascent (0: all CPUs for large runs; 1: none)
