@@ -56,7 +56,7 @@ def diversity(args) -> None:
 
     rows = []
     for seed in args.seeds:
-        for k in (0, args.bucket_size):
+        for k in (0, args.bucket_size) if not args.filtered_only else (args.bucket_size,):
             t0, c0 = time.perf_counter(), _cpu()
             result = optimize("qed", model=args.model, method=args.method, budget=args.budget, seed=seed, diversity=k or None,
                               start=args.start, options=dict(json.loads(o) for o in args.option) if args.option else None,
@@ -71,6 +71,7 @@ def diversity(args) -> None:
             })  # fmt: skip
             print(rows[-1], flush=True)
     name = f"diversity_{args.method}" + ("_lead" if args.start else "") + "".join(f"_{v}" for o in args.option for v in json.loads(o)[1:])
+    name += "_filtered" if args.filtered_only else ""
     _save(name, {"budget": args.budget, "method": args.method, "start": args.start, "options": args.option, "rows": rows})
 
 
@@ -196,6 +197,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--bucket-size", type=int, default=1)
     p.add_argument("--method", default="bo")
+    p.add_argument("--filtered-only", action="store_true", help="only the runs with the filter (the unfiltered ones are unchanged by a filter change)")
     p.add_argument("--option", action="append", default=[], help='a method option as a JSON pair, e.g. ["n_starts", 64]')
     p.add_argument("--start", default=None, help="a lead: the QED run improves it (a search that stays near one chemotype)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

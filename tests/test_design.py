@@ -33,20 +33,35 @@ def test_memory_zeroes_or_penalises_after_k_hits():
             DiversityConfig.from_dict(bad)
 
 
-def test_optimize_with_the_filter_ranks_by_filtered_score(untrained_tiny_vae, tmp_path):
-    result = optimize("qed", model=untrained_tiny_vae, method="bo", budget=20, options=BO, diversity=1, out_dir=tmp_path)
+def test_optimize_with_the_filter_ranks_by_filtered_score(default_vae, tmp_path):
+    # Penalty 0 (the default): a molecule of a full scaffold is known to score zero, so it costs no call.
+    result = optimize("qed", model=default_vae, method="bo", budget=20, options=BO, diversity=1, out_dir=tmp_path)
+    frame = pd.read_csv(tmp_path / "molecules.csv")
+    scaffolds = [murcko_scaffold(s) for s in frame.sort_values("call").smiles]
+    assert len(set(scaffolds)) == len(scaffolds) == 20  # every call went to a new scaffold
+    assert frame.objective.tolist() == pytest.approx(frame.objective_unfiltered.tolist())
+    log = [json.loads(line) for line in (tmp_path / "oracle_log.jsonl").read_text().splitlines()]
+    skipped = [r for r in log if r["status"] == "filtered" and "diversity filter" in (r["error"] or "")]
+    assert skipped and all(r["call"] is None and murcko_scaffold(r["smiles"]) in set(scaffolds) for r in skipped)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["diversity_filter"]["bucket_size"] == 1 and summary["diversity_filter"]["scaffolds"] == 20
+    assert result.oracle.calls == 20
+
+
+def test_filter_that_scores_full_scaffolds_still_zeroes_them(untrained_tiny_vae, tmp_path):
+    config = {"bucket_size": 1, "skip_full": False}  # REINVENT's way: every molecule is scored, repeats score 0
+    result = optimize("qed", model=untrained_tiny_vae, method="bo", budget=20, options=BO, diversity=config, out_dir=tmp_path)
     frame = pd.read_csv(tmp_path / "molecules.csv")
     seen, expected = set(), []
     by_call = frame.sort_values("call")
-    for smi, filtered, raw in zip(by_call.smiles, by_call.objective, by_call.objective_unfiltered):
+    for smi, raw in zip(by_call.smiles, by_call.objective_unfiltered):
         scaffold = murcko_scaffold(smi)
         expected.append(raw if scaffold not in seen else 0.0)
         seen.add(scaffold)
     assert by_call.objective.tolist() == pytest.approx(expected)
+    assert len(seen) < 20  # this model writes mostly acyclic molecules (one empty scaffold): most calls scored zero
     positive = frame[frame.objective > 0]
     assert len(set(murcko_scaffold(s) for s in positive.smiles)) == len(positive)  # one molecule per scaffold scores
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["diversity_filter"]["bucket_size"] == 1 and summary["diversity_filter"]["scaffolds"] == len(seen)
     assert result.oracle.calls == 20
 
 

@@ -145,7 +145,7 @@ def optimize_command(
     quiet: QuietOpt = False,
     timeout: Optional[float] = typer.Option(None, help="seconds a user objective may spend on one molecule; slower ones are logged failures"),
     substructure: list[str] = typer.Option([], "--substructure", help="SMARTS every molecule must contain (repeatable); others cost no oracle call"),
-    diversity_filter: int = typer.Option(0, help="scaffold memory: after K hits on one Bemis-Murcko scaffold, more of it score zero (0: off)"),
+    diversity_filter: int = typer.Option(0, help="scaffold memory: after K hits on one Bemis-Murcko scaffold, more of it score zero and cost no oracle call (0: off)"),
     diversity_penalty: float = typer.Option(0.0, help="with --diversity-filter: factor on the score of a full scaffold's molecules (0: zero)"),
     pareto: bool = typer.Option(False, help="also write pareto.csv/pareto.png: the non-dominated molecules over a scoring file's 2-3 components"),
     strict: described(StrictOpt, STRICT_HELP + "; applies to --starts") = False,

@@ -40,6 +40,9 @@ class DiversityConfig(ConfigMixin):
     penalty: float = 0.0  # factor on the score of every later molecule of a full scaffold (0: score zero)
     min_score: float | None = None  # unfiltered score a molecule needs to count as a hit (None: any)
     generic: bool = False  # compare generic scaffolds (every atom carbon, every bond single)
+    # With penalty 0 a molecule of a full scaffold is known to score zero before it is scored: it then costs
+    # no oracle call (logged as filtered), so the budget goes to new scaffolds. False: score it anyway.
+    skip_full: bool = True
 
     def __post_init__(self) -> None:
         if int(self.bucket_size) != self.bucket_size or self.bucket_size < 1:
@@ -77,6 +80,22 @@ class ScaffoldMemory:
         if self.config.min_score is None or score >= self.config.min_score:
             self.counts[scaffold] = self.counts.get(scaffold, 0) + 1
         return score * self.config.penalty if full else score
+
+    def full_reason(self, smiles: str, pending: dict[str, int]) -> str | None:
+        """Why ``smiles`` need not be scored (its scaffold is full and the penalty is 0), else None.
+
+        ``pending`` counts the molecules of each scaffold already sent for scoring in the same batch
+        (they are hits only when there is no ``min_score``); it is updated for molecules that go on.
+        """
+        cfg = self.config
+        if not cfg.skip_full or cfg.penalty != 0:
+            return None
+        scaffold = murcko_scaffold(smiles, cfg.generic)
+        hits = self.counts.get(scaffold, 0) + (pending.get(scaffold, 0) if cfg.min_score is None else 0)
+        if hits >= cfg.bucket_size:
+            return f"scaffold {scaffold or '(acyclic)'} already has {cfg.bucket_size} hit(s) (diversity filter)"
+        pending[scaffold] = pending.get(scaffold, 0) + 1
+        return None
 
     def summary(self) -> dict:
         full = sum(n >= self.config.bucket_size for n in self.counts.values())

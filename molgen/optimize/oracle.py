@@ -243,7 +243,7 @@ class Oracle:
             return
         names = list(new)
         columns = self.property_names
-        feasible = []
+        feasible, pending = [], {}
         for s, row in zip(names, self._property_rows(names, known)):
             origin = new[s] if new[s] is not None else self._nearest_start(s)
             sim = self.similarity(s, origin)
@@ -257,7 +257,12 @@ class Oracle:
             elif self.sanity is not None and (why := self.sanity.reason(s)) is not None:
                 self.counts["filtered"] += 1
                 self._store(OracleRecord(s, math.nan, "filtered", None, step, origin, sim, why, row))
-            elif len(feasible) < self.remaining:
+            elif len(feasible) >= self.remaining:
+                continue
+            elif self.diversity is not None and (why := self.diversity.full_reason(s, pending)) is not None:
+                self.counts["filtered"] += 1
+                self._store(OracleRecord(s, math.nan, "filtered", None, step, origin, sim, why, row))
+            else:
                 feasible.append((s, origin, sim, row))
         if not feasible:
             return
