@@ -18,6 +18,10 @@ Reproduce (resumable with ``--resume``)::
 
     python scripts/train_druglike_model.py --out runs/druglike --minutes 60 --max-cpu-minutes 70
     cp runs/druglike/model.safetensors data/druglike_model.safetensors
+
+A longer run continues the shipped model (new optimizer state, same split)::
+
+    python scripts/train_druglike_model.py --out runs/druglike2 --base data/druglike_model.safetensors --minutes 95 --max-cpu-minutes 100
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def main() -> None:
     parser.add_argument("--max-cpu-minutes", type=float, default=70)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--base", default=str(BASE), help="checkpoint to fine-tune (default: the stereo-free ZINC model; "
+                        "data/druglike_model.safetensors continues the shipped model)")
     args = parser.parse_args()
     train_path, _ = write_split(args.out, args.seed)
     command = [
@@ -74,7 +80,7 @@ def main() -> None:
         "--kl-warmup", "0", "--word-dropout", "0.1", "--max-length", "120", "--val-fraction", "0.01",
         "--max-minutes", str(args.minutes), "--max-cpu-minutes", str(args.max_cpu_minutes), "--patience", "0",
         "--threads", "1", "--quiet", "--seed", str(args.seed),
-    ] + (["--resume"] if args.resume else ["--init-from", str(BASE)])
+    ] + (["--resume"] if args.resume else ["--init-from", args.base])
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True)
 

@@ -161,6 +161,36 @@ def test_ring_size_penalty_of_macrocycle():
     assert chem.ring_size_penalty(chem.parse_smiles("C1CCCCCCCCC1")) == 4.0
 
 
+def _qed_corpus() -> list[str]:
+    """Every 200th ZINC-250k molecule (stereo, charges), every 10th of the MOSES test sample, and
+    molecules with hydrogen atoms, isotopes, many alerts or none: the molecules QED meets."""
+    import gzip
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    with gzip.open(data / "zinc250k.smi.gz", "rt") as fh:
+        zinc = [line.split()[0] for i, line in enumerate(fh) if i % 200 == 0 and line.strip()]
+    with gzip.open(data / "moses_test_5k.smi.gz", "rt") as fh:
+        moses = [line.split()[0] for i, line in enumerate(fh) if i % 10 == 0 and line.strip()]
+    odd = ["[H]C([H])([H])O", "[2H]c1ccccc1C(=O)O", "[H][C@@](F)(Cl)Br", "O=[N+]([O-])c1ccc(N=Nc2ccccc2)cc1C=O",
+           "C=CC(=O)OCC1CO1", "CCCCCCCCCCCCCCCC(=O)OOC(=O)C", "[Na+].[Cl-]", "C", "O", "c1ccc2c(c1)ccc1ccccc12", ASPIRIN]
+    return zinc + moses + odd
+
+
+def test_qed_properties_equal_rdkit_field_by_field():
+    """The shortcut descriptors of chem.qed equal RDKit's QED.properties exactly, and so does QED."""
+    from rdkit.Chem import QED
+
+    mols = [m for m in (chem.parse_smiles(s) for s in _qed_corpus()) if m is not None]
+    assert len(mols) > 1_500
+    with_h = [Chem.AddHs(m) for m in mols[:200:10]]  # explicit hydrogens: RDKit's RemoveHs path
+    differ = [Chem.MolToSmiles(m) for m in mols + with_h if chem.qed_properties(m) != QED.properties(m)]
+    assert differ == []
+    assert [chem.qed(m) for m in mols[::4]] == [QED.qed(m) for m in mols[::4]]
+    counts = {chem.qed_properties(m).ALERTS for m in mols}
+    assert {0, 1, 2} <= counts  # the alert count is exercised, not only zero
+
+
 def test_properties_registry_has_cli_names():
     expected = {"qed", "logp", "sa", "plogp", "mw", "tpsa", "hbd", "hba", "rotb", "rings", "arom_rings", "heavy_atoms"}
     assert expected <= set(chem.PROPERTIES)

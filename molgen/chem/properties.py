@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rdkit import Chem, RDConfig
-from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
+from rdkit.Chem import QED, Crippen, Descriptors, FilterCatalog, MolSurf, rdMolDescriptors
 
 from molgen.chem._pool import pmap
 from molgen.chem.molecules import try_parse
@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pandas costs a quarter second at start-up; only compute_pro
 
 __all__ = [
     "qed",
+    "qed_properties",
     "logp",
     "sa_score",
     "penalized_logp",
@@ -83,8 +84,50 @@ ZINC250K_PLOGP_STATS: dict[str, tuple[float, float]] = {
 
 
 def qed(mol: Chem.Mol) -> float:
-    """Quantitative estimate of drug-likeness, 0 (unlike drugs) to 1."""
-    return float(QED.qed(mol))
+    """Quantitative estimate of drug-likeness, 0 (unlike drugs) to 1.
+
+    RDKit's ``QED.qed`` (its desirability functions and weights), fed with
+    :func:`qed_properties`: the same eight descriptors, the same numbers, in
+    about 40 % less time (``scripts/check_qed.py``: 1.28 vs 2.20 CPU-ms per
+    molecule over 50,891 ZINC-250k and MOSES molecules, none different).
+    """
+    return float(QED.qed(mol, qedProperties=qed_properties(mol)))
+
+
+def qed_properties(mol: Chem.Mol) -> QED.QEDproperties:
+    """``QED.properties(mol)``, equal field by field, computed with two shortcuts.
+
+    * RDKit first copies the molecule through ``Chem.RemoveHs``; a molecule with
+      no hydrogen atom (any molecule parsed from SMILES without ``[H]`` or
+      ``[2H]`` atoms) is used as it is (the copy cost a tenth of a millisecond).
+    * The structural-alert count, 116 ``HasSubstructMatch`` calls from Python
+      (40 % of QED's time), is one ``FilterCatalog`` pass over the same query
+      molecules (:func:`_qed_alerts`), each alert counted once, as in RDKit.
+
+    ``tests/test_properties.py`` checks the equality on MOSES and ZINC-250k
+    molecules with stereocentres, charges and explicit hydrogens.
+    """
+    if any(atom.GetAtomicNum() == 1 for atom in mol.GetAtoms()):
+        mol = Chem.RemoveHs(mol)
+    return QED.QEDproperties(
+        MW=rdMolDescriptors._CalcMolWt(mol),
+        ALOGP=Crippen.MolLogP(mol),
+        HBA=sum(len(mol.GetSubstructMatches(p)) for p in QED.Acceptors if mol.HasSubstructMatch(p)),
+        HBD=rdMolDescriptors.CalcNumHBD(mol),
+        PSA=MolSurf.TPSA(mol),
+        ROTB=rdMolDescriptors.CalcNumRotatableBonds(mol, rdMolDescriptors.NumRotatableBondsOptions.Strict),
+        AROM=len(Chem.GetSSSR(Chem.DeleteSubstructs(Chem.Mol(mol), QED.AliphaticRings))),
+        ALERTS=len(_qed_alerts().GetMatches(mol)),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _qed_alerts() -> FilterCatalog.FilterCatalog:
+    """RDKit's QED structural alerts (``QED.StructuralAlerts``) as one filter catalogue, built once per process."""
+    catalog = FilterCatalog.FilterCatalog()
+    for i, query in enumerate(QED.StructuralAlerts):
+        catalog.AddEntry(FilterCatalog.FilterCatalogEntry(f"qed_alert_{i}", FilterCatalog.SmartsMatcher(f"qed_alert_{i}", query, 1)))
+    return catalog
 
 
 def logp(mol: Chem.Mol) -> float:

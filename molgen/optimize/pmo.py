@@ -35,10 +35,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from rdkit import Chem, DataStructs, RDLogger
-from rdkit.Chem import QED, Descriptors, rdMolDescriptors
+from rdkit.Chem import Descriptors, rdMolDescriptors
 from rdkit.Chem import rdFingerprintGenerator as fpgen
 from rdkit.Chem.Pharm2D import Generate, Gobbi_Pharm2D
 
+from molgen import chem
 from molgen.errors import ConfigError
 from molgen.optimize.objectives import register_term_prefix
 
@@ -266,7 +267,7 @@ _DEFINITIONS: dict[str, tuple[Callable[[], list[Term]], Callable[[Sequence[float
         lambda: [_similarity(PERINDOPRIL, "ECFP4"), _descriptor(rdMolDescriptors.CalcNumAromaticRings, _gaussian(2, 0.5))],
         _geometric,
     ),
-    "qed": (lambda: [_descriptor(QED.qed, _raw)], _geometric),
+    "qed": (lambda: [_descriptor(chem.qed, _raw)], _geometric),
     "ranolazine_mpo": (
         lambda: [
             _similarity(RANOLAZINE, "AP", _clipped(0.7)),
