@@ -426,3 +426,23 @@ def test_bo_with_finetuning_is_seeded_and_leaves_the_callers_model_alone(tiny):
         optimize("heavy_atoms=12", model=ChainVAE(), method="bo", budget=6, options={**TOY_OPTIONS, "finetune_every": 1})
     with pytest.raises(ConfigError, match="finetune_every must be >= 0"):
         BOConfig(finetune_every=-1)
+
+
+def test_box_anchored_on_starts_decodes_their_codes(tmp_path):
+    """A PCA box loses what makes a lead itself; anchoring adds each start's residual back near it."""
+    from molgen.optimize.bo_space import _encode_starts
+
+    vae = build_untrained_tiny_vae(tmp_path)
+    box = LatentBox.build(vae, BOConfig(dims=3, projection_molecules=200))
+    starts = ["CC(=O)Nc1ccc(O)cc1", "CCN(CC)CCOC(=O)c1ccc(N)cc1"]
+    z, kept = vae.encode(starts)
+    assert kept == [0, 1]
+    lost = np.abs(box.to_latent(box.from_latent(z)) - z).max()
+    assert lost > 1e-2  # the subspace alone moves the codes
+    x = _encode_starts(vae, box, starts)
+    np.testing.assert_allclose(box.to_latent(x), z, atol=1e-5)
+    # A point beside a start takes that start's residual: it decodes near the start's code, not near the subspace.
+    beside = (x + 1e-3).clamp(0, 1)
+    moved = box.to_latent(beside)
+    assert np.abs(moved - z).max() < 0.1 * lost
+    assert np.abs(moved[0] - z[1]).max() > np.abs(moved[0] - z[0]).max()
