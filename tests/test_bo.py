@@ -446,3 +446,13 @@ def test_box_anchored_on_starts_decodes_their_codes(tmp_path):
     moved = box.to_latent(beside)
     assert np.abs(moved - z).max() < 0.1 * lost
     assert np.abs(moved[0] - z[1]).max() > np.abs(moved[0] - z[0]).max()
+
+
+def test_empty_initial_design_names_the_constraints():
+    from molgen.optimize.bo import _empty_design_message
+
+    blocked = SimpleNamespace(counts={"invalid": 0, "duplicate": 3, "infeasible": 97, "filtered": 0, "failed": 0})
+    message = _empty_design_message(blocked)
+    assert "97 infeasible" in message and "--min-similarity" in message and "\n" not in message
+    failing = SimpleNamespace(counts={"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 100})
+    assert "check the objective" in _empty_design_message(failing)

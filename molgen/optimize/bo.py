@@ -106,7 +106,7 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
         searcher.evaluate(_initial_design(box, cfg, start_x, gen), min(cfg.n_init, int(oracle.remaining)), step=0)
         bar.advance(oracle.calls)
         if not len(data):
-            raise ConfigError("no molecule of the initial design got a score; check the objective (see the oracle log)")
+            raise ConfigError(_empty_design_message(oracle))
         region = _Region(cfg.length_init, int(data.y.argmax()), float(data.y.max()))
         centers = {data.smiles[region.center]}
         stalled, step, retrain_s = 0, 0, 0.0
@@ -137,6 +137,15 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
                 if start_smiles:  # origins are found by distance to the starts' codes, which moved too
                     searcher.start_x = _encode_starts(vae, box, start_smiles)
     return run
+
+
+def _empty_design_message(oracle: Oracle) -> str:
+    """Why the initial design has no score, and what to change, in one line."""
+    counts = oracle.counts
+    if counts["infeasible"] or counts["filtered"]:
+        return (f"no molecule of BO's initial design met the constraints ({counts['infeasible']} infeasible, {counts['filtered']} filtered); "
+                "lower --min-similarity or widen the design with --option start_noise=0.3, or use --method gradient")  # fmt: skip
+    return "no molecule of the initial design got a score; check the objective (see the oracle log)"
 
 
 def _run_bo(ctx: MethodContext) -> dict[str, Any]:
