@@ -168,3 +168,39 @@ def test_lead_search_with_prefixes_stays_above_the_floor(shipped_vae):
     frame = result.frame
     assert len(frame) == result.oracle.calls > 0 and frame.smiles.is_unique
     assert (frame.similarity_to_start >= 0.5).all()
+
+
+def test_mutants_are_point_mutations_of_the_pool_the_model_can_write(shipped_vae):
+    from molgen import chem
+    from molgen.optimize.explore import _mutants
+    from molgen.optimize.oracle import Oracle
+
+    lead = "CC(=O)Nc1ccc(O)cc1"
+    oracle = Oracle("qed", budget=10, starts=[lead])
+    origins = [0] * 60 + [None] * 20
+    out = _mutants(shipped_vae, oracle, origins, 0.5, torch.Generator().manual_seed(0))
+    assert out and all(i < 60 for i in out)  # only rows with a lead, about half of them
+    assert 15 <= len(out) <= 45
+    assert len(shipped_vae.tokenize(list(out.values()))[2]) == len(out)  # the model can write every one
+    fp = chem.morgan_fingerprint(lead)
+    similarity = sorted(chem.tanimoto(fp, chem.morgan_fingerprint(s)) for s in out.values())
+    assert similarity[-1] >= 0.6  # local edits: some stay close to the lead
+    assert all(s not in oracle.records and s != oracle.starts[0] for s in out.values())  # nothing met before, not the lead
+    assert len(set(out.values())) > 5
+    again = _mutants(shipped_vae, oracle, origins, 0.5, torch.Generator().manual_seed(0))
+    assert again == out  # same generator, same mutants
+    assert _mutants(shipped_vae, oracle, origins, 0.0, torch.Generator()) == {}
+
+
+def test_lead_search_with_mutants_finds_molecules_above_a_high_floor(shipped_vae):
+    """Paracetamol at a 0.6 floor: latent decodes alone find no feasible molecule; mutants find several."""
+    lead = "CC(=O)Nc1ccc(O)cc1"
+    options = {**FAST, "n_starts": 32, "predictor_train_size": 300, "predictor": {"epochs": 5}}
+    plain = optimize("qed", shipped_vae, budget=10, start=lead, min_similarity=0.6, seed=0, options=options)
+    assert plain.oracle.calls == 0
+    result = optimize("qed", shipped_vae, budget=10, start=lead, min_similarity=0.6, seed=0, options={**options, "explore_mutate": 0.5})
+    frame = result.frame
+    assert len(frame) == result.oracle.calls >= 5 and frame.smiles.is_unique
+    assert (frame.similarity_to_start >= 0.6).all()
+    mutants = result.summary["method_facts"]["mutants"]
+    assert 0 < mutants["charged"] <= 10 and mutants["proposed"] >= mutants["charged"]

@@ -304,7 +304,7 @@ def _run_gradient(ctx: MethodContext) -> dict[str, Any]:
     design = None if leads else (ctx.starts or None)
     run = optimize_gradient(ctx.vae, ctx.oracle, trained, cfg, leads, data, ctx.seed, ctx.show_progress, design_smiles=design)
     return {"config": cfg.to_dict(), "decoded": run.decoded, "rounds": run.rounds, "refits": run.reports, "round_log": run.round_log,
-            "stop": {"rule": run.stop, "detail": run.stop_detail}}
+            "stop": {"rule": run.stop, "detail": run.stop_detail}, **({"mutants": dict(run.mutants)} if run.mutants["proposed"] else {})}
 
 
 def _auto_predictor(vae, properties: list[str], n: int, cfg: GradientConfig, seed: int, show_progress: bool = False):

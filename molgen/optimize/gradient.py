@@ -132,6 +132,7 @@ class GradientConfig(ConfigMixin):
     explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
     explore_max_rounds: int = 200
     explore_prefix: float = 0.0  # share of decodes that complete a prefix of the lead or of a molecule found near it (0: off)
+    explore_mutate: float = 0.0  # share of decodes replaced by SELFIES point mutants of the lead or a molecule found near it (0: off)
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     n_jobs: int = 0  # RDKit worker processes decoding and scoring beside the ascent (0: all CPUs for large runs; 1: none)
@@ -162,6 +163,8 @@ class GradientConfig(ConfigMixin):
             raise ConfigError("explore_min_novelty must be in [0, 1]")
         if not 0 <= self.explore_prefix <= 1:
             raise ConfigError("explore_prefix must be in [0, 1]")
+        if not 0 <= self.explore_mutate <= 1:
+            raise ConfigError("explore_mutate must be in [0, 1]")
         if self.restart_noise_growth < 1 or self.restart_max_noise < 0:
             raise ConfigError("restart_noise_growth must be >= 1 and restart_max_noise >= 0")
         PredictorTrainingConfig.from_dict(self.predictor)
@@ -177,6 +180,7 @@ class GradientRun:
     rounds: int = 0
     predictor: TrainedPredictor | None = None
     latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
+    mutants: dict[str, int] = field(default_factory=lambda: {"proposed": 0, "charged": 0})  # explore_mutate's SELFIES mutants
     round_log: list[dict[str, Any]] = field(default_factory=list)  # per round: starts, elites, noise, decodes, new calls, best
     stop: str = ""  # the stopping rule that ended the run (molgen.optimize.explore.STOP_*, or "rounds finished")
     stop_detail: str = ""
