@@ -62,6 +62,7 @@ STOP_ROUNDS = "round limit"
 _FEASIBLE_HOLDS = 0.25  # share of new molecules feasible at or above which the trust radius grows
 _FEASIBLE_FAILS = 0.05  # share below which radius and noise shrink
 _MIN_NOISE = 0.03
+_MUTATE_ENOUGH = 0.1  # new feasible molecules per latent decode at or above which a round uses no mutants
 
 
 class _Schedule:
@@ -73,11 +74,17 @@ class _Schedule:
         self.noise = cfg.explore_noise
         self.radius = cfg.trust_radius if cfg.trust_radius > 0 else 2 * self.noise * self.scale
         self.min_radius, self.max_radius = _MIN_NOISE * self.scale, 3 * cfg.explore_max_noise * self.scale
+        self.mutate = 0.0  # share of rows replaced by mutants this round (none until decodes alone fall short)
 
     def update(self, decoded: int, new_ok: int, new_infeasible: int) -> None:
+        """Adapt to the last round's latent decodes (mutants not counted): ``new_ok`` new feasible molecules
+        and ``new_infeasible`` new infeasible ones among ``decoded`` decodes."""
         # The radius answers feasibility and the noise answers repeats; the noisy starts are projected into
         # the ball too, so a shrinking radius also reins in noise that left the feasible region.
         g = self.cfg.explore_growth
+        # Mutants make up for decodes that stopped finding new feasible molecules, in proportion to the shortfall.
+        found = new_ok / decoded if decoded else 0.0
+        self.mutate = self.cfg.explore_mutate * max(0.0, 1.0 - found / _MUTATE_ENOUGH)
         new = new_ok + new_infeasible
         feasible_share = new_ok / new if new else 0.0
         if new and feasible_share >= _FEASIBLE_HOLDS:
@@ -99,19 +106,22 @@ def lead_search(vae, oracle, surrogate, cfg, start_z: torch.Tensor, gen: torch.G
             run.stop = STOP_BUDGET
             return
         calls0, infeasible0, decoded0 = oracle.calls, oracle.counts["infeasible"], run.decoded
+        mutants0 = dict(run.mutants)
         z0, origins = _round_starts(oracle, cfg, start_z, schedule.noise, gen, run.latents)
         for b in range(0, len(z0), cfg.batch_size):
             if oracle.exhausted:
                 break
             _ascend(vae, oracle, surrogate, cfg, z0[b : b + cfg.batch_size], origins[b : b + cfg.batch_size], start_z, schedule.radius,
-                    r * (cfg.steps + 1), run, gen)  # fmt: skip
+                    r * (cfg.steps + 1), run, gen, schedule.mutate)  # fmt: skip
         new_ok, new_infeasible, decoded = oracle.calls - calls0, oracle.counts["infeasible"] - infeasible0, run.decoded - decoded0
+        from_mutants = {k: run.mutants[k] - mutants0[k] for k in run.mutants}
         bar.advance(new_ok)
         top = oracle.top(1)
         run.round_log.append({"round": r, "noise": round(schedule.noise, 4), "radius": round(schedule.radius, 3), "decoded": decoded,
-                              "new_calls": new_ok, "new_infeasible": new_infeasible, "best": top[0].score if top else None})  # fmt: skip
+                              "new_calls": new_ok, "new_infeasible": new_infeasible, "best": top[0].score if top else None,
+                              **({"mutate": round(schedule.mutate, 3), "mutant_calls": from_mutants["charged"]} if cfg.explore_mutate else {})})  # fmt: skip
         run.rounds = r + 1
-        schedule.update(decoded, new_ok, new_infeasible)
+        schedule.update(decoded, new_ok - from_mutants["charged"], new_infeasible - from_mutants["infeasible"])
         stalled = stalled + 1 if new_ok == 0 else 0
         if cfg.refit and not oracle.exhausted and stalled < cfg.explore_patience:
             from molgen.optimize.predictor import PredictorTrainingConfig
@@ -167,20 +177,20 @@ def ascent_step(surrogate: Any, z: torch.Tensor, opt: torch.optim.Optimizer, cfg
     (z.grad,) = torch.autograd.grad(loss, z)
     opt.step()
 
-def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, step0: int, run, gen) -> None:
+def _ascend(vae, oracle, surrogate, cfg, z0, origins, start_z, radius: float, step0: int, run, gen, mutate: float = 0.0) -> None:
     """Adam on the surrogate from ``z0``, each row kept within ``radius`` of its lead's encoding; sampled decodes."""
     device = vae.device
     surrogate.model.to(device).eval()
     center = start_z[origins].to(device)
     z = _project(z0.to(device), center, radius).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
-    _decode(vae, oracle, surrogate, z, origins, step0, run, cfg, gen)
+    _decode(vae, oracle, surrogate, z, origins, step0, run, cfg, gen, mutate)
     for t in range(1, cfg.steps + 1):
         ascent_step(surrogate, z, opt, cfg)
         with torch.no_grad():
             z.copy_(_project(z, center, radius))
         if t % cfg.decode_every == 0 or t == cfg.steps:
-            _decode(vae, oracle, surrogate, z, origins, step0 + t, run, cfg, gen)
+            _decode(vae, oracle, surrogate, z, origins, step0 + t, run, cfg, gen, mutate)
             if oracle.exhausted:
                 return
 
@@ -191,12 +201,12 @@ def _project(z: torch.Tensor, center: torch.Tensor, radius: float) -> torch.Tens
     return center + delta * (radius / norm).clamp(max=1.0)
 
 
-def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cfg, gen) -> None:
+def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cfg, gen, mutate: float = 0.0) -> None:
     z_np = z.detach().cpu().numpy()
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))  # from the run's generator: same seed, same molecules
     prefix = _prefixes(vae, oracle, origins, cfg.explore_prefix, gen)
     smiles = vae.decode(z_np, DecodeOptions(strategy="sample", temperature=cfg.explore_temperature), seed=seed, prefix=prefix)
-    mutants = _mutants(vae, oracle, origins, cfg.explore_mutate, gen)
+    mutants = _mutants(vae, oracle, origins, mutate, gen)
     for i, s in mutants.items():
         smiles[i] = s
     calls0 = oracle.calls
@@ -219,6 +229,7 @@ def _place_mutants(vae, oracle, run, mutants: dict[int, str], calls0: int) -> No
     charged = [s for s in dict.fromkeys(mutants.values()) if (r := oracle.records.get(s)) is not None and r.call is not None and r.call > calls0]
     run.mutants["proposed"] += len(mutants)
     run.mutants["charged"] += len(charged)
+    run.mutants["infeasible"] += sum(oracle.records[s].status == "infeasible" for s in dict.fromkeys(mutants.values()) if s in oracle.records)
     fresh = [s for s in charged if s not in run.latents]
     if fresh:
         codes, kept = vae.encode(fresh)
