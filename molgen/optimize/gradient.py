@@ -132,7 +132,7 @@ class GradientConfig(ConfigMixin):
     explore_patience: int = 5  # stop after this many rounds in a row with no new feasible molecule
     explore_max_rounds: int = 200
     explore_prefix: float = 0.0  # share of decodes that complete a prefix of the lead or of a molecule found near it (0: off)
-    explore_mutate: float = 0.0  # most decodes replaced by SELFIES point mutants of the lead or a molecule found near it, used as decodes fall short (0: off)
+    explore_mutate: float = 0.5  # most decodes replaced by SELFIES point mutants of the lead or a molecule found near it, used as decodes fall short (0: off)
     n_init: int = 500  # initial design for objectives that need an online predictor
     batch_size: int = 2048
     n_jobs: int = 0  # RDKit worker processes decoding and scoring beside the ascent (0: all CPUs for large runs; 1: none)
