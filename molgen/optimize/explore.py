@@ -239,9 +239,10 @@ def _place_mutants(vae, oracle, run, mutants: dict[int, str], calls0: int) -> No
 
 _MUTATIONS = (1, 1, 2)  # point mutations per mutant, drawn uniformly (one twice as often as two)
 _TRIES = 4  # draws per row to find a mutant not met before
-# Parents of mutants: the lead and this many of the best feasible molecules found from it. Wider than the
-# prefix pool: the best few of a pLogP run sit at the floor's edge, and their mutants fell below it (the
-# ZINC lead at 0.6 stalled at 138 of 200 calls with the best 16 as parents).
+# Parents of mutants: the lead and up to this many of the best feasible molecules found from it, half the
+# time; the other half the lead and the best _PREFIX_POOL. The best few alone sit at the floor's edge in a
+# pLogP run, and their mutants fell below it (the ZINC lead at 0.6 stalled at 138 of 200 calls); the wide
+# pool alone spent the budget but improved less (QED 0.4: 0.136 vs 0.152 on the ZINC lead).
 _MUTATE_POOL = 128
 
 
@@ -270,7 +271,9 @@ def _mutants(vae, oracle, origins, share: float, gen: torch.Generator) -> dict[i
     for i in rows:
         pool = [oracle.starts[origins[i]]] + pools.get(origins[i], [])
         for _ in range(_TRIES):  # a mutant already known (a lead, scored, infeasible, drawn in this batch) is drawn again
-            parent = pool[int(rng.integers(len(pool)))]
+            # Half the parents come from the lead and the best few (exploit), half from the wider pool (explore).
+            reach = len(pool) if rng.random() < 0.5 else min(len(pool), 1 + _PREFIX_POOL)
+            parent = pool[int(rng.integers(reach))]
             if parent not in encoded:
                 encoded[parent] = _selfies_of(parent)
             smiles = _mutate(encoded[parent], alphabet, rng)
