@@ -90,22 +90,33 @@ def _run(args: argparse.Namespace) -> dict:
     if profile is not None:
         stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
         result["profiled_s (cumulative, profiler on)"] = {label: _stage_seconds(stats, key) for label, key in STAGES.items()}
-    result.update(load_average=[round(x, 1) for x in os.getloadavg()], cpus=os.cpu_count(), cpu=platform.processor() or platform.machine(),
+    result.update(load_average=[round(x, 1) for x in os.getloadavg()], cpus=os.cpu_count(), cpu=platform.processor() or platform.machine(), vector=_vector_units(),
                   date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
     return result
+
+
+def _vector_units() -> str:
+    """The CPU's widest float units (AVX-512 doubles fp32 GEMM over AVX2; AVX512-BF16/AMX enable bf16 decoding)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
+    except (OSError, IndexError):
+        return "unknown"
+    names = [n for n in ("avx512f", "avx512_bf16", "amx_bf16") if n in flags]
+    return "+".join(names) if names else ("avx2" if "avx2" in flags else "other")
 
 
 def _markdown(runs: list[dict], command: str) -> str:
     lines = ["# Gradient optimization throughput (issue 28)", "",
              f"`{command}` (one line per `--label`; `scripts/profile_gradient.py` explains the columns).", "",
-             f"Machine: {runs[-1]['cpus']} CPUs ({runs[-1]['cpu']}), shared with other jobs (load average in the table); torch on one thread.", "",
-             "| run | starts x steps | decodes | scored | wall s | CPU s (main + workers) | load average | digest | date |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"Machine: {runs[-1]['cpus']} CPUs ({runs[-1]['cpu']}), shared with other jobs (load average in the table); torch on one thread. "
+             "Runs without a recorded 'CPU units' ran on the AVX-512 box (AVX512-BF16) of sessions before 2026-12-06 18:00.", "",
+             "| run | starts x steps | decodes | scored | wall s | CPU s (main + workers) | load average | CPU units | digest | date |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
         cpu = f"{r['total_cpu_s']} ({r['cpu_s']} + {r['children_cpu_s']})"
         load = "/".join(str(x) for x in r["load_average"])
         lines.append(f"| {r['label']}{' (profiled)' if r['profiled'] else ''} | {r['starts']:,} x {r['steps']} | {r['decoded']:,} | "
-                     f"{r['scored']:,} | {r['wall_s']} | {cpu} | {load} | `{r['digest']}` | {r['date']} |")  # fmt: skip
+                     f"{r['scored']:,} | {r['wall_s']} | {cpu} | {load} | {r.get('vector', 'avx512f+avx512_bf16')} | `{r['digest']}` | {r['date']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

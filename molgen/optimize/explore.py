@@ -62,7 +62,7 @@ STOP_ROUNDS = "round limit"
 _FEASIBLE_HOLDS = 0.25  # share of new molecules feasible at or above which the trust radius grows
 _FEASIBLE_FAILS = 0.05  # share below which radius and noise shrink
 _MIN_NOISE = 0.03
-_MUTATE_ENOUGH = 0.1  # new feasible molecules per latent decode at or above which a round uses no mutants
+_MUTATE_ENOUGH = 0.01  # new feasible molecules per latent decode at or above which a round uses no mutants
 
 
 class _Schedule:
