@@ -80,6 +80,7 @@ def main() -> None:
         "cpu_seconds": time.process_time() - cpu0 + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime,
     }
     docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
     (docs / "druglike_model.json").write_text(json.dumps(result, indent=2, default=float))
     (docs / "druglike_model.md").write_text(markdown(result))
     print(markdown(result))
