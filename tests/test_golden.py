@@ -25,14 +25,13 @@ UPDATE = os.environ.get("MOLGEN_UPDATE_GOLDENS") == "1"
 
 
 def _cpu_kind() -> str:
-    """What decides the numbers on a CPU: AVX-512 with bf16 (decoding runs in bf16 there by default), AVX-512, or AVX2."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    except (OSError, IndexError):
-        return "unknown"
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
-        return "avx512_bf16"
-    return "avx512" if "avx512f" in flags else ("avx2" if "avx2" in flags else "other")
+    """What decides the numbers on a CPU: native bf16 (decoding runs in bf16 there by default, see
+    ``molgen.utils.runtime.native_bf16``), else the instruction set torch dispatches to (MKL's code paths)."""
+    import torch
+
+    from molgen.utils.runtime import native_bf16
+
+    return "avx512_bf16" if native_bf16("cpu") else torch.backends.cpu.get_cpu_capability().lower()
 
 
 # Byte-exact outputs differ between CPU kinds (bf16 decoding by default, MKL's code paths), so each kind

@@ -104,7 +104,7 @@ def qed_properties(mol: Chem.Mol) -> QED.QEDproperties:
       (40 % of QED's time), is one ``FilterCatalog`` pass over the same query
       molecules (:func:`_qed_alerts`), each alert counted once, as in RDKit.
 
-    ``tests/test_properties.py`` checks the equality on MOSES and ZINC-250k
+    ``tests/test_chem.py`` checks the equality on MOSES and ZINC-250k
     molecules with stereocentres, charges and explicit hydrogens.
     """
     if any(atom.GetAtomicNum() == 1 for atom in mol.GetAtoms()):

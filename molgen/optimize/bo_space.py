@@ -38,7 +38,6 @@ class LatentBox:
 
     def anchor(self, z: np.ndarray) -> torch.Tensor:
         """Anchor the box on codes ``z`` (start molecules); returns their unit coordinates."""
-        self.anchors = self.residuals = None
         x = self.from_latent(z)
         self.residuals = np.asarray(z, dtype=np.float64) - self._base(x)
         self.anchors = x

@@ -52,6 +52,8 @@ from rdkit import Chem
 
 from molgen import chem
 from molgen.generate.decoding import DecodeOptions
+from molgen.generate.strings import decode_texts
+from molgen.tokenizers import SelfiesTokenizer
 
 __all__ = ["lead_search", "ascent_step", "STOP_BUDGET", "STOP_STALLED", "STOP_ROUNDS"]
 
@@ -226,10 +228,11 @@ def _decode(vae, oracle, surrogate, z: torch.Tensor, origins, step: int, run, cf
 def _place_mutants(vae, oracle, run, mutants: dict[int, str], calls0: int) -> None:
     """Count the mutants the oracle charged, and give the new ones their encodings as latent points
     (restarts and prefixes then start from the best molecules whichever stream found them)."""
-    charged = [s for s in dict.fromkeys(mutants.values()) if (r := oracle.records.get(s)) is not None and r.call is not None and r.call > calls0]
+    records = [oracle.records.get(s) for s in mutants.values()]  # the mutants of a batch are distinct (see _mutants)
+    charged = [r.smiles for r in records if r is not None and r.call is not None and r.call > calls0]
     run.mutants["proposed"] += len(mutants)
     run.mutants["charged"] += len(charged)
-    run.mutants["infeasible"] += sum(oracle.records[s].status == "infeasible" for s in dict.fromkeys(mutants.values()) if s in oracle.records)
+    run.mutants["infeasible"] += sum(r is not None and r.status == "infeasible" for r in records)
     fresh = [s for s in charged if s not in run.latents]
     if fresh:
         codes, kept = vae.encode(fresh)
@@ -267,7 +270,8 @@ def _mutants(vae, oracle, origins, share: float, gen: torch.Generator) -> dict[i
     pools = _pools(oracle, _MUTATE_POOL)
     out: dict[int, str] = {}
     drawn: set[str] = set()
-    encoded: dict[str, str] = {}  # pool molecule -> its SELFIES
+    encoded: dict[str, list[str]] = {}  # pool molecule -> its SELFIES tokens
+    tokenizer = SelfiesTokenizer()
     for i in rows:
         pool = [oracle.starts[origins[i]]] + pools.get(origins[i], [])
         for _ in range(_TRIES):  # a mutant already known (a lead, scored, infeasible, drawn in this batch) is drawn again
@@ -275,7 +279,7 @@ def _mutants(vae, oracle, origins, share: float, gen: torch.Generator) -> dict[i
             reach = len(pool) if rng.random() < 0.5 else min(len(pool), 1 + _PREFIX_POOL)
             parent = pool[int(rng.integers(reach))]
             if parent not in encoded:
-                encoded[parent] = _selfies_of(parent)
+                encoded[parent] = tokenizer.tokenize(parent)
             smiles = _mutate(encoded[parent], alphabet, rng)
             if smiles and smiles not in oracle.records and smiles not in drawn and smiles not in oracle.starts:
                 out[i] = smiles
@@ -288,17 +292,12 @@ def _mutants(vae, oracle, origins, share: float, gen: torch.Generator) -> dict[i
     return out
 
 
-def _mutate(selfies: str, alphabet: list[str], rng: np.random.Generator) -> str | None:
-    """Canonical SMILES of ``selfies`` after one or two point mutations (None where selfies or RDKit refuse it)."""
-    import selfies as sf
-
-    tokens = list(sf.split_selfies(selfies))
+def _mutate(tokens: list[str], alphabet: list[str], rng: np.random.Generator) -> str | None:
+    """Canonical SMILES of SELFIES ``tokens`` after one or two point mutations (None where selfies or RDKit refuse it)."""
+    tokens = list(tokens)
     for _ in range(_MUTATIONS[int(rng.integers(len(_MUTATIONS)))]):
         _point_mutation(tokens, alphabet, rng)
-    try:
-        return chem.canonical_smiles(sf.decoder("".join(tokens)))
-    except Exception:  # selfies raises its own errors on odd strings
-        return None
+    return decode_texts(["".join(tokens)], "selfies")[0]
 
 
 def _pools(oracle, size: int) -> dict[int, list[str]]:
@@ -328,12 +327,6 @@ def _point_mutation(tokens: list[str], alphabet: list[str], rng: np.random.Gener
 
 def _structural(token: str) -> bool:
     return "Ring" in token or "Branch" in token
-
-
-def _selfies_of(smiles: str) -> str:
-    import selfies as sf
-
-    return sf.encoder(smiles)
 
 
 def _mutation_alphabet(vae) -> list[str]:
