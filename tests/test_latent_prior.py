@@ -194,3 +194,54 @@ def test_em_progress_counts_iterations_without_changing_the_fit():
     assert counted.progress.done == counted.n_iter_ == plain.n_iter_ > 1
     np.testing.assert_array_equal(counted.means_, plain.means_)
     np.testing.assert_array_equal(counted.covariances_, plain.covariances_)
+
+
+def test_diagonal_mixture_samples_and_density():
+    means = torch.tensor([[-4.0, 0.0], [4.0, 1.0]])
+    scale = torch.tensor([[0.5, 0.5], [1.0, 2.0]])
+    prior = LatentPrior(torch.tensor([0.25, 0.75]), means, scale)
+    assert prior.diagonal
+    z = prior.sample(40000, torch.Generator().manual_seed(0))
+    right = z[:, 0] > 0
+    assert right.float().mean().item() == pytest.approx(0.75, abs=0.01)
+    torch.testing.assert_close(z[right].std(0), torch.tensor([1.0, 2.0]), atol=0.04, rtol=0)
+    torch.testing.assert_close(z[~right].mean(0), torch.tensor([-4.0, 0.0]), atol=0.03, rtol=0)
+    assert torch.equal(z, prior.sample(40000, torch.Generator().manual_seed(0)))
+    # At the second mean: 0.75 * N(0; 0, diag(1, 4)) = 0.75 / (2 pi * 2), the first component adds nothing.
+    assert prior.log_prob(torch.tensor([[4.0, 1.0]])).item() == pytest.approx(np.log(0.75 / (4 * np.pi)), abs=1e-6)
+    # The expanded form equals the direct sum of per-component diagonal Gaussians.
+    rows = prior.sample(600, torch.Generator().manual_seed(1)).double()
+    direct = torch.distributions.Independent(torch.distributions.Normal(means.double(), scale.double()), 1).log_prob(rows[:, None])
+    torch.testing.assert_close(prior.log_prob(rows), torch.logsumexp(direct + torch.tensor([0.25, 0.75]).double().log(), 1))
+    with pytest.raises(CheckpointError, match="positive"):
+        LatentPrior(torch.ones(2), means, torch.zeros(2, 2))
+
+
+def test_posterior_prior_stores_the_encoder_gaussians(tiny_run, tiny_smiles, tmp_path, capsys):
+    from molgen.generate.prior import fit_posterior_prior
+
+    vae = MoleculeVAE.load(tiny_run, device="cpu")
+    prior = fit_posterior_prior(vae, tiny_smiles, components=50, noise=1.5, seed=0)
+    assert prior.diagonal and prior.components == 50 and prior.info["kind"] == "posterior"
+    # Each component is one molecule's posterior: its mean is the molecule's code, its scale 1.5 x the encoder's.
+    picked = [tiny_smiles[i] for i in np.sort(np.random.default_rng(0).choice(len(tiny_smiles), 50, replace=False))]
+    mu, logvar, kept = vae.posterior(picked)
+    assert kept == list(range(50))
+    torch.testing.assert_close(prior.means, mu)
+    torch.testing.assert_close(prior.scale_tril, logvar.mul(0.5).exp() * 1.5)
+    np.testing.assert_allclose(vae.encode(picked)[0], mu.numpy())
+    with pytest.raises(ConfigError, match="noise"):
+        fit_posterior_prior(vae, tiny_smiles, components=5, noise=0)
+    # The CLI writes it; the checkpoint keeps it diagonal; sampling draws from it reproducibly.
+    data = tmp_path / "mols.smi"
+    data.write_text("\n".join(tiny_smiles) + "\n")
+    out = tmp_path / "posterior.safetensors"
+    code, _, err = run(capsys, "fit-prior", "--model", tiny_run, "--data", data, "--kind", "posterior", "--components", 40, "--noise", 1.2, "-o", out)
+    assert code == 0, err
+    assert "posteriors of 40 molecules" in err
+    loaded = MoleculeVAE.load(out, device="cpu")
+    assert loaded.latent_prior.diagonal and loaded.latent_prior.scale_tril.shape == (40, vae.config.latent_dim)
+    assert loaded.meta["latent_prior"]["noise"] == 1.2
+    assert loaded.sample(20, seed=4) == loaded.sample(20, seed=4) != loaded.sample(20, seed=4, prior="standard")
+    code, _, err = run(capsys, "fit-prior", "--model", tiny_run, "--data", data, "--kind", "vamp", "-o", out)
+    assert code == 2 and "prior kind" in err

@@ -106,14 +106,21 @@ def fit_prior(
     model: ModelOpt = None,
     data: Optional[Path] = typer.Option(None, help="molecules whose codes the prior is fitted to (default: the model's training set if the checkpoint names one that is available, else the embedded 50k MOSES training molecules)"),
     smiles_column: SmilesColumnOpt = None,
-    components: int = typer.Option(16, help="Gaussians in the mixture"),
+    kind: str = typer.Option("gmm", help="gmm: a mixture of full Gaussians fitted by EM; posterior: the encoder's own Gaussians of --components molecules (for codes a few Gaussians cannot cover)"),
+    components: int = typer.Option(16, help="Gaussians in the mixture (posterior: molecules stored; thousands)"),
+    noise: float = typer.Option(1.0, help="posterior only: widen each stored Gaussian by this factor (above 1: more novel samples)"),
     limit: int = typer.Option(50000, help="fit to a random subset of this many molecules (0: all)"),
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
     strict: StrictOpt = False,
     rejects: RejectsOpt = None,
 ) -> None:
-    """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it."""
+    """Fit a Gaussian-mixture prior to the latent codes of real molecules; sampling then draws z from it.
+
+    ``--kind posterior`` stores the encoder's Gaussians of ``--components`` training
+    molecules instead (an aggregate-posterior prior): samples stay where the decoder
+    was trained, at the price of a larger model file (2 x components x latent dim floats).
+    """
     from molgen.generate.prior import fit_model_prior
     from molgen.vae import MoleculeVAE
 
@@ -122,8 +129,11 @@ def fit_prior(
     smiles = _read(data, smiles_column, strict, rejects) if data is not None else None
     start = time.perf_counter()
     with _warnings_to_console():
-        fit_model_prior(vae, smiles, components, limit, seed, show_progress=True, on_note=note).save(out)
+        fit_model_prior(vae, smiles, components, limit, seed, show_progress=True, on_note=note, kind=kind, noise=noise).save(out)
     info = vae.latent_prior.info
+    if kind == "posterior":
+        err.print(f"stored the posteriors of {info['molecules']:,} molecules (noise x{noise:g}) in {time.perf_counter() - start:.0f} s; wrote {out}")
+        return
     err.print(
         f"fitted {components} Gaussian(s) to {info['molecules']:,} codes in {time.perf_counter() - start:.0f} s "
         f"(mean log-likelihood {info['mean_log_likelihood']:.1f}{'' if info['converged'] else ', EM did not converge'}); wrote {out}"

@@ -234,14 +234,22 @@ class MoleculeVAE:
         Returns ``(z [n_kept, latent_dim], kept_indices)``. ``progress`` (a
         :func:`molgen.utils.progress.progress_bar` handle) advances per batch.
         """
+        mu, logvar, kept = self.posterior(smiles, batch_size, progress)
+        if not sample:
+            return mu.numpy(), kept
+        gen = torch.Generator().manual_seed(seed)  # noise drawn batch by batch in input order, as before
+        z = [SeqVAEBase.reparameterize(mu[i : i + batch_size], logvar[i : i + batch_size], gen) for i in range(0, len(mu), batch_size)]
+        return torch.cat(z).numpy() if z else mu.numpy(), kept
+
+    @torch.inference_mode()
+    def posterior(self, smiles: list[str], batch_size: int = 512, progress=None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The encoder's Gaussian for each tokenisable input: ``(mu, logvar, kept_indices)``, float32 on the CPU."""
         ids, lengths, kept = self.tokenize(list(smiles))
         cond = self.own_condition_tensor([smiles[i] for i in kept])
-        if not len(ids):
-            return np.zeros((0, self.config.latent_dim), dtype=np.float32), kept
-        # Batches of similar lengths, each cut to its own longest row: no step is spent on padding.
-        order = torch.argsort(lengths, stable=True)
         mu = torch.empty(len(ids), self.config.latent_dim)
         logvar = torch.empty_like(mu)
+        # Batches of similar lengths, each cut to its own longest row: no step is spent on padding.
+        order = torch.argsort(lengths, stable=True)
         for start in range(0, len(ids), batch_size):
             rows = order[start : start + batch_size]
             x = ids[rows, : int(lengths[rows].max())].to(self.device)
@@ -250,11 +258,7 @@ class MoleculeVAE:
             mu[rows], logvar[rows] = m.float().cpu(), lv.float().cpu()
             if progress is not None:
                 progress.advance(len(rows))
-        if not sample:
-            return mu.numpy(), kept
-        gen = torch.Generator().manual_seed(seed)  # noise drawn batch by batch in input order, as before
-        z = [SeqVAEBase.reparameterize(mu[i : i + batch_size], logvar[i : i + batch_size], gen) for i in range(0, len(ids), batch_size)]
-        return torch.cat(z).numpy(), kept
+        return mu, logvar, kept
 
     def decode(
         self,
