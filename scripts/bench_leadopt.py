@@ -20,7 +20,8 @@ Reproduce (the full grid is 40 leads x 3 objectives x 2 floors x 3 methods; size
     nice -n 5 python scripts/bench_leadopt.py --zinc-leads 3 --druglike-leads 3 --methods gradient random bo   # reduced
 
 Writes ``<out>/results.jsonl`` (one line per run, resumable: finished runs are
-skipped), ``docs/leadopt_benchmarks.json`` and ``docs/leadopt_benchmarks.md``.
+skipped; ``--shard i/n`` splits the leads over n processes, each with its own
+``results.<i>of<n>.jsonl``, and ``--report`` tabulates all of them), ``docs/leadopt_benchmarks.json`` and ``docs/leadopt_benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--option", action="append", default=[], help="gradient option key=value (JSON value)")
     parser.add_argument("--out", default="runs/leadopt")
+    parser.add_argument("--shard", default="0/1", help="i/n: run only every n-th lead starting at the i-th (run n processes, "
+                        "one per shard, then --report); each shard writes <out>/results.<i>of<n>.jsonl")
     parser.add_argument("--report", action="store_true", help="only tabulate the finished runs of <out>/results.jsonl")
     parser.add_argument("--json", default=str(ROOT / "docs" / "leadopt_benchmarks.json"))
     parser.add_argument("--md", default=str(ROOT / "docs" / "leadopt_benchmarks.md"))
@@ -199,17 +202,23 @@ def main() -> None:
     predictors = load_predictors(vae, out)
     gradient_options = dict(n_starts=64, steps=10, decode_every=2, explore_max_rounds=60)
     gradient_options.update({k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
-    results = out / "results.jsonl"
-    done = {json.dumps(r["key"]): r for r in map(json.loads, results.read_text().splitlines())} if results.exists() else {}
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    if not 0 <= shard < shards:
+        parser.error(f"--shard {args.shard}: need i/n with 0 <= i < n")
+    results = out / ("results.jsonl" if shards == 1 else f"results.{shard}of{shards}.jsonl")
+    done = {}
+    for part in sorted(out.glob("results*.jsonl")):
+        done.update({json.dumps(r["key"]): r for r in map(json.loads, part.read_text().splitlines())})
     all_leads = leads(vae, args.zinc_leads, args.druglike_leads)
+    mine = set(range(len(all_leads))[shard::shards])
     rows = []
-    for lead_set, lead in all_leads:
+    for index, (lead_set, lead) in enumerate(all_leads):
         for objective in args.objectives:
             for floor in args.floors:
                 for method in args.methods:
                     key = [lead, objective, floor, method, args.budget, gradient_options if method == "gradient" else {}]
                     row = done.get(json.dumps(key))
-                    if row is None and args.report:
+                    if row is None and (args.report or index not in mine):
                         continue
                     if row is None:
                         row = {"key": key, "set": lead_set, "lead": lead, "objective": objective, "floor": floor, "method": method,
