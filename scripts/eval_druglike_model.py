@@ -68,6 +68,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "n_samples": args.n,
         "temperature": vae.default_temperature,
+        "prior": prior_summary(vae),
         "vocab_size": len(vae.vocab),
         "n_train": len(train),
         "n_test": len(test),
@@ -86,6 +87,16 @@ def main() -> None:
     print(markdown(result))
 
 
+def prior_summary(vae) -> str:
+    """The latent prior samples are drawn from, in words."""
+    prior = vae.latent_prior
+    if prior is None:
+        return "N(0, I)"
+    if prior.info.get("kind") == "posterior":
+        return f"aggregate posterior of {prior.components:,} training molecules (noise x{prior.info.get('noise', 1.0):g})"
+    return f"{prior.components}-Gaussian mixture fitted to training codes"
+
+
 def markdown(r: dict) -> str:
     m, moses = r["metrics"], r["moses_model"]
     keys = ["valid", "unique@1000", "Novelty", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "Filters", "IntDiv"]
@@ -95,7 +106,7 @@ def markdown(r: dict) -> str:
         "# The 'drug-like' model (stereo- and charge-aware, ZINC-250k)",
         "",
         f"Command: `{r['command']}`  ",
-        f"Model: `{r['model']}` ({r['vocab_size']} tokens); {r['n_samples']:,} prior samples, seed 0, temperature {r['temperature']}.  ",
+        f"Model: `{r['model']}` ({r['vocab_size']} tokens); {r['n_samples']:,} prior samples, seed 0, temperature {r['temperature']}; prior: {r.get('prior', '—')}.  ",
         f"Machine: {r['machine']}; {r['date']}; {r['seconds'] / 60:.1f} min wall, {r['cpu_seconds'] / 60:.1f} CPU-min.",
         "",
         f"'/Test' here is the model's own held-out split ({r['n_test']:,} ZINC-250k molecules); for the MOSES model it is the MOSES test set. "
