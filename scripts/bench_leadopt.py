@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import platform
@@ -80,8 +81,9 @@ def leads(vae, n_zinc: int, n_druglike: int, seed: int = 0) -> list[tuple[str, s
     out = []
     for name, pool, n in (("zinc800", zinc[:: max(1, len(zinc) // max(n_zinc, 1))], n_zinc), ("druglike", druglike, n_druglike)):
         _, kept = vae.encode(pool)
-        out += [(name, pool[i]) for i in kept[:n]]
-    return out
+        out.append([(name, pool[i]) for i in kept[:n]])
+    # Alternate the two sets, so a run stopped part-way (or one shard) has leads of both.
+    return [lead for pair in itertools.zip_longest(*out) for lead in pair if lead is not None]
 
 
 def random_near_lead(ctx) -> dict[str, Any]:
