@@ -192,6 +192,10 @@ def test_sanity_filter_reasons():
     assert sanity.reason("O=C1C=CC(=O)C=C1") == "structural alert (MCF/PAINS)"  # a quinone
     assert sanity.reason("CC(=O)Nc1ccc(O)cc1") is None and sanity.reason("c1ccc2[nH]ccc2c1") is None
     assert SanityFilter(alerts=False).reason("O=C1C=CC(=O)C=C1") is None
+    # A radical (the drug-like model's [CH1] token can write one); charged closed-shell molecules pass.
+    assert sanity.reason("C[C@@H]1CC[C@H]([NH3+])C[C@@H]1C(=O)[CH]Cl") == "radical (unpaired electron)"
+    assert sanity.reason("C[C@@H]1CC[C@H]([NH3+])C[C@@H]1C(=O)[O-]") is None
+    assert SanityFilter(radicals=False).reason("CC(=O)[CH]Cl") is None
 
 
 def test_filtered_molecules_cost_no_oracle_call(tmp_path):

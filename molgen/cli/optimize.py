@@ -150,7 +150,7 @@ def optimize_command(
     pareto: bool = typer.Option(False, help="also write pareto.csv/pareto.png: the non-dominated molecules over a scoring file's 2-3 components"),
     strict: described(StrictOpt, STRICT_HELP + "; applies to --starts") = False,
     rejects: described(RejectsOpt, REJECTS_HELP + "; for --starts") = None,
-    sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
+    sanity_filter: bool = typer.Option(True, "--sanity-filter/--no-sanity-filter", help="drop molecules with rings over 8 atoms, aromatic rings over 7, radicals, or MCF/PAINS alerts before scoring (no oracle call; counted as filtered)"),
 ) -> None:
     """Search the latent space for molecules that maximise an objective, under constraints and an oracle budget.
 

@@ -10,7 +10,10 @@ before scoring it when it has
 * an aromatic ring of more than ``max_aromatic_ring_size`` atoms (7: aromatic
   rings in drugs have 5 or 6, azulene 7),
 * a structural alert: the MCF and PAINS SMARTS the MOSES filters use
-  (``molgen/metrics/data``; reactive, unstable or assay-interfering groups).
+  (``molgen/metrics/data``; reactive, unstable or assay-interfering groups),
+* an unpaired electron (a radical such as ``C(=O)[CH]Cl``): models whose
+  vocabulary has bracket atoms (the drug-like model's ``[CH1]``) can write
+  them, and QED scores them like the closed-shell molecule.
 
 A filtered molecule is logged with status ``filtered`` and its reason, costs
 no oracle call and gets no score (like an infeasible one), so the budget goes
@@ -42,6 +45,7 @@ class SanityFilter:
     max_ring_size: int = 8
     max_aromatic_ring_size: int = 7
     alerts: bool = True
+    radicals: bool = True
 
     def __post_init__(self) -> None:
         if self.max_ring_size < 3 or self.max_aromatic_ring_size < 3:
@@ -51,6 +55,8 @@ class SanityFilter:
         mol, failure = chem.try_parse(smiles)
         if mol is None:
             return f"does not parse ({failure})"
+        if self.radicals and any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+            return "radical (unpaired electron)"
         ring_info = mol.GetRingInfo()
         for ring in ring_info.AtomRings():
             aromatic = all(mol.GetAtomWithIdx(i).GetIsAromatic() for i in ring)
@@ -63,7 +69,7 @@ class SanityFilter:
         return None
 
     def to_dict(self) -> dict:
-        return {"max_ring_size": self.max_ring_size, "max_aromatic_ring_size": self.max_aromatic_ring_size, "alerts": self.alerts}
+        return {"max_ring_size": self.max_ring_size, "max_aromatic_ring_size": self.max_aromatic_ring_size, "alerts": self.alerts, "radicals": self.radicals}
 
 
 def has_structural_alert(mol) -> bool:
