@@ -55,8 +55,6 @@ class SanityFilter:
         mol, failure = chem.try_parse(smiles)
         if mol is None:
             return f"does not parse ({failure})"
-        if self.radicals and any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
-            return "radical (unpaired electron)"
         ring_info = mol.GetRingInfo()
         for ring in ring_info.AtomRings():
             aromatic = all(mol.GetAtomWithIdx(i).GetIsAromatic() for i in ring)
@@ -66,6 +64,8 @@ class SanityFilter:
                 return f"ring of {len(ring)} atoms"
         if self.alerts and has_structural_alert(mol):
             return "structural alert (MCF/PAINS)"
+        if self.radicals and any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+            return "radical (unpaired electron)"  # checked last: a molecule with an alert keeps that reason
         return None
 
     def to_dict(self) -> dict:
