@@ -181,6 +181,7 @@ class GradientRun:
     predictor: TrainedPredictor | None = None
     latents: dict[str, np.ndarray] = field(default_factory=dict)  # SMILES -> the first z it was decoded from (elite restarts)
     mutants: dict[str, int] = field(default_factory=lambda: {"proposed": 0, "charged": 0, "infeasible": 0})  # explore_mutate's
+    selfies: dict[str, list[str]] = field(default_factory=dict)  # parents of mutants -> their SELFIES tokens (a cache)
     round_log: list[dict[str, Any]] = field(default_factory=list)  # per round: starts, elites, noise, decodes, new calls, best
     stop: str = ""  # the stopping rule that ended the run (molgen.optimize.explore.STOP_*, or "rounds finished")
     stop_detail: str = ""
