@@ -456,3 +456,29 @@ def test_empty_initial_design_names_the_constraints():
     assert "97 infeasible" in message and "--min-similarity" in message and "\n" not in message
     failing = SimpleNamespace(counts={"invalid": 0, "duplicate": 0, "infeasible": 0, "filtered": 0, "failed": 100})
     assert "check the objective" in _empty_design_message(failing)
+
+
+def test_oracle_screens_similarity_without_recording():
+    from molgen.optimize.oracle import Oracle
+
+    oracle = Oracle("qed", budget=5, constraints=["sim>=0.5"], starts=["CCOC(=O)c1ccccc1", "c1ccncc1"])
+    near, far = "CCOC(=O)c1ccccc1C", "CCCCCCCCCCCC"
+    assert oracle.meets_similarity([near, far, "c1ccncc1C"]) == [True, False, False]  # the last is below 0.5 to pyridine
+    assert oracle.meets_similarity([near, near], origins=[0, 1]) == [True, False]  # to the named origin
+    assert oracle.calls == 0 and not oracle.records and oracle.counts["infeasible"] == 0
+    assert Oracle("qed", budget=5).meets_similarity([far]) == [True]  # no floor: nothing is screened
+
+
+def test_bo_near_a_lead_ranks_only_molecules_above_the_floor():
+    from molgen.vae import MoleculeVAE
+
+    options = dict(dims=8, n_init=8, batch_size=6, n_candidates=256, fit_iters=15, projection_molecules=300, finetune_every=0)
+    result = optimize("qed", model=MoleculeVAE.load(None, device="cpu"), method="bo", budget=20, start="CC(=O)Nc1ccc(O)cc1",
+                      min_similarity=0.4, options=options, seed=0)  # fmt: skip
+    oracle = result.oracle
+    batches = result.summary["method_facts"]["trajectory"]
+    assert oracle.calls == 20
+    assert sum(b.get("below_floor", 0) for b in batches) > 100  # a region of length 0.8 reaches far below the floor
+    # Only the initial design reaches the oracle unscreened: no later step sends it an infeasible molecule.
+    assert all(r.step == 0 for r in oracle.records.values() if r.status == "infeasible")
+    assert all(r.similarity >= 0.4 for r in oracle.history)

@@ -124,7 +124,8 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
             restarted = _update(region, data, scores, cfg, failure_tol, centers, starved=len(scores) < want / 2 and not oracle.exhausted)
             run.restarts += restarted
             best = float(np.nanmax(oracle.best_so_far())) if oracle.calls else math.nan
-            run.batches.append({"step": step, "new": len(scores), "length": round(region.length, 5), "best": best, "restart": restarted})
+            run.batches.append({"step": step, "new": len(scores), "length": round(region.length, 5), "best": best, "restart": restarted,
+                                **({"below_floor": region.below_floor} if region.below_floor else {})})  # fmt: skip
             bar.advance(oracle.calls - calls, best=best, gp_fit_s=fit_s, retrain_s=retrain_s)
             if stalled >= cfg.max_stalled:
                 run.stopped = "stalled"

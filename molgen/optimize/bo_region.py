@@ -106,6 +106,7 @@ def _propose(data: _Data, region: _Region, dims: int, cfg: BOConfig, gen: torch.
 def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen: torch.Generator, seed: int) -> tuple[torch.Tensor, list[str]]:
     """Distinct new molecules decoded from trust-region candidates, best first by a Tanimoto GP's Thompson samples."""
     data, molecules = searcher.data, searcher.molecules
+    region.below_floor = 0
     center = data.x[region.center]
     lower, upper = (center - region.length / 2).clamp(0, 1), (center + region.length / 2).clamp(0, 1)
     cand = _candidates(center, lower, upper, cfg.n_candidates, gen, seed)
@@ -113,9 +114,17 @@ def _propose_molecules(searcher: _Searcher, region: _Region, cfg: BOConfig, gen:
     for i, s in enumerate(searcher.decode(cand)):
         if s and s not in searcher.oracle.records and s not in first:
             first[s] = i
-    if not first:
-        return cand[:0], []
     new = list(first)
+    # Near a lead, most of the region decodes below the similarity floor. Those molecules would cost no
+    # call, but ranked with the rest they filled the top of the list, and a batch charged only the few
+    # feasible ones among them (a 200-call lead search took 200+ batches). They are dropped before ranking,
+    # so a batch charges up to batch_size feasible molecules of all it decoded.
+    if new:
+        keep = searcher.oracle.meets_similarity(new, searcher._origins(cand[[first[s] for s in new]]))
+        region.below_floor = len(new) - sum(keep)
+        new = [s for s, k in zip(new, keep) if k]
+    if not new:
+        return cand[:0], []
     fps, y = molecules.nearest(data.smiles[region.center], cfg.max_train)
     model = _fit_gp(fps, _copula(y) if cfg.y_transform == "rank" else y, cfg.fit_iters, kernel=_tanimoto_kernel())
     cand_fps = torch.from_numpy(fingerprint_array(new, n_bits=_FP_BITS, n_jobs=1)).double()

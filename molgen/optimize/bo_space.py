@@ -94,6 +94,7 @@ class _Region:
     failures: int = 0
     stale: int = 0  # batches since the best last improved
     hypers: dict | None = None  # GP hyperparameters of the last fit in this region (warm start)
+    below_floor: int = 0  # new molecules of the last proposal dropped below the similarity floor
 
 
 class _Data:

@@ -224,6 +224,22 @@ class Oracle:
             return None
         return float(chem.tanimoto(chem.morgan_fingerprint(smiles), self._start_fps[origin]))
 
+    def meets_similarity(self, smiles: Sequence[str], origins: Sequence[int | None] | None = None) -> list[bool]:
+        """Whether each molecule meets the ``sim`` constraints to its origin (its most similar start
+        where None), without scoring, charging or recording it: an optimizer drops the candidates the
+        oracle would refuse as infeasible before it ranks them. All True without a similarity constraint."""
+        floors = [c for c in self.constraints.constraints if c.prop == "sim"]
+        if not floors or not self.starts:
+            return [True] * len(smiles)
+        origins = list(origins) if origins is not None else [None] * len(smiles)
+        out = []
+        for s, origin in zip(smiles, origins):
+            fp = chem.morgan_fingerprint(s)
+            sims = chem.bulk_tanimoto(fp, self._start_fps)
+            sim = float(sims[origin] if origin is not None else max(sims))
+            out.append(all(c.satisfied(sim) for c in floors))
+        return out
+
     def _nearest_start(self, smiles: str) -> int | None:
         """The most similar start (lead): the similarity floor holds to it when the optimizer names no origin."""
         if not self.starts:
