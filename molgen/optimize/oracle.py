@@ -259,10 +259,19 @@ class Oracle:
             return
         names = list(new)
         columns = self.property_names
+        origins = [new[s] if new[s] is not None else self._nearest_start(s) for s in names]
+        sims = [self.similarity(s, o) for s, o in zip(names, origins)]
+        # Near a lead most new molecules fall below the similarity floor (15,714 of 15,914 in a 0.6-floor
+        # lead search), and their properties were a sixth of its time. Where the floor is the only
+        # constraint and no refit asked for every molecule's properties (track_properties), a molecule
+        # below it is infeasible whatever they are, so they are not computed.
+        skip = set()
+        if self.constraints.uses_similarity and not self._extra_properties and all(c.prop == "sim" for c in self.constraints.constraints):
+            skip = {s for s, sim in zip(names, sims) if self.constraints.violations({}, sim)}
+        computed = dict(zip((todo := [s for s in names if s not in skip]), self._property_rows(todo, known)))
         feasible, pending = [], {}
-        for s, row in zip(names, self._property_rows(names, known)):
-            origin = new[s] if new[s] is not None else self._nearest_start(s)
-            sim = self.similarity(s, origin)
+        for s, origin, sim in zip(names, origins, sims):
+            row = computed.get(s, {})
             broken = self.constraints.violations(row, sim)
             reasons = ["violates " + ", ".join(broken)] if broken else []
             if self.require is not None and (reason := self.require.violation(s)):
