@@ -68,7 +68,11 @@ def synthetic_assay(n: int = 500, seed: int = 0) -> tuple[list[str], np.ndarray]
 
 def leads(vae, n_zinc: int, n_druglike: int, seed: int = 0) -> list[tuple[str, str]]:
     """(set, SMILES): evenly spaced molecules of the constrained set, and drug-like MOSES test molecules
-    (QED >= 0.7, MW 250-450), both limited to molecules the model can write."""
+    (QED >= 0.7, MW 250-450), both limited to molecules the model can write.
+
+    The ``zinc`` model writes no stereocentres: 135 of the 800 constrained-set molecules. The first
+    picks are the writable ones among every (800 // n)-th molecule (what this function picked before
+    2026-12-07, so stored runs stay valid); the rest are spread evenly over the other writable ones."""
     from molgen import chem
 
     zinc = [line.split()[0] for line in OPT_TEST.read_text().splitlines() if line.strip()]
@@ -78,10 +82,14 @@ def leads(vae, n_zinc: int, n_druglike: int, seed: int = 0) -> list[tuple[str, s
     moses = [moses[i] for i in rng.permutation(len(moses))[:500]]
     props = chem.compute_properties(moses, ["qed", "mw"])
     druglike = [s for s, q, m in zip(moses, props.qed, props.mw) if q >= 0.7 and 250 <= m <= 450]
-    out = []
-    for name, pool, n in (("zinc800", zinc[:: max(1, len(zinc) // max(n_zinc, 1))], n_zinc), ("druglike", druglike, n_druglike)):
-        _, kept = vae.encode(pool)
-        out.append([(name, pool[i]) for i in kept[:n]])
+    _, writable = vae.encode(zinc)
+    stride = max(1, len(zinc) // max(n_zinc, 1))
+    first = [i for i in writable if i % stride == 0][:n_zinc]
+    rest = [i for i in writable if i % stride != 0]
+    need = n_zinc - len(first)
+    picked = first + (rest[:: max(1, len(rest) // need)][:need] if need > 0 else [])
+    _, kept = vae.encode(druglike)
+    out = [[("zinc800", zinc[i]) for i in picked], [("druglike", druglike[i]) for i in kept[:n_druglike]]]
     # Alternate the two sets, so a run stopped part-way (or one shard) has leads of both.
     return [lead for pair in itertools.zip_longest(*out) for lead in pair if lead is not None]
 
@@ -239,13 +247,20 @@ def main() -> None:
     for part in sorted(out.glob("results*.jsonl")):
         done.update({json.dumps(r["key"]): r for r in map(json.loads, part.read_text().splitlines())})
     all_leads = leads(vae, args.zinc_leads, args.druglike_leads)
-    mine = set(range(len(all_leads))[shard::shards])
+    # Shards split the leads not finished yet (so processes started together share the work evenly
+    # whatever is done already); finished runs are never redone.
+    def key_of(lead: str, objective: str, floor: float, method: str) -> list:
+        return [lead, objective, floor, method, args.budget, gradient_options if method == "gradient" else {}]
+
+    grid = list(itertools.product(args.objectives, args.floors, args.methods))
+    unfinished = [i for i, (_, lead) in enumerate(all_leads) if any(json.dumps(key_of(lead, *g)) not in done for g in grid)]
+    mine = set(unfinished[shard::shards])
     rows = []
     for index, (lead_set, lead) in enumerate(all_leads):
         for objective in args.objectives:
             for floor in args.floors:
                 for method in args.methods:
-                    key = [lead, objective, floor, method, args.budget, gradient_options if method == "gradient" else {}]
+                    key = key_of(lead, objective, floor, method)
                     row = done.get(json.dumps(key))
                     if row is None and (args.report or index not in mine):
                         continue
