@@ -107,6 +107,10 @@ def test_stalled_search_names_its_stopping_rule_and_what_to_change(vae, predicto
 
 def test_advice_line():
     assert run_advice(200, 150, 10, 400, STOP_BUDGET, "gradient", True) is None  # most of the budget, few repeats
+    # A lead whose neighbours carry its structural alert: the line names the sanity filter.
+    stalled = run_advice(200, 0, 81, 1900, "stalled", "gradient", True, 0.6, filtered=106)
+    assert "lower --min-similarity (now 0.6)" in stalled and "sanity filter dropped 106 new molecules (--no-sanity-filter" in stalled
+    assert "sanity filter" not in run_advice(200, 83, 15000, 37000, "stalled", "gradient", True, 0.6, filtered=16)
     line = run_advice(200, 200, 5000, 6000, STOP_BUDGET, "gradient", True)  # budget spent, but mostly on decoding repeats
     assert line.startswith("83% of 6,000 decodes repeated molecules already scored: ") and "explore_min_novelty" in line
     line = run_advice(1000, 2, 10_863, 11_000, "rounds finished", "gradient", False)

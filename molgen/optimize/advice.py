@@ -29,8 +29,13 @@ def run_advice(
     has_starts: bool,
     min_similarity: float | None = None,
     interrupted: bool = False,
+    filtered: int = 0,
 ) -> str | None:
-    """The advice line, or None when the run spent its budget on mostly new molecules (or was interrupted)."""
+    """The advice line, or None when the run spent its budget on mostly new molecules (or was interrupted).
+
+    ``filtered``: new molecules the sanity filter dropped; where they outnumber the calls of a run that
+    left most of its budget, the line says so (a lead whose neighbours all carry its structural alert).
+    """
     if interrupted:
         return None
     unspent = budget is not None and calls < (1 - UNSPENT_SHARE) * budget
@@ -41,7 +46,10 @@ def run_advice(
         f"spent {calls:,} of {budget:,} oracle calls ({stop})" if unspent
         else f"{duplicates / decoded:.0%} of {decoded:,} decodes repeated molecules already scored"
     )  # fmt: skip
-    return f"{head}: {_fix(method, stop, has_starts, min_similarity, unspent)}"
+    line = f"{head}: {_fix(method, stop, has_starts, min_similarity, unspent)}"
+    if unspent and filtered > calls:
+        line += f"; the sanity filter dropped {filtered:,} new molecules (--no-sanity-filter keeps them)"
+    return line
 
 
 def _fix(method: str, stop: str, has_starts: bool, min_similarity: float | None, unspent: bool) -> str:

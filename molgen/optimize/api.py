@@ -223,7 +223,8 @@ def _add_advice(summary: dict[str, Any], oracle: Oracle, method: str, min_simila
     stop = (facts.get("stop") or {}).get("rule") or facts.get("stopped") or ""
     seen = oracle.calls + sum(oracle.counts[k] for k in ("duplicate", "invalid", "infeasible"))
     summary["stop"] = facts.get("stop") or {"rule": stop, "detail": ""}
-    summary["advice"] = run_advice(oracle.budget, oracle.calls, oracle.counts["duplicate"], seen, stop, method, bool(oracle.starts), min_similarity)
+    summary["advice"] = run_advice(oracle.budget, oracle.calls, oracle.counts["duplicate"], seen, stop, method, bool(oracle.starts), min_similarity,
+                                   filtered=oracle.counts["filtered"])  # fmt: skip
 
 
 def _finish(oracle: Oracle, out: Path | None, summary: dict[str, Any], t0: float, ctx: MethodContext) -> dict[str, Path]:
