@@ -104,8 +104,6 @@ def random_near_lead(ctx) -> dict[str, Any]:
     decoded once per lead and replayed to every random run of that lead (the same molecules in the same order
     as decoding afresh: decoding is deterministic for a seed); ``decode_cpu_s`` is the CPU time this run spent decoding.
     """
-    import time
-
     import torch
 
     from molgen.generate.decoding import DecodeOptions
