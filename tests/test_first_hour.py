@@ -213,6 +213,28 @@ def test_filtered_molecules_cost_no_oracle_call(tmp_path):
     assert unfiltered.calls == 1 and unfiltered.counts["filtered"] == 0
 
 
+def test_alerts_a_lead_carries_are_allowed_near_it_and_no_others():
+    from molgen.optimize import Oracle
+    from molgen.optimize.sanity import SanityFilter
+
+    sanity = SanityFilter()
+    thio, mannich = "CCC1(CC)C(=O)NC(=NNC(N)=S)NC1=O", "COCc1ccc(C[NH+](C)Cc2ccccc2O)o1"  # two constrained-set leads
+    assert sanity.alert_names(sanity.lead_alerts(thio)) == ["MCF10"]
+    assert sanity.alert_names(sanity.lead_alerts(mannich)) == ["mannich_A(296)"]
+    assert sanity.lead_alerts("CC(=O)Nc1ccc(O)cc1") == frozenset() and SanityFilter(alerts=False).lead_alerts(thio) == frozenset()
+    neighbour = "CCC1(C)C(=O)NC(=NNC(N)=S)NC1=O"  # the lead's alert, one methyl fewer
+    quinone = "O=C1C=CC(=O)C(C2(CC)C(=O)NC(=NNC(N)=S)NC2=O)=C1"  # the lead's alert and a new one
+    assert sanity.reason(neighbour) == "structural alert (MCF/PAINS)"
+    assert sanity.reason(neighbour, allowed=sanity.lead_alerts(thio)) is None
+    assert sanity.reason(quinone, allowed=sanity.lead_alerts(thio)) == "structural alert (MCF/PAINS)"
+    # In the oracle the allowance follows each molecule's lead: another lead's neighbour gets none of it.
+    oracle = Oracle("qed", budget=10, constraints=["sim>=0.3"], starts=[thio, "CC(=O)Nc1ccc(O)cc1"], sanity=sanity)
+    values = oracle([neighbour, quinone], origins=[0, 0])
+    assert values[0] > 0 and math.isnan(values[1]) and oracle.counts["filtered"] == 1
+    other = Oracle("qed", budget=10, starts=["CC(=O)Nc1ccc(O)cc1"], sanity=sanity)
+    assert math.isnan(other([neighbour], origins=[0])[0]) and other.counts["filtered"] == 1
+
+
 def test_optimize_filters_by_default_and_can_be_switched_off(tiny_run, tmp_path, capsys):
     common = ["--model", tiny_run, "--method", "bo", "--budget", 6, "--option", "n_init=6", "--option", "n_candidates=32",
               "--option", "finetune_every=0", "--option", "projection=none", "--quiet", "--device", "cpu"]  # fmt: skip

@@ -105,6 +105,14 @@ def test_stalled_search_names_its_stopping_rule_and_what_to_change(vae, predicto
     assert "--min-similarity (now 1)" in summary["advice"]
 
 
+def test_summary_names_the_alerts_its_lead_carries(vae, predictor):
+    # Molecules found from this lead may keep its MCF10 alert (molgen.optimize.sanity); the summary says so.
+    thio = "CCC1(CC)C(=O)NC(=NNC(N)=S)NC1=O"
+    result = optimize("logp", vae, budget=3, start=thio, min_similarity=0.0, predictor=predictor, options={**FAST, "explore_max_rounds": 1}, seed=0)
+    assert list(result.summary["sanity_filter"]["lead_alerts"].values()) == [["MCF10"]]
+    assert "lead_alerts" not in _lead_run(vae, predictor, budget=3).summary["sanity_filter"]
+
+
 def test_advice_line():
     assert run_advice(200, 150, 10, 400, STOP_BUDGET, "gradient", True) is None  # most of the budget, few repeats
     # A lead whose neighbours carry its structural alert: the line names the sanity filter.

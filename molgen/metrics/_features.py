@@ -187,6 +187,17 @@ def _filter_patterns() -> tuple[tuple[Chem.Mol, ...], np.ndarray]:
     return patterns, screens
 
 
+@functools.cache
+def _filter_names() -> tuple[str, ...]:
+    """Names of the :func:`_filter_patterns`, same order: ``MCF1``..., then the PAINS ``regId`` (``anil_di_alk_F(14)``)."""
+    data = resources.files("molgen.metrics") / "data"
+    with (data / "mcf.csv").open(encoding="utf-8") as handle:
+        names = [row["names"] for row in csv.DictReader(handle)]
+    with (data / "wehi_pains.csv").open(encoding="utf-8") as handle:
+        names += [row[1].strip().removeprefix("<regId=").removesuffix(">") for row in csv.reader(handle)]
+    return tuple(names)
+
+
 def _fingerprint_bits(fp: DataStructs.ExplicitBitVect) -> np.ndarray:
     bits = np.zeros(fp.GetNumBits(), dtype=np.uint8)
     DataStructs.ConvertToNumpyArray(fp, bits)

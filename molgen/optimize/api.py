@@ -173,6 +173,9 @@ def optimize(
     ctx = MethodContext(vae, oracle, seeds, seed, dict(options or {}), trained, show_progress)
     summary: dict[str, Any] = {"method": method, "seed": seed, "options": ctx.options, "model": vae.meta.get("path")}
     summary["sanity_filter"] = sanity.to_dict() if sanity is not None else None
+    if sanity is not None and any(oracle.lead_alerts):
+        # Alerts the leads carry, allowed in the molecules found from them: said, so nobody is surprised by one.
+        summary["sanity_filter"]["lead_alerts"] = {s: sanity.alert_names(a) for s, a in zip(oracle.starts, oracle.lead_alerts) if a}
     if core is not None:
         summary["substructure"] = {"smarts": core.smarts, "seed_molecules": 0 if oracle.starts else len(seeds)}
     if pareto:

@@ -10,7 +10,7 @@ Every optimizer in :mod:`molgen.optimize` sees the objective only through an
 * a new molecule that breaks a hard constraint is *infeasible*: logged, never
   passed to the objective, costs nothing;
 * a new molecule the sanity filter rejects (:mod:`molgen.optimize.sanity`:
-  huge or aromatic macrocycles, MCF/PAINS alerts) is *filtered*: logged with
+  huge or aromatic macrocycles, MCF/PAINS alerts its lead does not carry) is *filtered*: logged with
   its reason, never passed to the objective, costs nothing;
 * every other new molecule is one oracle call: scored once, charged once
   against ``budget``, written at once as one line of the JSONL log (so an
@@ -114,6 +114,8 @@ class Oracle:
         if self.constraints.uses_similarity and not self.starts:
             raise ConfigError("a sim>= constraint needs a start molecule; pass --start SMILES")
         self._start_fps = [chem.morgan_fingerprint(s) for s in self.starts]
+        # Alerts a lead carries are not held against the molecules found from it (molgen.optimize.sanity).
+        self.lead_alerts = [sanity.lead_alerts(s) for s in self.starts] if sanity is not None else []
         self.records: dict[str, OracleRecord] = {}
         self._extra_properties: list[str] = []
         self.history: list[OracleRecord] = []  # charged calls, in order
@@ -279,7 +281,7 @@ class Oracle:
             if reasons:
                 self.counts["infeasible"] += 1
                 self._store(OracleRecord(s, math.nan, "infeasible", None, step, origin, sim, "; ".join(reasons), row))
-            elif self.sanity is not None and (why := self.sanity.reason(s)) is not None:
+            elif self.sanity is not None and (why := self.sanity.reason(s, self._allowed_alerts(origin))) is not None:
                 self.counts["filtered"] += 1
                 self._store(OracleRecord(s, math.nan, "filtered", None, step, origin, sim, why, row))
             elif len(feasible) >= self.remaining:
@@ -304,6 +306,9 @@ class Oracle:
             self._store(record)
         if self._log is not None:
             self._log.flush()
+
+    def _allowed_alerts(self, origin: int | None) -> frozenset[int]:
+        return self.lead_alerts[origin] if origin is not None and self.lead_alerts else frozenset()
 
     def _store(self, record: OracleRecord) -> None:
         record.seconds = time.perf_counter() - self._t0
