@@ -26,17 +26,22 @@ UPDATE = os.environ.get("MOLGEN_UPDATE_GOLDENS") == "1"
 
 def _cpu_kind() -> str:
     """What decides the numbers on a CPU: native bf16 (decoding runs in bf16 there by default, see
-    ``molgen.utils.runtime.native_bf16``), else the instruction set torch dispatches to (MKL's code paths)."""
+    ``molgen.utils.runtime.native_bf16``), by AMX tiles or AVX512-BF16 alone (oneDNN's bf16 kernels
+    differ: one of 281 initial-design decodes of the optimize golden flips), else the instruction set
+    torch dispatches to (MKL's code paths)."""
     import torch
 
     from molgen.utils.runtime import native_bf16
 
-    return "avx512_bf16" if native_bf16("cpu") else torch.backends.cpu.get_cpu_capability().lower()
+    if native_bf16("cpu"):
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return "amx_bf16" if amx is not None and amx() else "avx512_bf16"
+    return torch.backends.cpu.get_cpu_capability().lower()
 
 
 # Byte-exact outputs differ between CPU kinds (bf16 decoding by default, MKL's code paths), so each kind
 # has its own files; a kind without them skips these tests (record them with MOLGEN_UPDATE_GOLDENS=1).
-GOLDEN_KINDS = {"avx512_bf16": "", "avx2": "avx2"}
+GOLDEN_KINDS = {"avx512_bf16": "", "amx_bf16": "amx", "avx2": "avx2"}
 CPU_KIND = _cpu_kind()
 GOLDEN = Path(__file__).parent / "data" / "golden" / GOLDEN_KINDS.get(CPU_KIND, CPU_KIND)
 
