@@ -93,14 +93,18 @@ def not_canonical(smiles: object, reason: str) -> Canonical:
     return Canonical(None, None)
 
 
+def fcd_input(canonical: str) -> str:
+    """ChemNet's input for a canonical SMILES: fcd_torch canonicalises its (already canonical) input once more."""
+    with rdBase.BlockLogs():
+        return Chem.MolToSmiles(Chem.MolFromSmiles(canonical))
+
+
 def featurize(canonical: str) -> MolFeatures:
     """MOSES features of a molecule given by its canonical SMILES."""
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(canonical)
-        # FCD input: fcd_torch canonicalises its (already canonical) input once more.
-        fcd_smiles = Chem.MolToSmiles(mol)
         return MolFeatures(
-            fcd_smiles=fcd_smiles,
+            fcd_smiles=Chem.MolToSmiles(mol),  # what fcd_input(canonical) returns
             fingerprint=_packed_morgan(mol, FP_BITS),
             fragments=_brics_fragments(mol),
             scaffold=_scaffold(mol),

@@ -325,12 +325,12 @@ def _cell(value: float) -> str:
 
 
 def _plot_properties(result: Evaluation, path: Path) -> None:
-    import matplotlib
+    # A Figure without pyplot (no backend machinery to import), and one filled outline per histogram
+    # rather than 50 bar patches: the picture took 1.5 of a warm benchmark's 10.8 s on 1,000 molecules.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig = Figure(figsize=(16, 3.6))
+    axes = fig.subplots(1, 4)
     for column, (ax, (_, title)) in enumerate(zip(axes, _PROPERTY_PANELS, strict=True)):
         ref = result.reference.properties[:, column]
         gen = result.generated.properties[:, column]
@@ -340,13 +340,12 @@ def _plot_properties(result: Evaluation, path: Path) -> None:
             (gen, result.generated.counts, f"generated (n={result.generated.n_molecules:,} valid)"),
         )
         for values, counts, label in sides:
-            ax.hist(values, bins=bins, weights=counts, density=True, alpha=0.5, label=label)
+            ax.hist(values, bins=bins, weights=counts, density=True, alpha=0.5, label=label, histtype="stepfilled")
         ax.set_title(title)
     axes[0].legend()
     fig.tight_layout()
     with atomic_output(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
 
 
 def _plot_molecules(smiles: list[str], path: Path, seed: int) -> Path | None:
