@@ -11,7 +11,10 @@ One run, back to back on the same machine:
    the wheel's precomputed statistics, ``n_jobs`` workers);
 3. ``molgen benchmark --generated X --reference moses-test --reference
    moses-test-scaffolds`` on an empty cache, then again with the cache warm;
-4. whether the wheel's ChemNet statistics are the ones molgen would compute:
+4. gradient optimization of 10,000 starts x 10 Adam steps, decoded at every
+   step and every new molecule scored for QED (``scripts/profile_gradient.py
+   --no-profile``, in its own process; with ``--gradient-predictor``);
+5. whether the wheel's ChemNet statistics are the ones molgen would compute:
    molgen's ChemNet activations beside ``fcd_torch``'s (the code that made the
    wheel's) on the first test molecules, and the FCD of the generated set from
    the wheel's statistics and from molgen's own (:func:`wheel_fcd_check`).
@@ -111,6 +114,16 @@ def chemnet_check(moses_dir: Path, k: int) -> dict:
     return {"molecules": k, "max_abs_diff": float(np.abs(ours - theirs).max()), "activation_scale": float(np.abs(theirs).max())}
 
 
+def gradient_run(predictor: str, starts: int) -> dict:
+    """``scripts/profile_gradient.py --no-profile`` as its own process: wall and CPU seconds (main + workers), its digest."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "profile_gradient.py"), "--predictor", predictor,
+                           "--n-starts", str(starts), "--no-profile"], capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"profile_gradient.py failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return {k: result[k] for k in ("starts", "steps", "decoded", "scored", "wall_s", "cpu_s", "children_cpu_s", "total_cpu_s", "digest", "vector")}
+
+
 def compare(moses: dict, molgen: dict) -> dict:
     """Largest |molgen - MOSES| over the metrics both report."""
     diffs = {k: abs(molgen[k] - v) for k, v in moses.items() if isinstance(molgen.get(k), (int, float)) and isinstance(v, (int, float))}
@@ -146,6 +159,8 @@ def first_run(args) -> dict:
     entry["warm_vs_moses"] = round(warm["wall_s"] / moses["wall_s"], 3)
     entry["agreement"] = compare(moses["metrics"], cold["metrics"])
     entry["metrics"] = {"moses": moses["metrics"], "molgen": {k: cold["metrics"][k] for k in moses["metrics"] if k in cold["metrics"]}}
+    if args.gradient_predictor:
+        entry["gradient"] = gradient_run(args.gradient_predictor, args.gradient_starts)
     entry["chemnet_check"] = chemnet_check(moses_dir, args.chemnet_molecules)
     entry["fcd_check"] = wheel_fcd_check(generated, moses_dir, args.n_jobs)
     return entry
@@ -160,9 +175,14 @@ def markdown(entry: dict) -> str:
         ("`molgen benchmark`, empty cache", entry["molgen_cold"]["wall_s"], entry["molgen_cold"]["cpu_s"], f"{entry['cold_vs_moses']:.2f}x MOSES"),
         ("`molgen benchmark`, warm cache", entry["molgen_warm"]["wall_s"], entry["molgen_warm"]["cpu_s"], f"{entry['warm_vs_moses']:.2f}x MOSES"),
     ]
+    if "gradient" in entry:
+        g = entry["gradient"]
+        rows.append((f"gradient optimization, {g['starts']:,} starts x {g['steps']} steps, decoded every step ({g['decoded']:,} decodes, "
+                     f"{g['scored']:,} scored)", g["wall_s"], g["total_cpu_s"], "bar: 60 s wall"))  # fmt: skip
     agreement = entry["agreement"]
+    units = f", CPU units {entry['gradient']['vector']}" if "gradient" in entry else ""
     lines = [
-        f"First run ({entry['machine']['date']}, {entry['machine']['cpus']} CPUs shared, load average {entry['machine']['load_average']}; "
+        f"First run ({entry['machine']['date']}, {entry['machine']['cpus']} CPUs shared{units}, load average {entry['machine']['load_average']}; "
         f"scoring {entry['generated']['molecules']:,} molecules, n_jobs {entry['n_jobs']}; command `{entry.get('command', '')}`):",
         "",
         "| step | wall s | CPU s | rate / ratio |",

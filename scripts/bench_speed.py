@@ -661,6 +661,9 @@ def main() -> None:
     p.add_argument("--n-benchmark", type=int, default=1000, help="molecules scored (the first of the sample)")
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--chemnet-molecules", type=int, default=128, help="test molecules whose ChemNet activations are compared with fcd_torch's")
+    p.add_argument("--gradient-predictor", default=None, help="a QED predictor (molgen predictor train --properties qed): also time "
+                   "gradient optimization, --gradient-starts x 10 steps (the 60 s bar is 10,000)")
+    p.add_argument("--gradient-starts", type=int, default=10_000)
     args = parser.parse_args()
     commands = {"moses-train": moses_train, "throughput": throughput, "scaling": scaling, "sharded": sharded, "stages": stages, "quality": quality, "first-run": first_run}
     commands[args.command](args)

@@ -36,7 +36,7 @@ from pathlib import Path
 STAGES = {
     "total": "gradient.py:optimize_gradient",
     "model decode (tokens)": ("decode_pipeline.py:_model_texts", "decoding.py:decode_tokens", "generate.py:decode_tokens"),
-    "SELFIES -> SMILES": ("bundle.py:_selfies_to_smiles", "vae.py:_selfies_to_smiles"),
+    "SELFIES -> SMILES": ("strings.py:_selfies_to_smiles", "bundle.py:_selfies_to_smiles", "vae.py:_selfies_to_smiles"),
     "canonical SMILES": "molecules.py:canonical_smiles",
     "oracle (bookkeeping + objective)": "oracle.py:__call__",
     "RDKit properties": ("properties.py:property_values", "properties.py:compute_properties"),
