@@ -482,3 +482,16 @@ def test_bo_near_a_lead_ranks_only_molecules_above_the_floor():
     # Only the initial design reaches the oracle unscreened: no later step sends it an infeasible molecule.
     assert all(r.step == 0 for r in oracle.records.values() if r.status == "infeasible")
     assert all(r.similarity >= 0.4 for r in oracle.history)
+
+
+def test_bo_near_a_lead_seeds_its_design_with_mutants_when_decodes_miss_the_floor(tiny):
+    # The untrained model decodes nothing within 0.5 of the lead: the design falls back on its mutants.
+    lead = "CCOC(=O)c1ccccc1C"
+    options = {**REAL_OPTIONS, "finetune_every": 0}
+    result = optimize("qed", model=tiny, method="bo", budget=12, start=lead, min_similarity=0.5, options=options, seed=0, sanity_filter=False)
+    facts = result.summary["method_facts"]
+    # Every call is a mutant (BO's own decodes never reach the floor afterwards, and it stops stalled).
+    assert facts["design_mutants"] == result.oracle.calls > 0 and facts["stopped"] == "stalled"
+    assert all(r.similarity >= 0.5 for r in result.oracle.history)
+    again = optimize("qed", model=tiny, method="bo", budget=12, start=lead, min_similarity=0.5, options=options, seed=0, sanity_filter=False)
+    assert [r.smiles for r in again.oracle.history] == [r.smiles for r in result.oracle.history]

@@ -104,6 +104,8 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
     failure_tol = cfg.failure_tol or math.ceil(max(4, box.dims) / cfg.batch_size)
     with progress_bar(oracle.budget, "bo", enabled=show_progress, unit="calls") as bar:
         searcher.evaluate(_initial_design(box, cfg, start_x, gen), min(cfg.n_init, int(oracle.remaining)), step=0)
+        if not len(data) and start_smiles:
+            _seed_with_mutants(searcher, cfg, gen, run)
         bar.advance(oracle.calls)
         if not len(data):
             raise ConfigError(_empty_design_message(oracle))
@@ -140,6 +142,40 @@ def optimize_bo(vae, oracle: Oracle, config: BOConfig | None = None, start_smile
     return run
 
 
+_MUTANT_ROUNDS = 10  # rounds of lead mutants tried when the decoded initial design held nothing feasible
+
+
+def _seed_with_mutants(searcher: _Searcher, cfg: BOConfig, gen: torch.Generator, run: BORun) -> None:
+    """An initial design of SELFIES point mutants of the leads, where decoding gave none above the floor.
+
+    Above a high similarity floor the greedy decodes around a lead's code can all fall below it (a
+    drug-like lead at 0.6: 49 of 49), and BO had nothing to fit. Mutants of the lead (and of the
+    mutants found feasible, :func:`molgen.optimize.explore._mutants`) change one local part of it,
+    which is where such molecules are; each feasible one enters the GP's data at the unit
+    coordinates of its encoding. Up to ``_MUTANT_ROUNDS`` rounds, until ``n_init`` are scored.
+    """
+    from molgen.optimize.explore import _mutants
+
+    oracle, want, parents = searcher.oracle, min(cfg.n_init, int(searcher.oracle.remaining)), {}
+    n_starts = len(oracle.starts)
+    for _ in range(_MUTANT_ROUNDS):
+        if len(searcher.data) >= want or oracle.exhausted:
+            return
+        origins = [i % n_starts for i in range(max(cfg.n_init, n_starts))]
+        mutants = _mutants(searcher.vae, oracle, origins, 1.0, gen, parents)
+        if not mutants:
+            continue
+        rows = list(mutants)
+        smiles = [mutants[i] for i in rows][: max(0, want - len(searcher.data)) or None]
+        before = oracle.calls
+        oracle(smiles, step=0, origins=[origins[i] for i in rows][: len(smiles)])
+        run.design_mutants += oracle.calls - before
+        scored = [r.smiles for r in oracle.history[before:] if r.status == "ok" and math.isfinite(r.score)]
+        if scored:
+            codes, kept = searcher.vae.encode(scored)
+            searcher._remember(searcher.box.from_latent(codes), [scored[k] for k in kept])
+
+
 def _empty_design_message(oracle: Oracle) -> str:
     """Why the initial design has no score, and what to change, in one line."""
     counts = oracle.counts
@@ -158,6 +194,7 @@ def _run_bo(ctx: MethodContext) -> dict[str, Any]:
         "decoded": run.decoded,
         "batches": len(run.batches),
         "restarts": run.restarts,
+        "design_mutants": run.design_mutants,
         "stopped": run.stopped,
         "finetunes": run.finetunes,
         "trajectory": run.batches,

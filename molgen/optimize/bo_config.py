@@ -93,6 +93,7 @@ class BORun:
 
     batches: list[dict[str, Any]] = field(default_factory=list)  # per batch: length, new, best, restart
     restarts: int = 0
+    design_mutants: int = 0  # oracle calls of the initial design spent on lead mutants (bo._seed_with_mutants)
     decoded: int = 0
     stopped: str = "budget"  # budget | stalled
     space: dict[str, Any] = field(default_factory=dict)
