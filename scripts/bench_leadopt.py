@@ -226,8 +226,8 @@ def markdown(table: list[dict], meta: dict, charge_table: list[dict] | None = No
         f"model {meta['model']}."
         + (f" {meta['runs_before_radical_rule']} of the runs ran before the sanity filter dropped radicals (b3d53d6); "
            "the rest with it." if meta.get("runs_before_radical_rule") else "")
-        + (f" {meta['runs_with_lead_alert_rule']} runs (the leads that carry a structural alert, whose results it changes) ran after the "
-           "sanity filter allowed a lead's own alerts near it (3db1675); for the other leads the rule changes nothing."
+        + (f" {meta['runs_with_lead_alert_rule']} runs ran after the sanity filter allowed a lead's own alerts near it (3db1675), "
+           "among them every run of the leads that carry an alert (the only ones whose results the rule changes)."
            if meta.get("runs_with_lead_alert_rule") else ""),
         "",
         "| objective | floor | method | leads | success | mean improvement | distinct feasible molecules | leads with >= 90 % of budget spent | least budget spent | CPU s per run |",
