@@ -433,3 +433,29 @@ def test_gaussian_moments_stay_accurate_far_from_the_origin():
     np.testing.assert_allclose(moments.mean, np.average(values, axis=0, weights=counts), rtol=1e-14)
     np.testing.assert_allclose(moments.covariance(), np.cov(values, rowvar=False, fweights=counts), rtol=1e-9)
     assert np.isnan(GaussianMoments(2).covariance()).all()
+
+
+def test_a_failing_feature_pass_stops_chemnet_beside_it(monkeypatch):
+    # ChemNet runs in a thread beside the RDKit features; when they fail, their error comes out and the
+    # thread stops at its next block instead of finishing the set first.
+    seen = {}
+
+    def broken(smiles):
+        raise ValueError("feature pass failed")
+
+    def chemnet(canonical, counts, device, batch_size, progress):
+        seen["stop"] = progress.stop
+        assert progress.stop.wait(30)  # set by the failing pass
+        progress.advance(1)  # raises _Stopped: the thread ends here
+
+    monkeypatch.setattr(reference_module._features, "featurize", broken)
+    monkeypatch.setattr(reference_module, "_chemnet_of_canonical", chemnet)
+    smiles = ["CCO", "CCN", "c1ccccc1"]
+    with pytest.raises(ValueError, match="feature pass failed"):
+        reference_module.summarize(smiles, smiles, "first", n_jobs=1)
+    assert seen["stop"].is_set()
+    handle = reference_module._Stoppable(reference_module.ProgressHandle())
+    handle.advance(3)  # not stopped: passes through
+    handle.stop.set()
+    with pytest.raises(reference_module._Stopped):
+        handle.advance(0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from molgen.metrics.fcd import chemnet_statistics
 from molgen.metrics.kl import KL_SAMPLE_SIZE
 from molgen.metrics.set_statistics import METRICS_VERSION, SetStatistics
 from molgen.metrics.similarity import nearest_similarity
-from molgen.utils.progress import progress_bar
+from molgen.utils.progress import ProgressHandle, progress_bar
 
 __all__ = [
     "METRICS_VERSION",
@@ -103,16 +104,18 @@ def _summarize(
     counts = np.array([multiplicity[s] for s in distinct], dtype=np.int64)
     # ChemNet (torch, which releases the GIL) runs in a thread beside the RDKit features and the KL
     # sample (worker processes): on 1,000 molecules on 2 CPUs the three took 1.5 + 3.1 + 0.8 s one after
-    # another.
-    # One bar counts all three passes (two live bars cannot share a terminal).
+    # another. One bar counts all three passes (two live bars cannot share a terminal).
     total = 2 * len(distinct) + min(len(set(flat)), KL_SAMPLE_SIZE)
     with progress_bar(total, "features, ChemNet, KL sample", show_progress, "mol") as bar, ThreadPoolExecutor(1) as thread:
-        chemnet = thread.submit(_chemnet_of_canonical, distinct, counts, device, batch_size, bar)
+        beside = _Stoppable(bar)
+        chemnet = thread.submit(_chemnet_of_canonical, distinct, counts, device, batch_size, beside)
         try:
             features = pmap(_features.featurize, distinct, n_jobs=n_jobs, progress=bar, threshold=_HEAVY_THRESHOLD)
             kl_flat, kl_descriptors, kl_packed = kl_sample(flat, kl_pick, n_jobs, progress=bar)
-        finally:
-            mu, sigma = chemnet.result()  # its exception, if any, after the features' own
+        except BaseException:
+            beside.stop.set()  # an error or Ctrl-C here ends the thread at its next block, not after the whole set
+            raise
+        mu, sigma = chemnet.result()
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()
     for feature, count in zip(features, counts, strict=True):
@@ -297,11 +300,31 @@ def _csv_column(lines: list[str]) -> list[str]:
 _HEAVY_THRESHOLD = 256
 
 
+class _Stopped(Exception):
+    """The work beside the features was told to stop (they failed or were interrupted)."""
+
+
+class _Stoppable(ProgressHandle):
+    """A bar handle for work in a thread: advancing it raises :class:`_Stopped` once ``stop`` is set."""
+
+    def __init__(self, inner: ProgressHandle) -> None:
+        self.inner, self.stop = inner, threading.Event()
+
+    def advance(self, n: int = 1, **stats: float) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+        self.inner.advance(n, **stats)
+
+
 def _chemnet_of_canonical(
-    canonical: list[str], counts: np.ndarray, device: str, batch_size: int | None, progress=None
+    canonical: list[str], counts: np.ndarray, device: str, batch_size: int | None, progress: _Stoppable
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_fcd_statistics` of canonical SMILES, their ChemNet input written here (as :func:`_features.featurize` writes it)."""
-    return _fcd_statistics([_features.fcd_input(s) for s in canonical], counts, device, batch_size, progress)
+    inputs = []
+    for start in range(0, len(canonical), 1000):
+        progress.advance(0)  # a stop is noticed between blocks of the RDKit work too
+        inputs += [_features.fcd_input(s) for s in canonical[start : start + 1000]]
+    return _fcd_statistics(inputs, counts, device, batch_size, progress)
 
 
 def _fcd_statistics(
