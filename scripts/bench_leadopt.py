@@ -154,8 +154,8 @@ def run_one(vae, predictors, lead: str, objective: str, floor: float, method: st
     return {"calls": oracle.calls, "lead_score": lead_score, "improvement": max(improvement, 0.0), "success": improvement > 0,
             "counts": dict(oracle.counts), "stop": (result.summary.get("stop") or {}).get("rule"), "advice": result.summary.get("advice"),
             "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - cpu0, 2),
-            "radical_rule": True,
-            "lead_alert_rule": True,  # alerts the lead carries are allowed near it; rows without the key ran before (same result for a lead with no alert)  # the sanity filter drops radicals (b3d53d6); the rows of docs/leadopt_grid_runs.jsonl ran before it (False)
+            "radical_rule": True,  # the sanity filter drops radicals (b3d53d6); 111 rows of docs/leadopt_grid_runs.jsonl ran before it (False)
+            "lead_alert_rule": True,  # alerts the lead carries are allowed near it; rows without the key ran before (same result for a lead with no alert)
             **({"decode_cpu_s": result.summary["method_facts"]["decode_cpu_s"]} if method == "random" else {})}  # fmt: skip
 
 
@@ -180,11 +180,16 @@ def load_predictors(vae, out: Path, seed: int = 0) -> dict:
     return {k: load_predictor(p, latent_dim=vae.config.latent_dim) for k, p in paths.items()}
 
 
+def _groups(rows: list[dict]):
+    """``((objective, floor, method), rows of it)``, in table order."""
+    keys = sorted({(r["objective"], r["floor"], r["method"]) for r in rows}, key=lambda k: (list(OBJECTIVES).index(k[0]), k[1], k[2]))
+    for key in keys:
+        yield key, [r for r in rows if (r["objective"], r["floor"], r["method"]) == key]
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     table = []
-    keys = sorted({(r["objective"], r["floor"], r["method"]) for r in rows}, key=lambda k: (list(OBJECTIVES).index(k[0]), k[1], k[2]))
-    for objective, floor, method in keys:
-        sel = [r for r in rows if (r["objective"], r["floor"], r["method"]) == (objective, floor, method)]
+    for (objective, floor, method), sel in _groups(rows):
         spent = [r["calls"] / r["budget"] for r in sel]
         table.append({"objective": objective, "floor": floor, "method": method, "leads": len(sel),
                       "success": float(np.mean([r["success"] for r in sel])), "improvement": float(np.mean([r["improvement"] for r in sel])),
@@ -205,12 +210,11 @@ def charged(smiles: str) -> bool:
 
 def by_charge(rows: list[dict]) -> list[dict]:
     """Mean improvement per objective, floor and method, on leads with and without a formal charge."""
-    out = []
-    for objective, floor, method in sorted({(r["objective"], r["floor"], r["method"]) for r in rows}, key=lambda k: (list(OBJECTIVES).index(k[0]), k[1], k[2])):
-        sel = [r for r in rows if (r["objective"], r["floor"], r["method"]) == (objective, floor, method)]
+    out, is_charged = [], {lead: charged(lead) for lead in {r["lead"] for r in rows}}
+    for (objective, floor, method), sel in _groups(rows):
         row = {"objective": objective, "floor": floor, "method": method}
         for name, want in (("charged", True), ("neutral", False)):
-            part = [r["improvement"] for r in sel if charged(r["lead"]) == want]
+            part = [r["improvement"] for r in sel if is_charged[r["lead"]] == want]
             row[name] = {"leads": len(part), "improvement": float(np.mean(part)) if part else None}
         out.append(row)
     return out

@@ -174,13 +174,7 @@ def _passes_filters(mol: Chem.Mol) -> bool:
 @functools.cache
 def _filter_patterns() -> tuple[tuple[Chem.Mol, ...], np.ndarray]:
     """MCF and PAINS SMARTS (see ``data/README.md``) and their screening bits."""
-    data = resources.files("molgen.metrics") / "data"
-    smarts = []
-    with (data / "mcf.csv").open(encoding="utf-8") as handle:
-        smarts += [row["smarts"] for row in csv.DictReader(handle)]
-    with (data / "wehi_pains.csv").open(encoding="utf-8") as handle:
-        smarts += [row[0] for row in csv.reader(handle)]
-    patterns = tuple(Chem.MolFromSmarts(s.strip()) for s in smarts)
+    patterns = tuple(Chem.MolFromSmarts(s.strip()) for _, s in _filter_rows())
     if any(p is None for p in patterns):
         raise RuntimeError(
             "a filter SMARTS in molgen/metrics/data does not parse; the package is damaged"
@@ -192,14 +186,19 @@ def _filter_patterns() -> tuple[tuple[Chem.Mol, ...], np.ndarray]:
 
 
 @functools.cache
-def _filter_names() -> tuple[str, ...]:
-    """Names of the :func:`_filter_patterns`, same order: ``MCF1``..., then the PAINS ``regId`` (``anil_di_alk_F(14)``)."""
+def _filter_rows() -> tuple[tuple[str, str], ...]:
+    """``(name, SMARTS)`` of the MCF filters (``MCF1``...), then the PAINS ones (their ``regId``, ``anil_di_alk_F(14)``)."""
     data = resources.files("molgen.metrics") / "data"
     with (data / "mcf.csv").open(encoding="utf-8") as handle:
-        names = [row["names"] for row in csv.DictReader(handle)]
+        rows = [(row["names"], row["smarts"]) for row in csv.DictReader(handle)]
     with (data / "wehi_pains.csv").open(encoding="utf-8") as handle:
-        names += [row[1].strip().removeprefix("<regId=").removesuffix(">") for row in csv.reader(handle)]
-    return tuple(names)
+        rows += [(row[1].strip().removeprefix("<regId=").removesuffix(">"), row[0]) for row in csv.reader(handle)]
+    return tuple(rows)
+
+
+def _filter_names() -> tuple[str, ...]:
+    """Names of the :func:`_filter_patterns`, same order."""
+    return tuple(name for name, _ in _filter_rows())
 
 
 def _fingerprint_bits(fp: DataStructs.ExplicitBitVect) -> np.ndarray:

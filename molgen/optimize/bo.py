@@ -165,10 +165,9 @@ def _seed_with_mutants(searcher: _Searcher, cfg: BOConfig, gen: torch.Generator,
         mutants = _mutants(searcher.vae, oracle, origins, 1.0, gen, parents)
         if not mutants:
             continue
-        rows = list(mutants)
-        smiles = [mutants[i] for i in rows][: max(0, want - len(searcher.data)) or None]
+        chosen = list(mutants.items())[: want - len(searcher.data)]
         before = oracle.calls
-        oracle(smiles, step=0, origins=[origins[i] for i in rows][: len(smiles)])
+        oracle([s for _, s in chosen], step=0, origins=[origins[i] for i, _ in chosen])
         run.design_mutants += oracle.calls - before
         scored = [r.smiles for r in oracle.history[before:] if r.status == "ok" and math.isfinite(r.score)]
         if scored:
